@@ -1,0 +1,77 @@
+// ObjectPool: the content-addressed pool of a store, one read-only file per distinct content.
+//
+// Layout under the store root:
+//   objects/ab/cdef…   the object whose SHA-256 hex is "abcdef…" (mode 0444)
+//   tmp/               files being written; an object appears under its id only by an atomic
+//                      rename after its bytes were hashed, so a reader never sees a partial object.
+//
+// Puts stream (no whole-file buffering). Putting bytes already present drops the new copy and
+// reports `deduped`. Concurrent puts of the same content, from threads or processes, end with one
+// intact object. All methods are thread-safe; the pool holds no mutable state besides the files.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <span>
+#include <string_view>
+
+#include "store/error.h"
+#include "store/object_id.h"
+#include "store/unique_fd.h"
+
+namespace fbfs {
+
+struct PutResult {
+    ObjectId id;
+    std::uint64_t size = 0;
+    bool deduped = false;  // the object was already in the pool; nothing new was stored
+};
+
+class ObjectPool {
+public:
+    // Opens the pool under `root`, creating objects/ and tmp/ (0700) if missing.
+    // Fails if `root` does not exist or they cannot be created.
+    static Result<ObjectPool> open(const std::filesystem::path& root);
+
+    Result<PutResult> put_bytes(std::span<const std::byte> bytes) const;
+    Result<PutResult> put_bytes(std::string_view bytes) const;
+    // Reads `fd` from offset 0 to its end (with pread for regular files; with read otherwise).
+    // On a read or write error no object and no temp file remain.
+    Result<PutResult> put_fd(int fd) const;
+    Result<PutResult> put_path(const std::filesystem::path& path) const;
+    // Moves `file`, a regular file inside tmp_dir() that nobody writes any more, into the pool
+    // without copying its bytes (hash, chmod 0444, rename). On success `file` is gone; on failure
+    // it is left in place for the caller to deal with.
+    Result<PutResult> adopt(const std::filesystem::path& file) const;
+
+    bool contains(const ObjectId& id) const;
+    // Opens an object O_RDONLY. ENOENT if it is not in the pool.
+    Result<UniqueFd> open_object(const ObjectId& id) const;
+    Result<std::uint64_t> size(const ObjectId& id) const;
+    // Removes an object; removing a missing object is not an error.
+    Result<void> remove(const ObjectId& id) const;
+    // Re-hashes an object: true if its bytes match its id, false if not; an Error if unreadable.
+    Result<bool> verify(const ObjectId& id) const;
+    // Calls `visit` for every object file in the pool (id, size). Stops at the first error.
+    // Files under objects/ whose names are not ids are skipped.
+    Result<void> for_each(const std::function<void(const ObjectId&, std::uint64_t)>& visit) const;
+
+    std::filesystem::path object_path(const ObjectId& id) const;
+    const std::filesystem::path& tmp_dir() const { return m_tmp; }
+    const std::filesystem::path& root() const { return m_root; }
+
+private:
+    ObjectPool(std::filesystem::path root, std::filesystem::path objects, std::filesystem::path tmp)
+        : m_root(std::move(root)), m_objects(std::move(objects)), m_tmp(std::move(tmp)) {}
+
+    // Renames a hashed temp file to the object's path; EEXIST means deduped (temp removed).
+    Result<PutResult> publish(const std::filesystem::path& temp, const ObjectId& id,
+                              std::uint64_t size) const;
+
+    std::filesystem::path m_root;
+    std::filesystem::path m_objects;
+    std::filesystem::path m_tmp;
+};
+
+}  // namespace fbfs

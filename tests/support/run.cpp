@@ -1,0 +1,94 @@
+#include "tests/support/run.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <system_error>
+
+#include "tests/support/temp_dir.h"
+
+extern char** environ;
+
+namespace fbfs::test {
+
+namespace {
+
+std::vector<std::string> merged_environment(const std::map<std::string, std::string>& extra) {
+    std::map<std::string, std::string> all;
+    for (char** e = environ; *e != nullptr; ++e) {
+        std::string entry(*e);
+        auto eq = entry.find('=');
+        if (eq != std::string::npos) {
+            all[entry.substr(0, eq)] = entry.substr(eq + 1);
+        }
+    }
+    for (const auto& [key, value] : extra) {
+        all[key] = value;
+    }
+    std::vector<std::string> out;
+    for (const auto& [key, value] : all) {
+        out.push_back(key + "=" + value);
+    }
+    return out;
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+    std::vector<char*> out;
+    for (auto& s : strings) {
+        out.push_back(s.data());
+    }
+    out.push_back(nullptr);
+    return out;
+}
+
+}  // namespace
+
+RunResult run(const std::vector<std::string>& argv, const RunOptions& options) {
+    TempDir io;
+    write_file(io / "in", options.input);
+    std::string in = (io / "in").string(), out = (io / "out").string(), err = (io / "err").string();
+
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, in.c_str(), O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (!options.cwd.empty()) {
+        posix_spawn_file_actions_addchdir_np(&actions, options.cwd.c_str());
+    }
+    std::vector<std::string> args = argv;
+    std::vector<std::string> env = merged_environment(options.env);
+    auto c_args = c_strings(args);
+    auto c_env = c_strings(env);
+    pid_t pid = 0;
+    int rc = posix_spawnp(&pid, c_args[0], &actions, nullptr, c_args.data(), c_env.data());
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) {
+        throw std::system_error(rc, std::generic_category(), "spawn " + argv.at(0));
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    RunResult result;
+    result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    result.out = read_file(out);
+    result.err = read_file(err);
+    return result;
+}
+
+RunResult fbfs(const std::vector<std::string>& args, const RunOptions& options) {
+    std::vector<std::string> argv{FBFS_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, options);
+}
+
+RunResult sh(const std::string& script, const RunOptions& options) {
+    return run({"/bin/sh", "-c", script}, options);
+}
+
+}  // namespace fbfs::test

@@ -19,6 +19,9 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <memory>
+#include <mutex>
+#include <utility>
 
 #include "store/error.h"
 
@@ -37,8 +40,10 @@ public:
     static constexpr std::size_t k_initial_map_size = std::size_t{1} << 34;  // 16 GiB, grows
 
     // Opens (creating if missing) the environment in directory `dir`, with room for `max_dbs`
-    // named databases.
-    static Result<LmdbEnv> open(const std::filesystem::path& dir, unsigned max_dbs);
+    // named databases. `map_size` is the initial map size (tests pass a small one to exercise
+    // growth); a larger map already set by the file or another process wins.
+    static Result<LmdbEnv> open(const std::filesystem::path& dir, unsigned max_dbs,
+                                std::size_t map_size = k_initial_map_size);
 
     LmdbEnv(LmdbEnv&&) noexcept;
     LmdbEnv& operator=(LmdbEnv&&) noexcept;
@@ -61,11 +66,15 @@ public:
 
 private:
     explicit LmdbEnv(MDB_env* env);
+    // Begins a txn while `held` (a shared hold of m_resize) is locked. When another process grew
+    // the map, adopts its size under an exclusive hold first, then takes `held` again.
+    Result<LmdbTxn> begin(bool read_only, std::shared_lock<std::shared_mutex>& held) const;
     Result<void> grow();
 
     MDB_env* m_env = nullptr;
-    // Guards the map size: transactions hold it shared, grow() exclusive (mdb_env_set_mapsize
-    // needs no transaction open in this process). Lock order: taken before any LMDB lock.
+    // Guards the map size: transactions hold it shared, grow() and adopting a size grown by
+    // another process exclusive (mdb_env_set_mapsize needs no transaction open in this process).
+    // Lock order: taken before any LMDB lock.
     std::unique_ptr<std::shared_mutex> m_resize;
 };
 
@@ -73,6 +82,9 @@ class LmdbCursor;
 
 class LmdbTxn {
 public:
+    // Begins a txn outside LmdbEnv::read/write. If another process grew the map, this adopts the
+    // new size, which LMDB allows only while no other txn of this process is open: prefer
+    // LmdbEnv::read/write, which wait for that.
     static Result<LmdbTxn> begin(MDB_env* env, bool read_only);
 
     LmdbTxn(LmdbTxn&&) noexcept;
@@ -95,6 +107,7 @@ public:
     MDB_txn* handle() const { return m_txn; }
 
 private:
+    friend class LmdbEnv;
     explicit LmdbTxn(MDB_txn* txn) : m_txn(txn) {}
     MDB_txn* m_txn = nullptr;
 };
@@ -110,7 +123,7 @@ public:
     ~LmdbCursor();
 
     // Each returns false at the end of the database.
-    Result<bool> seek(std::string_view key);  // MDB_SET_RANGE
+    Result<bool> seek(std::string_view key);  // MDB_SET_RANGE; "" is first()
     Result<bool> first();
     Result<bool> next();
     std::string_view key() const { return m_key; }
@@ -127,5 +140,11 @@ private:
     std::string_view m_key;
     std::string_view m_value;
 };
+
+// Calls `visit(key, value)` for each entry of `dbi` whose key starts with `prefix`, in key order,
+// until `visit` returns false. The views are valid only during the call.
+Result<void> for_each_prefix(
+    const LmdbTxn& txn, Dbi dbi, std::string_view prefix,
+    const std::function<bool(std::string_view key, std::string_view value)>& visit);
 
 }  // namespace fbfs

@@ -36,8 +36,9 @@ public:
 
     Result<PutResult> put_bytes(std::span<const std::byte> bytes) const;
     Result<PutResult> put_bytes(std::string_view bytes) const;
-    // Reads `fd` from offset 0 to its end (with pread for regular files; with read otherwise).
-    // On a read or write error no object and no temp file remain.
+    // Reads `fd` from its current offset to its end (all of it for a freshly opened file); the
+    // offset afterwards is unspecified. A regular file is hashed while the kernel copies it; one
+    // that changes meanwhile fails with EAGAIN. On any error no object and no temp file remain.
     Result<PutResult> put_fd(int fd) const;
     Result<PutResult> put_path(const std::filesystem::path& path) const;
     // Moves `file`, a regular file inside tmp_dir() that nobody writes any more, into the pool

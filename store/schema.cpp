@@ -1,1 +1,225 @@
-// placeholder
+#include "store/schema.h"
+
+#include <dirent.h>
+
+#include <cctype>
+#include <cstring>
+
+namespace fbfs {
+
+namespace {
+
+// Appends and reads fixed-width integers. Writer/Reader keep the encodings below one line each.
+class Writer {
+public:
+    template <class T>
+    Writer& le(T value) {
+        auto u = static_cast<std::make_unsigned_t<T>>(value);
+        for (std::size_t i = 0; i < sizeof(T); ++i) {
+            m_out.push_back(static_cast<char>(u >> (8 * i) & 0xff));
+        }
+        return *this;
+    }
+    template <class T>
+    Writer& be(T value) {
+        auto u = static_cast<std::make_unsigned_t<T>>(value);
+        for (std::size_t i = sizeof(T); i-- > 0;) {
+            m_out.push_back(static_cast<char>(u >> (8 * i) & 0xff));
+        }
+        return *this;
+    }
+    Writer& bytes(std::string_view s) {
+        m_out.append(s);
+        return *this;
+    }
+    std::string take() { return std::move(m_out); }
+
+private:
+    std::string m_out;
+};
+
+class Reader {
+public:
+    explicit Reader(std::string_view in) : m_in(in) {}
+    template <class T>
+    bool le(T& value) {
+        if (m_in.size() < sizeof(T)) {
+            return false;
+        }
+        std::make_unsigned_t<T> u = 0;
+        for (std::size_t i = 0; i < sizeof(T); ++i) {
+            u = static_cast<std::make_unsigned_t<T>>(
+                u | static_cast<std::uint64_t>(static_cast<unsigned char>(m_in[i])) << (8 * i));
+        }
+        value = static_cast<T>(u);
+        m_in.remove_prefix(sizeof(T));
+        return true;
+    }
+    bool bytes(std::size_t n, std::string_view& out) {
+        if (m_in.size() < n) {
+            return false;
+        }
+        out = m_in.substr(0, n);
+        m_in.remove_prefix(n);
+        return true;
+    }
+    std::string_view rest() const { return m_in; }
+
+private:
+    std::string_view m_in;
+};
+
+std::unexpected<Error> corrupt(std::string_view what) {
+    return make_error(EIO, fmt::format("corrupt {} record in the store metadata (run fbfs verify)",
+                                       what));
+}
+
+constexpr std::uint32_t k_has_object = 1u << 31;  // encoding-only flag: an object id follows
+
+}  // namespace
+
+TimeNs to_ns(const struct timespec& ts) {
+    return static_cast<TimeNs>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+struct timespec to_timespec(TimeNs ns) {
+    struct timespec ts{};
+    ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+    ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+    if (ts.tv_nsec < 0) {
+        ts.tv_sec -= 1;
+        ts.tv_nsec += 1'000'000'000;
+    }
+    return ts;
+}
+
+TimeNs now_ns() {
+    struct timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return to_ns(ts);
+}
+
+std::string InodeRecord::encode() const {
+    Writer w;
+    std::uint32_t stored_flags = flags | (object ? k_has_object : 0);
+    w.le(mode).le(uid).le(gid).le(nlink).le(size).le(rdev).le(atime).le(mtime).le(ctime);
+    w.le(stored_flags);
+    if (object) {
+        w.bytes(object->raw());
+    }
+    w.bytes(symlink_target);
+    return w.take();
+}
+
+Result<InodeRecord> InodeRecord::decode(std::string_view bytes) {
+    InodeRecord r;
+    Reader in(bytes);
+    std::uint32_t stored_flags = 0;
+    if (!(in.le(r.mode) && in.le(r.uid) && in.le(r.gid) && in.le(r.nlink) && in.le(r.size) &&
+          in.le(r.rdev) && in.le(r.atime) && in.le(r.mtime) && in.le(r.ctime) &&
+          in.le(stored_flags))) {
+        return corrupt("inode");
+    }
+    if (stored_flags & k_has_object) {
+        std::string_view raw;
+        if (!in.bytes(ObjectId::k_size, raw)) {
+            return corrupt("inode");
+        }
+        r.object = ObjectId::from_raw(raw);
+    }
+    r.flags = stored_flags & ~k_has_object;
+    r.symlink_target = std::string(in.rest());
+    return r;
+}
+
+bool DirentValue::is_whiteout() const { return type == DT_WHT; }
+
+std::string DirentValue::encode() const { return Writer().le(ino).le(type).take(); }
+
+Result<DirentValue> DirentValue::decode(std::string_view bytes) {
+    DirentValue v;
+    Reader in(bytes);
+    if (!(in.le(v.ino) && in.le(v.type)) || !in.rest().empty()) {
+        return corrupt("directory entry");
+    }
+    return v;
+}
+
+std::string LowerStamp::encode() const {
+    return Writer().bytes(sha256.raw()).le(size).le(shown_mtime).take();
+}
+
+Result<LowerStamp> LowerStamp::decode(std::string_view bytes) {
+    LowerStamp s;
+    Reader in(bytes);
+    std::string_view raw;
+    if (!(in.bytes(ObjectId::k_size, raw) && in.le(s.size) && in.le(s.shown_mtime))) {
+        return corrupt("lower stamp");
+    }
+    s.sha256 = *ObjectId::from_raw(raw);
+    return s;
+}
+
+std::string VolumeRecord::encode() const { return Writer().le(id).le(next_inode).take(); }
+
+Result<VolumeRecord> VolumeRecord::decode(std::string_view bytes) {
+    VolumeRecord v;
+    Reader in(bytes);
+    if (!(in.le(v.id) && in.le(v.next_inode))) {
+        return corrupt("volume");
+    }
+    return v;
+}
+
+std::string volume_prefix(VolumeId volume) { return Writer().be(volume).take(); }
+
+std::string inode_key(VolumeId volume, InodeNumber ino) { return Writer().be(volume).be(ino).take(); }
+
+std::string dirent_prefix(VolumeId volume, InodeNumber parent) {
+    return Writer().be(volume).be(parent).take();
+}
+
+std::string dirent_key(VolumeId volume, InodeNumber parent, std::string_view name) {
+    return Writer().be(volume).be(parent).bytes(name).take();
+}
+
+std::string stamp_key(VolumeId volume, std::string_view relative_path) {
+    return Writer().be(volume).bytes(relative_path).take();
+}
+
+std::optional<InodeNumber> inode_of_key(std::string_view key) {
+    if (key.size() != sizeof(VolumeId) + sizeof(InodeNumber)) {
+        return std::nullopt;
+    }
+    InodeNumber ino = 0;
+    for (std::size_t i = sizeof(VolumeId); i < key.size(); ++i) {
+        ino = ino << 8 | static_cast<unsigned char>(key[i]);
+    }
+    return ino;
+}
+
+std::string encode_u64(std::uint64_t value) { return Writer().le(value).take(); }
+
+std::optional<std::uint64_t> decode_u64(std::string_view bytes) {
+    std::uint64_t v = 0;
+    Reader in(bytes);
+    if (!in.le(v) || !in.rest().empty()) {
+        return std::nullopt;
+    }
+    return v;
+}
+
+Result<void> check_volume_name(std::string_view name) {
+    bool ok = !name.empty() && name.size() <= 128 && name.front() != '.';
+    for (char c : name) {
+        ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
+    }
+    if (!ok) {
+        return make_error(EINVAL, fmt::format("invalid volume name '{}' (use 1-128 letters, digits, "
+                                              "'.', '_' or '-', not starting with '.')",
+                                              name));
+    }
+    return {};
+}
+
+}  // namespace fbfs

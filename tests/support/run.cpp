@@ -81,7 +81,7 @@ RunResult run(const std::vector<std::string>& argv, const RunOptions& options) {
     return result;
 }
 
-RunResult fbfs(const std::vector<std::string>& args, const RunOptions& options) {
+RunResult run_cli(const std::vector<std::string>& args, const RunOptions& options) {
     std::vector<std::string> argv{FBFS_BINARY};
     argv.insert(argv.end(), args.begin(), args.end());
     return run(argv, options);

@@ -22,7 +22,10 @@ struct RunOptions {
 
 RunResult run(const std::vector<std::string>& argv, const RunOptions& options = {});
 // run() of the fbfs binary under test, with `args` after its name.
-RunResult fbfs(const std::vector<std::string>& args, const RunOptions& options = {});
+RunResult run_cli(const std::vector<std::string>& args, const RunOptions& options = {});
+inline RunResult fbfs(const std::vector<std::string>& args, const RunOptions& options = {}) {
+    return run_cli(args, options);
+}
 // Runs `script` with /bin/sh -c.
 RunResult sh(const std::string& script, const RunOptions& options = {});
 

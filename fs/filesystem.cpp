@@ -1,0 +1,364 @@
+#include "fs/filesystem.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <spdlog/spdlog.h>
+
+namespace fbfs {
+
+namespace {
+
+constexpr std::size_t k_name_max = 255;
+
+Result<void> check_name(std::string_view name) {
+    if (name.size() > k_name_max) {
+        return make_error(ENAMETOOLONG, fmt::format("name longer than {} bytes", k_name_max));
+    }
+    return {};
+}
+
+}  // namespace
+
+Filesystem::Filesystem(VolumeTree tree) : m_tree(std::move(tree)) {}
+
+Result<InodeRecord> Filesystem::record(InodeNumber ino) const {
+    auto got = m_tree.get(ino);
+    if (!got) {
+        return std::unexpected(got.error());
+    }
+    if (!*got) {
+        return make_error(ENOENT, fmt::format("inode {} does not exist", ino));
+    }
+    InodeRecord r = std::move(**got);
+    if (auto open = m_inodes.find_open(ino)) {
+        open->overlay(r);
+    }
+    return r;
+}
+
+struct stat Filesystem::to_stat(InodeNumber ino, const InodeRecord& r) const {
+    struct stat st{};
+    st.st_ino = ino;
+    st.st_mode = r.mode;
+    st.st_nlink = r.nlink;
+    st.st_uid = r.uid;
+    st.st_gid = r.gid;
+    st.st_rdev = r.rdev;
+    st.st_size = static_cast<off_t>(r.is_symlink() ? r.symlink_target.size() : r.size);
+    st.st_blksize = 4096;
+    st.st_blocks = static_cast<blkcnt_t>((st.st_size + 511) / 512);
+    st.st_atim = to_timespec(r.atime);
+    st.st_mtim = to_timespec(r.mtime);
+    st.st_ctim = to_timespec(r.ctime);
+    return st;
+}
+
+Result<struct stat> Filesystem::lookup(InodeNumber parent, std::string_view name) {
+    if (auto ok = check_name(name); !ok) {
+        return std::unexpected(ok.error());
+    }
+    auto entry = m_tree.lookup(parent, name);
+    if (!entry) {
+        return std::unexpected(entry.error());
+    }
+    if (!*entry || (*entry)->is_whiteout()) {
+        return make_error(ENOENT, fmt::format("no entry '{}'", name));
+    }
+    auto r = record((*entry)->ino);
+    if (!r) {
+        return std::unexpected(r.error());
+    }
+    m_inodes.remember((*entry)->ino);
+    return to_stat((*entry)->ino, *r);
+}
+
+void Filesystem::forget(InodeNumber ino, std::uint64_t count) {
+    if (m_inodes.forget(ino, count)) {
+        if (auto dropped = drop_if_unused(ino); !dropped) {
+            spdlog::warn("dropping inode {}: {}", ino, dropped.error().message);
+        }
+    }
+}
+
+Result<void> Filesystem::drop_if_unused(InodeNumber ino) {
+    if (!m_inodes.unused(ino)) {
+        return {};
+    }
+    // A read first: most forgotten inodes still have links, and need no write transaction.
+    auto r = m_tree.get(ino);
+    if (!r || !*r || (*r)->nlink > 0) {
+        return r ? Result<void>() : std::unexpected(r.error());
+    }
+    return m_tree.drop(ino);
+}
+
+Result<struct stat> Filesystem::make_node(InodeNumber parent, std::string_view name,
+                                          InodeRecord r, const Caller& caller) {
+    if (auto ok = check_name(name); !ok) {
+        return std::unexpected(ok.error());
+    }
+    auto dir = record(parent);
+    if (!dir) {
+        return std::unexpected(dir.error());
+    }
+    r.uid = caller.uid;
+    r.gid = caller.gid;
+    // A set-group-ID directory gives its group to new entries, and its bit to new directories.
+    if (dir->mode & S_ISGID) {
+        r.gid = dir->gid;
+        if (r.is_dir()) {
+            r.mode |= S_ISGID;
+        }
+    }
+    r.atime = r.mtime = r.ctime = now_ns();
+    auto made = m_tree.create(parent, name, std::move(r));
+    if (!made) {
+        return std::unexpected(made.error());
+    }
+    m_inodes.remember(made->ino);
+    return to_stat(made->ino, made->record);
+}
+
+Result<struct stat> Filesystem::mknod(InodeNumber parent, std::string_view name,
+                                      std::uint32_t mode, std::uint64_t rdev,
+                                      const Caller& caller) {
+    InodeRecord r;
+    r.mode = mode;
+    r.rdev = rdev;
+    return make_node(parent, name, std::move(r), caller);
+}
+
+Result<struct stat> Filesystem::mkdir(InodeNumber parent, std::string_view name,
+                                      std::uint32_t mode, const Caller& caller) {
+    InodeRecord r;
+    r.mode = S_IFDIR | (mode & 07777);
+    return make_node(parent, name, std::move(r), caller);
+}
+
+Result<struct stat> Filesystem::symlink(std::string_view target, InodeNumber parent,
+                                        std::string_view name, const Caller& caller) {
+    if (target.size() >= PATH_MAX) {
+        return make_error(ENAMETOOLONG, "symlink target too long");
+    }
+    InodeRecord r;
+    r.mode = S_IFLNK | 0777;
+    r.symlink_target = std::string(target);
+    r.size = target.size();
+    return make_node(parent, name, std::move(r), caller);
+}
+
+Result<struct stat> Filesystem::link(InodeNumber ino, InodeNumber parent, std::string_view name) {
+    if (auto ok = check_name(name); !ok) {
+        return std::unexpected(ok.error());
+    }
+    auto linked = m_tree.link(ino, parent, name);
+    if (!linked) {
+        return std::unexpected(linked.error());
+    }
+    m_inodes.remember(ino);
+    auto r = record(ino);
+    return r ? Result<struct stat>(to_stat(ino, *r)) : std::unexpected(r.error());
+}
+
+Result<struct stat> Filesystem::getattr(InodeNumber ino) {
+    auto r = record(ino);
+    return r ? Result<struct stat>(to_stat(ino, *r)) : std::unexpected(r.error());
+}
+
+Result<struct stat> Filesystem::setattr(InodeNumber ino, const AttrChange& change,
+                                        const Caller& caller) {
+    (void)caller;  // the kernel checked permissions (default_permissions)
+    TimeNs now = now_ns();
+    auto open = m_inodes.find_open(ino);
+    if (change.size) {
+        auto current = record(ino);
+        if (!current) {
+            return std::unexpected(current.error());
+        }
+        if (current->is_dir()) {
+            return make_error(EISDIR, "cannot truncate a directory");
+        }
+        // A file nobody has open is truncated through a short-lived OpenInode.
+        auto target = open ? open : std::make_shared<OpenInode>(ino, m_tree.id(), pool(), *current);
+        if (auto cut = target->truncate(*change.size); !cut) {
+            return std::unexpected(cut.error());
+        }
+        if (!target->has_writers()) {
+            if (auto committed = target->commit(m_tree); !committed) {
+                return std::unexpected(committed.error());
+            }
+        }
+    }
+    auto updated = m_tree.update(ino, [&](InodeRecord& r) -> Result<void> {
+        if (change.mode) {
+            r.mode = (r.mode & S_IFMT) | (*change.mode & 07777);
+        }
+        if (change.uid) {
+            r.uid = *change.uid;
+        }
+        if (change.gid) {
+            r.gid = *change.gid;
+        }
+        if (change.atime) {
+            r.atime = *change.atime;
+        }
+        if (change.mtime) {
+            r.mtime = *change.mtime;
+        }
+        r.ctime = change.ctime.value_or(now);
+        return {};
+    });
+    if (!updated) {
+        return std::unexpected(updated.error());
+    }
+    if (open) {
+        open->set_times(change.atime, change.mtime, updated->ctime);
+    }
+    return getattr(ino);
+}
+
+Result<std::string> Filesystem::readlink(InodeNumber ino) {
+    auto r = record(ino);
+    if (!r) {
+        return std::unexpected(r.error());
+    }
+    if (!r->is_symlink()) {
+        return make_error(EINVAL, "not a symlink");
+    }
+    return r->symlink_target;
+}
+
+Result<void> Filesystem::unlink(InodeNumber parent, std::string_view name) {
+    // Kept as an orphan while the kernel or a handle may still use it.
+    auto removed = m_tree.remove(parent, name, false, false, true);
+    if (!removed) {
+        return std::unexpected(removed.error());
+    }
+    if (removed->record.nlink == 0 && m_inodes.unused(removed->ino)) {
+        return m_tree.drop(removed->ino);
+    }
+    return {};
+}
+
+Result<void> Filesystem::rmdir(InodeNumber parent, std::string_view name) {
+    auto removed = m_tree.remove(parent, name, true, false, false);
+    return removed ? Result<void>() : std::unexpected(removed.error());
+}
+
+Result<void> Filesystem::rename(InodeNumber parent, std::string_view name, InodeNumber new_parent,
+                                std::string_view new_name, unsigned flags) {
+    if (auto ok = check_name(new_name); !ok) {
+        return ok;
+    }
+    if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+        return make_error(EINVAL, "unsupported rename flags");
+    }
+    auto replaced = m_tree.rename(parent, name, new_parent, new_name, flags,
+                                  [](InodeNumber) { return true; });
+    if (!replaced) {
+        return std::unexpected(replaced.error());
+    }
+    if (*replaced && (*replaced)->record.nlink == 0 && m_inodes.unused((*replaced)->ino)) {
+        return m_tree.drop((*replaced)->ino);
+    }
+    return {};
+}
+
+std::shared_ptr<OpenInode> Filesystem::open_inode(InodeNumber ino, const InodeRecord& r) {
+    return m_inodes.open(ino, [&] { return std::make_shared<OpenInode>(ino, m_tree.id(), pool(), r); });
+}
+
+Result<std::unique_ptr<FileHandle>> Filesystem::open(InodeNumber ino, int flags) {
+    auto r = record(ino);
+    if (!r) {
+        return std::unexpected(r.error());
+    }
+    if (r->is_dir()) {
+        return make_error(EISDIR, "is a directory");
+    }
+    auto handle = std::make_unique<FileHandle>();
+    handle->ino = ino;
+    handle->writable = (flags & O_ACCMODE) != O_RDONLY;
+    handle->inode = open_inode(ino, *r);
+    if (handle->writable) {
+        if (auto ok = handle->inode->open_writer((flags & O_TRUNC) != 0); !ok) {
+            release(std::move(handle));
+            return std::unexpected(ok.error());
+        }
+    }
+    return handle;
+}
+
+Result<Filesystem::Created> Filesystem::create(InodeNumber parent, std::string_view name,
+                                               std::uint32_t mode, int flags,
+                                               const Caller& caller) {
+    auto attr = mknod(parent, name, S_IFREG | (mode & 07777), 0, caller);
+    if (!attr) {
+        return std::unexpected(attr.error());
+    }
+    auto handle = open(attr->st_ino, flags & ~O_TRUNC);
+    if (!handle) {
+        forget(attr->st_ino, 1);
+        return std::unexpected(handle.error());
+    }
+    return Created{*attr, std::move(*handle)};
+}
+
+Result<void> Filesystem::flush(FileHandle& handle) {
+    // close(2) waits for FLUSH, not for RELEASE: committing here means a closed file's bytes
+    // are in the pool when close returns, and a killed daemon loses none of them.
+    return handle.writable ? handle.inode->commit(m_tree) : Result<void>();
+}
+
+Result<void> Filesystem::fsync(FileHandle& handle) { return handle.inode->commit_durably(m_tree); }
+
+void Filesystem::release(std::unique_ptr<FileHandle> handle) {
+    if (handle->writable) {
+        handle->inode->release_writer();
+        if (auto committed = handle->inode->commit(m_tree); !committed) {
+            spdlog::error("saving inode {}: {}", handle->ino, committed.error().message);
+        }
+    }
+    if (m_inodes.release(handle->ino)) {
+        if (auto dropped = drop_if_unused(handle->ino); !dropped) {
+            spdlog::warn("dropping inode {}: {}", handle->ino, dropped.error().message);
+        }
+    }
+}
+
+Result<void> Filesystem::fallocate(FileHandle& handle, int mode, off_t offset, off_t length) {
+    if (mode != 0) {
+        return make_error(EOPNOTSUPP, "only plain fallocate is supported");
+    }
+    return handle.inode->allocate(offset, length);
+}
+
+Result<std::unique_ptr<DirHandle>> Filesystem::opendir(InodeNumber ino) {
+    auto entries = m_tree.list(ino);
+    if (!entries) {
+        return std::unexpected(entries.error());
+    }
+    auto handle = std::make_unique<DirHandle>();
+    handle->entries.reserve(entries->size() + 2);
+    handle->entries.push_back({".", ino, DT_DIR});
+    // The kernel answers ".." itself; the entry only needs a non-zero inode to be listed.
+    handle->entries.push_back({"..", k_root_inode, DT_DIR});
+    for (auto& e : *entries) {
+        if (!e.value.is_whiteout()) {
+            handle->entries.push_back({std::move(e.name), e.value.ino, e.value.type});
+        }
+    }
+    return handle;
+}
+
+Result<struct statvfs> Filesystem::statfs() const {
+    struct statvfs st{};
+    if (::statvfs(m_tree.store().root().c_str(), &st) != 0) {
+        return errno_error("statfs of the store");
+    }
+    st.f_namemax = k_name_max;
+    return st;
+}
+
+}  // namespace fbfs

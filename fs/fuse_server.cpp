@@ -1,0 +1,447 @@
+#include "fs/fuse_server.h"
+
+#include <dirent.h>
+#include <fuse_lowlevel.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <string>
+#include <vector>
+
+namespace fbfs {
+
+namespace {
+
+// Every change goes through the mount, so the kernel may cache names and attributes long.
+constexpr double k_cache_timeout = 86400.0;
+constexpr unsigned k_max_write = 1u << 20;
+
+Filesystem& fs_of(fuse_req_t req) { return *static_cast<Filesystem*>(fuse_req_userdata(req)); }
+
+FileHandle& file_of(fuse_file_info* fi) { return *reinterpret_cast<FileHandle*>(fi->fh); }
+DirHandle& dir_of(fuse_file_info* fi) { return *reinterpret_cast<DirHandle*>(fi->fh); }
+
+Caller caller_of(fuse_req_t req) {
+    const fuse_ctx* ctx = fuse_req_ctx(req);
+    return Caller{ctx->uid, ctx->gid};
+}
+
+void reply_error(fuse_req_t req, const Error& error) {
+    if (error.code != ENOENT) {
+        spdlog::debug("request failed: {}", error.message);
+    }
+    fuse_reply_err(req, error.code);
+}
+
+fuse_entry_param entry_of(const struct stat& st) {
+    fuse_entry_param e{};
+    e.ino = st.st_ino;
+    e.attr = st;
+    e.attr_timeout = k_cache_timeout;
+    e.entry_timeout = k_cache_timeout;
+    return e;
+}
+
+void reply_entry(fuse_req_t req, const Result<struct stat>& st) {
+    if (!st) {
+        return reply_error(req, st.error());
+    }
+    fuse_entry_param e = entry_of(*st);
+    if (fuse_reply_entry(req, &e) != 0) {
+        // The kernel never saw the entry (the request was interrupted): undo its count.
+        fs_of(req).forget(st->st_ino, 1);
+    }
+}
+
+void reply_attr(fuse_req_t req, const Result<struct stat>& st) {
+    if (!st) {
+        return reply_error(req, st.error());
+    }
+    fuse_reply_attr(req, &*st, k_cache_timeout);
+}
+
+void reply_void(fuse_req_t req, const Result<void>& done) {
+    fuse_reply_err(req, done ? 0 : done.error().code);
+}
+
+// ---- handlers ---------------------------------------------------------------------------------
+
+void on_init(void*, fuse_conn_info* conn) {
+    auto want = [conn](unsigned cap) {
+        if (conn->capable & cap) {
+            conn->want |= cap;
+        }
+    };
+    want(FUSE_CAP_WRITEBACK_CACHE);
+    want(FUSE_CAP_SPLICE_WRITE);
+    want(FUSE_CAP_SPLICE_MOVE);
+    want(FUSE_CAP_SPLICE_READ);
+    want(FUSE_CAP_READDIRPLUS);
+    want(FUSE_CAP_READDIRPLUS_AUTO);
+    conn->max_write = k_max_write;
+    conn->max_readahead = k_max_write;
+}
+
+void on_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    auto st = fs_of(req).lookup(parent, name);
+    if (!st && st.error().code == ENOENT) {
+        // A negative entry: the kernel may remember that the name does not exist.
+        fuse_entry_param e{};
+        e.entry_timeout = k_cache_timeout;
+        fuse_reply_entry(req, &e);
+        return;
+    }
+    reply_entry(req, st);
+}
+
+void on_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+    fs_of(req).forget(ino, nlookup);
+    fuse_reply_none(req);
+}
+
+void on_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+    for (size_t i = 0; i < count; ++i) {
+        fs_of(req).forget(forgets[i].ino, forgets[i].nlookup);
+    }
+    fuse_reply_none(req);
+}
+
+void on_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+    reply_attr(req, fs_of(req).getattr(ino));
+}
+
+TimeNs time_of(const struct timespec& ts) { return to_ns(ts); }
+
+void on_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+    AttrChange change;
+    if (to_set & FUSE_SET_ATTR_MODE) {
+        change.mode = attr->st_mode;
+    }
+    if (to_set & FUSE_SET_ATTR_UID) {
+        change.uid = attr->st_uid;
+    }
+    if (to_set & FUSE_SET_ATTR_GID) {
+        change.gid = attr->st_gid;
+    }
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+        change.size = static_cast<std::uint64_t>(attr->st_size);
+    }
+    TimeNs now = now_ns();
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+        change.atime = now;
+    } else if (to_set & FUSE_SET_ATTR_ATIME) {
+        change.atime = time_of(attr->st_atim);
+    }
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+        change.mtime = now;
+    } else if (to_set & FUSE_SET_ATTR_MTIME) {
+        change.mtime = time_of(attr->st_mtim);
+    }
+    if (to_set & FUSE_SET_ATTR_CTIME) {
+        change.ctime = time_of(attr->st_ctim);
+    }
+    reply_attr(req, fs_of(req).setattr(ino, change, caller_of(req)));
+}
+
+void on_readlink(fuse_req_t req, fuse_ino_t ino) {
+    auto target = fs_of(req).readlink(ino);
+    if (!target) {
+        return reply_error(req, target.error());
+    }
+    fuse_reply_readlink(req, target->c_str());
+}
+
+void on_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+    reply_entry(req, fs_of(req).mknod(parent, name, mode, rdev, caller_of(req)));
+}
+
+void on_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+    reply_entry(req, fs_of(req).mkdir(parent, name, mode, caller_of(req)));
+}
+
+void on_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    reply_void(req, fs_of(req).unlink(parent, name));
+}
+
+void on_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    reply_void(req, fs_of(req).rmdir(parent, name));
+}
+
+void on_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+    reply_entry(req, fs_of(req).symlink(target, parent, name, caller_of(req)));
+}
+
+void on_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
+               const char* new_name, unsigned flags) {
+    reply_void(req, fs_of(req).rename(parent, name, new_parent, new_name, flags));
+}
+
+void on_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {
+    reply_entry(req, fs_of(req).link(ino, new_parent, new_name));
+}
+
+void set_handle(fuse_file_info* fi, std::unique_ptr<FileHandle> handle) {
+    fi->fh = reinterpret_cast<std::uint64_t>(handle.release());
+    // Objects never change in place and every write goes through this mount: cached pages stay
+    // valid across opens.
+    fi->keep_cache = 1;
+}
+
+void on_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    auto handle = fs_of(req).open(ino, fi->flags);
+    if (!handle) {
+        return reply_error(req, handle.error());
+    }
+    set_handle(fi, std::move(*handle));
+    if (fuse_reply_open(req, fi) != 0) {
+        fs_of(req).release(std::unique_ptr<FileHandle>(&file_of(fi)));
+    }
+}
+
+void on_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+               fuse_file_info* fi) {
+    auto created = fs_of(req).create(parent, name, mode, fi->flags, caller_of(req));
+    if (!created) {
+        return reply_error(req, created.error());
+    }
+    set_handle(fi, std::move(created->handle));
+    fuse_entry_param e = entry_of(created->attr);
+    if (fuse_reply_create(req, &e, fi) != 0) {
+        fs_of(req).release(std::unique_ptr<FileHandle>(&file_of(fi)));
+        fs_of(req).forget(e.ino, 1);
+    }
+}
+
+void on_read(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
+    auto fd = file_of(fi).inode->data_fd();
+    if (!fd) {
+        return reply_error(req, fd.error());
+    }
+    if (!*fd) {
+        fuse_reply_buf(req, nullptr, 0);
+        return;
+    }
+    // Spliced from the data file's fd: the bytes never pass through this process.
+    fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+    buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+    buf.buf[0].fd = (*fd)->get();
+    buf.buf[0].pos = offset;
+    fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void on_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t offset, fuse_file_info* fi) {
+    FileHandle& handle = file_of(fi);
+    ssize_t written = 0;
+    {
+        auto write = handle.inode->begin_write();
+        if (!write) {
+            return reply_error(req, write.error());
+        }
+        fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+        out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+        out.buf[0].fd = write->fd->get();
+        out.buf[0].pos = offset;
+        written = fuse_buf_copy(&out, in, fuse_buf_copy_flags{});
+    }
+    if (written < 0) {
+        fuse_reply_err(req, static_cast<int>(-written));
+        return;
+    }
+    handle.inode->wrote(static_cast<std::uint64_t>(offset + written));
+    fuse_reply_write(req, static_cast<size_t>(written));
+}
+
+void on_flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+    reply_void(req, fs_of(req).flush(file_of(fi)));
+}
+
+void on_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+    fs_of(req).release(std::unique_ptr<FileHandle>(&file_of(fi)));
+    fuse_reply_err(req, 0);
+}
+
+void on_fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
+    reply_void(req, fs_of(req).fsync(file_of(fi)));
+}
+
+void on_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
+                  fuse_file_info* fi) {
+    reply_void(req, fs_of(req).fallocate(file_of(fi), mode, offset, length));
+}
+
+void on_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    auto dir = fs_of(req).opendir(ino);
+    if (!dir) {
+        return reply_error(req, dir.error());
+    }
+    fi->fh = reinterpret_cast<std::uint64_t>(dir->release());
+    if (fuse_reply_open(req, fi) != 0) {
+        delete &dir_of(fi);
+    }
+}
+
+void read_dir(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi, bool plus) {
+    DirHandle& dir = dir_of(fi);
+    std::vector<char> buf(size);
+    size_t used = 0;
+    for (size_t i = static_cast<size_t>(offset); i < dir.entries.size(); ++i) {
+        const auto& entry = dir.entries[i];
+        auto next = static_cast<off_t>(i + 1);
+        size_t need = 0;
+        bool dots = entry.name == "." || entry.name == "..";
+        if (plus && !dots) {
+            auto st = fs_of(req).getattr(entry.ino);
+            if (!st) {
+                continue;  // removed since opendir
+            }
+            fuse_entry_param e = entry_of(*st);
+            need = fuse_add_direntry_plus(req, buf.data() + used, size - used, entry.name.c_str(),
+                                          &e, next);
+            if (need <= size - used) {
+                fs_of(req).remember(entry.ino);
+            }
+        } else {
+            struct stat st{};
+            st.st_ino = entry.ino;
+            st.st_mode = static_cast<mode_t>(DTTOIF(entry.type));
+            if (plus) {
+                fuse_entry_param e{};
+                e.attr = st;
+                need = fuse_add_direntry_plus(req, buf.data() + used, size - used,
+                                              entry.name.c_str(), &e, next);
+            } else {
+                need = fuse_add_direntry(req, buf.data() + used, size - used, entry.name.c_str(),
+                                         &st, next);
+            }
+        }
+        if (need > size - used) {
+            break;
+        }
+        used += need;
+    }
+    fuse_reply_buf(req, buf.data(), used);
+}
+
+void on_readdir(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
+    read_dir(req, size, offset, fi, false);
+}
+
+void on_readdirplus(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
+    read_dir(req, size, offset, fi, true);
+}
+
+void on_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+    delete &dir_of(fi);
+    fuse_reply_err(req, 0);
+}
+
+void on_fsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+    reply_void(req, fs_of(req).tree().store().env().sync());
+}
+
+void on_statfs(fuse_req_t req, fuse_ino_t) {
+    auto st = fs_of(req).statfs();
+    if (!st) {
+        return reply_error(req, st.error());
+    }
+    fuse_reply_statfs(req, &*st);
+}
+
+void on_access(fuse_req_t req, fuse_ino_t ino, int) {
+    // default_permissions: the kernel checks modes itself; here only existence is left.
+    auto st = fs_of(req).getattr(ino);
+    fuse_reply_err(req, st ? 0 : st.error().code);
+}
+
+fuse_lowlevel_ops make_ops() {
+    fuse_lowlevel_ops ops{};
+    ops.init = on_init;
+    ops.lookup = on_lookup;
+    ops.forget = on_forget;
+    ops.forget_multi = on_forget_multi;
+    ops.getattr = on_getattr;
+    ops.setattr = on_setattr;
+    ops.readlink = on_readlink;
+    ops.mknod = on_mknod;
+    ops.mkdir = on_mkdir;
+    ops.unlink = on_unlink;
+    ops.rmdir = on_rmdir;
+    ops.symlink = on_symlink;
+    ops.rename = on_rename;
+    ops.link = on_link;
+    ops.open = on_open;
+    ops.create = on_create;
+    ops.read = on_read;
+    ops.write_buf = on_write_buf;
+    ops.flush = on_flush;
+    ops.release = on_release;
+    ops.fsync = on_fsync;
+    ops.fallocate = on_fallocate;
+    ops.opendir = on_opendir;
+    ops.readdir = on_readdir;
+    ops.readdirplus = on_readdirplus;
+    ops.releasedir = on_releasedir;
+    ops.fsyncdir = on_fsyncdir;
+    ops.statfs = on_statfs;
+    ops.access = on_access;
+    // Left out, so libfuse answers ENOSYS and the kernel stops asking: xattrs (users see
+    // ENOTSUP), locks (the kernel handles them locally), ioctl, poll, bmap, lseek.
+    return ops;
+}
+
+const fuse_lowlevel_ops k_ops = make_ops();
+
+}  // namespace
+
+Result<std::unique_ptr<FuseServer>> FuseServer::mount(Filesystem& fs, const ServeOptions& options) {
+    std::string opts = "default_permissions,subtype=fbfs,fsname=" + options.fsname;
+    if (options.allow_other) {
+        opts += ",allow_other";
+    }
+    std::vector<std::string> args{"fbfs", "-o", opts};
+    if (options.debug) {
+        args.push_back("-d");
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) {
+        argv.push_back(a.data());
+    }
+    fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+    fuse_session* session = fuse_session_new(&fargs, &k_ops, sizeof k_ops, &fs);
+    fuse_opt_free_args(&fargs);
+    if (session == nullptr) {
+        return make_error(EINVAL, "could not create the FUSE session (see the message above)");
+    }
+    std::unique_ptr<FuseServer> server(new FuseServer(session));
+    if (fuse_session_mount(session, options.mountpoint.c_str()) != 0) {
+        return make_error(EIO, fmt::format("could not mount {} (see the message above)",
+                                           options.mountpoint));
+    }
+    return server;
+}
+
+FuseServer::~FuseServer() {
+    if (m_signals) {
+        fuse_remove_signal_handlers(m_session);
+    }
+    fuse_session_unmount(m_session);
+    fuse_session_destroy(m_session);
+}
+
+Result<void> FuseServer::run() {
+    if (fuse_set_signal_handlers(m_session) != 0) {
+        return make_error(EIO, "could not install signal handlers");
+    }
+    m_signals = true;
+    fuse_loop_config* config = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_clone_fd(config, 0);
+    fuse_loop_cfg_set_idle_threads(config, 8);
+    int rc = fuse_session_loop_mt(m_session, config);
+    fuse_loop_cfg_destroy(config);
+    if (rc != 0 && rc != SIGINT && rc != SIGTERM && rc != SIGHUP) {
+        return make_error(EIO, fmt::format("the FUSE loop ended with error {}", rc));
+    }
+    return {};
+}
+
+}  // namespace fbfs

@@ -1,0 +1,61 @@
+#include "fs/inode_table.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+
+namespace fbfs {
+
+void InodeTable::remember(InodeNumber ino, std::uint64_t count) {
+    std::lock_guard lock(m_mutex);
+    m_entries[ino].lookups += count;
+}
+
+bool InodeTable::forget(InodeNumber ino, std::uint64_t count) {
+    std::lock_guard lock(m_mutex);
+    auto it = m_entries.find(ino);
+    std::uint64_t held = it == m_entries.end() ? 0 : it->second.lookups;
+    if (held < count) {
+        spdlog::critical("kernel forgot inode {} {} times but held it {} times", ino, count, held);
+        std::abort();
+    }
+    it->second.lookups -= count;
+    bool gone = it->second.lookups == 0;
+    erase_if_unused(it);
+    return gone;
+}
+
+std::shared_ptr<OpenInode> InodeTable::find_open(InodeNumber ino) const {
+    std::lock_guard lock(m_mutex);
+    auto it = m_entries.find(ino);
+    return it == m_entries.end() ? nullptr : it->second.open;
+}
+
+bool InodeTable::release(InodeNumber ino) {
+    std::lock_guard lock(m_mutex);
+    auto it = m_entries.find(ino);
+    if (it == m_entries.end() || it->second.handles == 0) {
+        spdlog::critical("released inode {} more often than it was opened", ino);
+        std::abort();
+    }
+    if (--it->second.handles > 0) {
+        return false;
+    }
+    it->second.open.reset();
+    erase_if_unused(it);
+    return true;
+}
+
+bool InodeTable::unused(InodeNumber ino) const {
+    std::lock_guard lock(m_mutex);
+    auto it = m_entries.find(ino);
+    return it == m_entries.end() || (it->second.lookups == 0 && it->second.handles == 0);
+}
+
+void InodeTable::erase_if_unused(std::unordered_map<InodeNumber, Entry>::iterator it) {
+    if (it->second.lookups == 0 && it->second.handles == 0) {
+        m_entries.erase(it);
+    }
+}
+
+}  // namespace fbfs

@@ -1,0 +1,60 @@
+// InodeTable: what the kernel and open handles hold of each inode, kept apart from the stored
+// inode (EdenFS's InodeLifetime split).
+//
+// The kernel's lookup count: +1 for every entry reply (lookup, create, mkdir, mknod, symlink,
+// link, readdirplus), -n on forget; an underflow is a bug and aborts. Open handles share one
+// OpenInode per inode while any is open.
+//
+// Thread-safe. m_mutex guards m_entries; it is never held across I/O or a FUSE reply. Lock order:
+// this mutex first, then OpenInode's.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include "fs/open_inode.h"
+#include "store/schema.h"
+
+namespace fbfs {
+
+class InodeTable {
+public:
+    void remember(InodeNumber ino, std::uint64_t count = 1);
+    // Drops `count` kernel references; returns true when the kernel holds none any more.
+    bool forget(InodeNumber ino, std::uint64_t count);
+
+    // Registers a handle of `ino` and returns its OpenInode, made by `make` (which must not
+    // block: it runs under the table's lock) for the first handle.
+    template <class Make>
+    std::shared_ptr<OpenInode> open(InodeNumber ino, Make make) {
+        std::lock_guard lock(m_mutex);
+        auto& entry = m_entries[ino];
+        if (!entry.open) {
+            entry.open = make();
+        }
+        ++entry.handles;
+        return entry.open;
+    }
+    // Unregisters a handle; returns true when it was the last one of `ino`.
+    bool release(InodeNumber ino);
+    // The OpenInode of `ino` if it has open handles, else nullptr.
+    std::shared_ptr<OpenInode> find_open(InodeNumber ino) const;
+    bool is_open(InodeNumber ino) const { return find_open(ino) != nullptr; }
+    // True if neither the kernel nor a handle holds `ino`.
+    bool unused(InodeNumber ino) const;
+
+private:
+    struct Entry {
+        std::uint64_t lookups = 0;
+        std::uint64_t handles = 0;
+        std::shared_ptr<OpenInode> open;  // while handles > 0
+    };
+    void erase_if_unused(std::unordered_map<InodeNumber, Entry>::iterator it);
+
+    mutable std::mutex m_mutex;
+    std::unordered_map<InodeNumber, Entry> m_entries;
+};
+
+}  // namespace fbfs

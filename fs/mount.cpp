@@ -1,0 +1,351 @@
+#include "fs/mount.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string_view>
+#include <thread>
+
+#include "fs/filesystem.h"
+#include "fs/fuse_server.h"
+#include "fs/mount_table.h"
+#include "store/store.h"
+#include "store/volume_lock.h"
+#include "store/volume_tree.h"
+
+namespace fbfs {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool on_path(const char* program) {
+    const char* path = std::getenv("PATH");
+    std::string_view rest = path != nullptr ? path : "/usr/bin:/bin";
+    while (!rest.empty()) {
+        auto colon = rest.find(':');
+        fs::path dir(rest.substr(0, colon));
+        if (::access((dir / program).c_str(), X_OK) == 0) {
+            return true;
+        }
+        rest = colon == std::string_view::npos ? "" : rest.substr(colon + 1);
+    }
+    return false;
+}
+
+Result<void> check_mountpoint(const fs::path& mountpoint) {
+    auto name = mountpoint.string();
+    struct stat st{};
+    if (::stat(mountpoint.c_str(), &st) != 0) {
+        // ECONNABORTED: a killed daemon whose threads are still exiting.
+        if (errno == ENOTCONN || errno == ECONNABORTED) {
+            return make_error(ENOTCONN, fmt::format("mountpoint {} is a dead mount (run fbfs umount "
+                                                    "{} first)", name, name));
+        }
+        if (errno == ENOENT) {
+            return make_error(ENOENT, fmt::format("mountpoint {} does not exist (create it: "
+                                                  "mkdir -p {})", name, name));
+        }
+        return errno_error(fmt::format("cannot use mountpoint {}", name));
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return make_error(ENOTDIR, fmt::format("mountpoint {} is not a directory (use an empty "
+                                               "directory)", name));
+    }
+    if (auto mounted = find_mount(mountpoint); mounted && mounted->fstype == "fuse.fbfs") {
+        return make_error(EBUSY, fmt::format("{} is already an fbfs mount (run fbfs umount {} "
+                                             "first)", name, name));
+    }
+    std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(mountpoint.c_str()), ::closedir);
+    if (!dir) {
+        return errno_error(fmt::format("cannot read mountpoint {}", name));
+    }
+    while (dirent* entry = ::readdir(dir.get())) {
+        std::string_view n = entry->d_name;
+        if (n != "." && n != "..") {
+            return make_error(ENOTEMPTY, fmt::format("mountpoint {} is not empty (use an empty "
+                                                     "directory)", name));
+        }
+    }
+    return {};
+}
+
+Result<void> check_fuse_available() {
+    if (::access("/dev/fuse", F_OK) != 0) {
+        return make_error(ENODEV, "/dev/fuse is missing (load the fuse kernel module: modprobe "
+                                  "fuse; in a container, pass --device /dev/fuse)");
+    }
+    if (::geteuid() != 0 && !on_path("fusermount3")) {
+        return make_error(ENOENT, "fusermount3 is not installed (install the fuse3 package: "
+                                  "apt-get install fuse3)");
+    }
+    return {};
+}
+
+// Checks what can be checked before forking: the daemon reports the rest.
+Result<void> check_request(const MountRequest& request) {
+    if (auto ok = check_volume_name(request.volume); !ok) {
+        return ok;
+    }
+    if (auto ok = check_mountpoint(request.mountpoint); !ok) {
+        return ok;
+    }
+    if (auto ok = check_fuse_available(); !ok) {
+        return ok;
+    }
+    // Opening the store here (and closing it before any fork: LMDB must not cross one) creates
+    // a missing store and reports an unusable one while the user still reads stderr.
+    if (auto store = Store::open(request.store, Store::Mode::create_if_missing); !store) {
+        return std::unexpected(store.error());
+    }
+    if (auto pid = VolumeLock::holder(request.store, request.volume)) {
+        return make_error(EBUSY, fmt::format("volume '{}' of store {} is already served by pid {} "
+                                             "(unmount it with fbfs umount, or mount another "
+                                             "--volume)", request.volume,
+                                             request.store.string(), *pid));
+    }
+    return {};
+}
+
+// Removes staging files a killed daemon of this volume left behind (we hold the volume's lock).
+void remove_stale_staging(const Store& store, VolumeId volume) {
+    std::string prefix = fmt::format("staging-{}-", volume);
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(store.pool().tmp_dir(), ec)) {
+        if (entry.path().filename().string().starts_with(prefix)) {
+            fs::remove(entry.path(), ec);
+        }
+    }
+}
+
+// Serves the volume in this process. `ready` is called once the mount is usable, with an empty
+// string, or with the error that stopped it.
+Result<void> serve(const MountRequest& request, const std::function<void(const Error*)>& ready) {
+    auto store = Store::open(request.store, Store::Mode::create_if_missing);
+    if (!store) {
+        return std::unexpected(store.error());
+    }
+    auto lock = VolumeLock::acquire((*store)->root(), request.volume);
+    if (!lock) {
+        return std::unexpected(lock.error());
+    }
+    auto tree = VolumeTree::open(**store, request.volume, ::getuid(), ::getgid());
+    if (!tree) {
+        return std::unexpected(tree.error());
+    }
+    if (auto dropped = tree->drop_orphans(); !dropped) {
+        return std::unexpected(dropped.error());
+    } else if (*dropped > 0) {
+        spdlog::info("removed {} files a previous daemon left open and unlinked", *dropped);
+    }
+    remove_stale_staging(**store, tree->id());
+    Filesystem filesystem(std::move(*tree));
+    ServeOptions options;
+    options.mountpoint = request.mountpoint.string();
+    options.fsname = fmt::format("fbfs:{}:{}", request.volume, ::getpid());
+    options.allow_other = request.allow_other;
+    options.debug = request.debug;
+    auto server = FuseServer::mount(filesystem, options);
+    if (!server) {
+        return std::unexpected(server.error());
+    }
+    ready(nullptr);
+    return (*server)->run();
+}
+
+void write_all(int fd, std::string_view text) {
+    while (!text.empty()) {
+        ssize_t n = ::write(fd, text.data(), text.size());
+        if (n <= 0) {
+            return;
+        }
+        text.remove_prefix(static_cast<std::size_t>(n));
+    }
+}
+
+// The daemon: detached from the terminal and the caller, logging to <store>/log/<volume>.log.
+[[noreturn]] void daemon_main(const MountRequest& request, int ready_fd) {
+    ::setsid();
+    if (::fork() > 0) {
+        ::_exit(0);  // the daemon is the grandchild, so it is nobody's child to reap
+    }
+    auto log_dir = request.store / "log";
+    ::mkdir(log_dir.c_str(), 0700);
+    spdlog::drop_all();
+    try {
+        auto log = spdlog::basic_logger_mt("fbfs", (log_dir / (request.volume + ".log")).string());
+        log->flush_on(spdlog::level::info);
+        spdlog::set_default_logger(log);
+    } catch (const spdlog::spdlog_ex& e) {
+        write_all(ready_fd, fmt::format("cannot write the daemon log in {}: {}",
+                                        log_dir.string(), e.what()));
+        ::_exit(1);
+    }
+    int null_fd = ::open("/dev/null", O_RDWR);
+    ::dup2(null_fd, STDIN_FILENO);
+    ::dup2(null_fd, STDOUT_FILENO);
+    ::dup2(null_fd, STDERR_FILENO);
+    if (::chdir("/") != 0) {
+        ::_exit(1);
+    }
+    auto served = serve(request, [&](const Error*) {
+        write_all(ready_fd, "ok\n");
+        ::close(ready_fd);
+        ready_fd = -1;
+    });
+    if (!served) {
+        spdlog::error("{}", served.error().message);
+        if (ready_fd >= 0) {
+            write_all(ready_fd, served.error().message);
+        }
+    }
+    spdlog::shutdown();
+    ::_exit(served ? 0 : 1);
+}
+
+Result<void> mount_in_background(const MountRequest& request) {
+    int pipe_fds[2];
+    if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+        return errno_error("pipe");
+    }
+    pid_t child = ::fork();
+    if (child < 0) {
+        return errno_error("fork");
+    }
+    if (child == 0) {
+        ::close(pipe_fds[0]);
+        daemon_main(request, pipe_fds[1]);
+    }
+    ::close(pipe_fds[1]);
+    std::string message;
+    char buf[512];
+    for (ssize_t n; (n = ::read(pipe_fds[0], buf, sizeof buf)) != 0;) {
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            break;
+        }
+        message.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(pipe_fds[0]);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    if (message == "ok\n") {
+        return {};
+    }
+    if (message.empty()) {
+        message = fmt::format("the fbfs daemon exited while mounting {} (see {})",
+                              request.mountpoint.string(),
+                              (request.store / "log" / (request.volume + ".log")).string());
+    }
+    return make_error(EIO, message);
+}
+
+bool process_gone(pid_t pid) {
+    std::ifstream stat(fmt::format("/proc/{}/stat", pid));
+    std::string line;
+    if (!std::getline(stat, line)) {
+        return true;
+    }
+    auto close = line.rfind(')');
+    return close == std::string::npos || close + 2 >= line.size() || line[close + 2] == 'Z';
+}
+
+// Runs a program (in `cwd` if given) and returns its exit status, 128 + signal if killed.
+int run_program(const std::vector<std::string>& argv, const fs::path& cwd = {}) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        std::signal(SIGINT, SIG_DFL);
+        std::signal(SIGTERM, SIG_DFL);
+        if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) {
+            std::fprintf(stderr, "fbfs: cannot enter %s: %s\n", cwd.c_str(), std::strerror(errno));
+            ::_exit(126);
+        }
+        std::vector<char*> args;
+        for (const auto& a : argv) {
+            args.push_back(const_cast<char*>(a.c_str()));
+        }
+        args.push_back(nullptr);
+        ::execvp(args[0], args.data());
+        std::fprintf(stderr, "fbfs: cannot run %s: %s\n", args[0], std::strerror(errno));
+        ::_exit(127);
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace
+
+Result<void> mount_volume(const MountRequest& request_in) {
+    MountRequest request = request_in;
+    request.mountpoint = fs::absolute(request.mountpoint).lexically_normal();
+    request.store = fs::absolute(request.store).lexically_normal();
+    if (auto ok = check_request(request); !ok) {
+        return ok;
+    }
+    if (!request.foreground) {
+        return mount_in_background(request);
+    }
+    return serve(request, [](const Error*) {});
+}
+
+Result<void> unmount_volume(const fs::path& mountpoint_in) {
+    fs::path mountpoint = fs::absolute(mountpoint_in).lexically_normal();
+    auto entry = find_mount(mountpoint);
+    if (!entry || entry->fstype != "fuse.fbfs") {
+        return make_error(EINVAL, fmt::format("{} is not an fbfs mount (nothing to unmount)",
+                                              mountpoint.string()));
+    }
+    struct stat st{};
+    bool dead = ::stat(mountpoint.c_str(), &st) != 0 && (errno == ENOTCONN || errno == ECONNABORTED);
+    std::vector<std::string> command{"fusermount3", "-u", "-q"};
+    if (dead) {
+        command.push_back("-z");  // nobody serves it: detach it whatever holds it
+    }
+    command.push_back(mountpoint.string());
+    if (run_program(command) != 0) {
+        return make_error(EBUSY, fmt::format("could not unmount {}: it is busy (close the files "
+                                             "and shells using it, then try again)",
+                                             mountpoint.string()));
+    }
+    // The daemon saves what is left and exits once the kernel tells it the mount is gone.
+    if (auto pid = daemon_pid(*entry)) {
+        while (!process_gone(*pid)) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+    }
+    return {};
+}
+
+Result<int> run_in_mount(const MountRequest& request, const std::vector<std::string>& command) {
+    MountRequest background = request;
+    background.foreground = false;
+    if (auto mounted = mount_volume(background); !mounted) {
+        return std::unexpected(mounted.error());
+    }
+    // The command gets the terminal's signals; this process waits and then unmounts.
+    std::signal(SIGINT, SIG_IGN);
+    std::signal(SIGTERM, SIG_IGN);
+    int status = run_program(command, fs::absolute(request.mountpoint));
+    auto unmounted = unmount_volume(request.mountpoint);
+    if (!unmounted) {
+        return std::unexpected(unmounted.error());
+    }
+    return status;
+}
+
+}  // namespace fbfs

@@ -1,0 +1,36 @@
+// Mounting and unmounting volumes: the checks before a mount, the daemon that serves it, and the
+// clean (or forced, for a dead daemon) unmount. What `fbfs mount`, `umount` and `run` do.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "store/error.h"
+
+namespace fbfs {
+
+struct MountRequest {
+    std::filesystem::path store;
+    std::string volume = "default";
+    std::filesystem::path mountpoint;
+    bool foreground = false;   // serve in this process, logging to stderr
+    bool allow_other = false;  // let other users use the mount
+    bool debug = false;        // trace every FUSE request
+};
+
+// Checks everything a user can get wrong (mountpoint, /dev/fuse, fusermount3, store, volume
+// lock), then serves the volume. In the background (the default) it returns once the mount is
+// usable, with the daemon detached; in the foreground it returns when the mount goes away.
+// Every failure is an Error whose message says what is wrong and how to fix it.
+Result<void> mount_volume(const MountRequest& request);
+
+// Unmounts an fbfs mount and waits until its daemon has saved everything and exited. A dead
+// mount ("Transport endpoint is not connected") is unmounted too.
+Result<void> unmount_volume(const std::filesystem::path& mountpoint);
+
+// Mounts, runs `command` with the mountpoint as its working directory, unmounts, and returns
+// the command's exit status (128 + signal number if it was killed).
+Result<int> run_in_mount(const MountRequest& request, const std::vector<std::string>& command);
+
+}  // namespace fbfs

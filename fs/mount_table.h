@@ -1,0 +1,23 @@
+// Reading /proc/self/mountinfo: is a path a mountpoint, and which fbfs daemon serves it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace fbfs {
+
+struct MountEntry {
+    std::string fstype;  // e.g. "fuse.fbfs"
+    std::string source;  // e.g. "fbfs:default:1234"
+};
+
+// The mount whose mountpoint is exactly `path` (made absolute, not resolved), if any.
+std::optional<MountEntry> find_mount(const std::filesystem::path& path);
+
+// The daemon pid an fbfs mount's source names ("fbfs:<volume>:<pid>").
+std::optional<pid_t> daemon_pid(const MountEntry& entry);
+
+}  // namespace fbfs

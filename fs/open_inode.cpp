@@ -1,0 +1,224 @@
+#include "fs/open_inode.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+
+namespace fbfs {
+
+namespace {
+
+// Copies `size` bytes of `from` into `to` inside the kernel.
+Result<void> copy_content(int from, int to, std::uint64_t size) {
+    loff_t in = 0;
+    loff_t out = 0;
+    while (static_cast<std::uint64_t>(in) < size) {
+        ssize_t n = ::copy_file_range(from, &in, to, &out, size - static_cast<std::uint64_t>(in), 0);
+        if (n < 0) {
+            return errno_error("copying a file into its staging file");
+        }
+        if (n == 0) {
+            break;
+        }
+    }
+    return {};
+}
+
+Result<void> sync_object(const ObjectPool& pool, const ObjectId& id) {
+    auto path = pool.object_path(id);
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd dir(::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd || ::fsync(fd.get()) != 0 || !dir || ::fsync(dir.get()) != 0) {
+        return errno_error(fmt::format("syncing object {}", id.hex()));
+    }
+    return {};
+}
+
+}  // namespace
+
+Result<void> OpenInode::open_writer(bool truncate_it) {
+    {
+        std::lock_guard lock(m_mutex);
+        ++m_writers;
+    }
+    return truncate_it ? truncate(0) : Result<void>();
+}
+
+void OpenInode::release_writer() {
+    std::lock_guard lock(m_mutex);
+    m_writers -= m_writers > 0 ? 1 : 0;
+}
+
+bool OpenInode::has_writers() const {
+    std::lock_guard lock(m_mutex);
+    return m_writers > 0;
+}
+
+Result<SharedFd> OpenInode::data_fd() const {
+    std::lock_guard lock(m_mutex);
+    if (m_staging_fd) {
+        return m_staging_fd;
+    }
+    if (!m_object) {
+        return SharedFd();
+    }
+    if (!m_object_fd) {
+        auto fd = m_pool.open_object(*m_object);
+        if (!fd) {
+            return std::unexpected(fd.error());
+        }
+        m_object_fd = std::make_shared<UniqueFd>(std::move(*fd));
+    }
+    return m_object_fd;
+}
+
+Result<void> OpenInode::ensure_staging() {
+    if (m_staging_fd) {
+        return {};
+    }
+    std::string pattern = (m_pool.tmp_dir() / fmt::format("staging-{}-XXXXXX", m_volume)).string();
+    UniqueFd fd(::mkostemp(pattern.data(), O_CLOEXEC));
+    if (!fd) {
+        return errno_error(fmt::format("cannot create a staging file in {}",
+                                       m_pool.tmp_dir().string()));
+    }
+    if (m_object && m_size > 0) {
+        auto object = m_pool.open_object(*m_object);
+        auto copied = object ? copy_content(object->get(), fd.get(), m_size)
+                             : Result<void>(std::unexpected(object.error()));
+        if (!copied) {
+            ::unlink(pattern.c_str());
+            return copied;
+        }
+    }
+    m_staging_path = pattern;
+    m_staging_fd = std::make_shared<UniqueFd>(std::move(fd));
+    return {};
+}
+
+void OpenInode::mark_changed() {
+    m_mtime = m_ctime = now_ns();
+}
+
+Result<OpenInode::Write> OpenInode::begin_write() {
+    std::shared_lock io(m_io);
+    std::lock_guard lock(m_mutex);
+    if (auto ok = ensure_staging(); !ok) {
+        return std::unexpected(ok.error());
+    }
+    mark_changed();
+    return Write{std::move(io), m_staging_fd};
+}
+
+void OpenInode::wrote(std::uint64_t end_offset) {
+    std::lock_guard lock(m_mutex);
+    m_size = std::max(m_size, end_offset);
+}
+
+Result<void> OpenInode::truncate(std::uint64_t size) {
+    std::shared_lock io(m_io);
+    std::lock_guard lock(m_mutex);
+    if (size == 0 && !m_staging_fd) {
+        m_object.reset();  // nothing to copy when all of it goes
+        m_object_fd.reset();
+    }
+    if (auto ok = ensure_staging(); !ok) {
+        return ok;
+    }
+    if (::ftruncate(m_staging_fd->get(), static_cast<off_t>(size)) != 0) {
+        return errno_error("truncating a staging file");
+    }
+    m_size = size;
+    mark_changed();
+    return {};
+}
+
+Result<void> OpenInode::allocate(off_t offset, off_t length) {
+    std::shared_lock io(m_io);
+    std::lock_guard lock(m_mutex);
+    if (auto ok = ensure_staging(); !ok) {
+        return ok;
+    }
+    if (::fallocate(m_staging_fd->get(), 0, offset, length) != 0) {
+        return errno_error("allocating space in a staging file");
+    }
+    m_size = std::max(m_size, static_cast<std::uint64_t>(offset + length));
+    mark_changed();
+    return {};
+}
+
+void OpenInode::overlay(InodeRecord& record) const {
+    std::lock_guard lock(m_mutex);
+    if (m_staging_fd) {
+        record.size = m_size;
+    }
+    record.mtime = m_mtime.value_or(record.mtime);
+    record.atime = m_atime.value_or(record.atime);
+    record.ctime = m_ctime.value_or(record.ctime);
+}
+
+void OpenInode::set_times(std::optional<TimeNs> atime, std::optional<TimeNs> mtime,
+                          TimeNs ctime) {
+    std::lock_guard lock(m_mutex);
+    m_atime = atime ? atime : m_atime;
+    m_mtime = mtime ? mtime : m_mtime;
+    m_ctime = ctime;
+}
+
+Result<void> OpenInode::commit(VolumeTree& tree) {
+    std::unique_lock io(m_io);
+    std::lock_guard lock(m_mutex);
+    if (!m_staging_fd) {
+        return {};
+    }
+    std::optional<ObjectId> object;
+    if (m_size > 0) {
+        auto put = m_pool.adopt(m_staging_path);
+        if (!put) {
+            return std::unexpected(put.error());
+        }
+        object = put->id;
+    } else {
+        ::unlink(m_staging_path.c_str());
+    }
+    auto updated = tree.update(m_ino, [&](InodeRecord& record) -> Result<void> {
+        record.object = object;
+        record.size = m_size;
+        record.mtime = m_mtime.value_or(record.mtime);
+        record.atime = m_atime.value_or(record.atime);
+        record.ctime = m_ctime.value_or(record.ctime);
+        return {};
+    });
+    // The staging file is now the object (or an identical copy of one): reads go on from its fd.
+    m_object = object;
+    m_object_fd = object ? std::move(m_staging_fd) : nullptr;
+    m_staging_fd.reset();
+    m_mtime.reset();
+    m_atime.reset();
+    m_ctime.reset();
+    if (!updated) {
+        return std::unexpected(updated.error());
+    }
+    return {};
+}
+
+Result<void> OpenInode::commit_durably(VolumeTree& tree) {
+    if (auto committed = commit(tree); !committed) {
+        return committed;
+    }
+    std::optional<ObjectId> object;
+    {
+        std::lock_guard lock(m_mutex);
+        object = m_object;
+    }
+    if (object) {
+        if (auto synced = sync_object(m_pool, *object); !synced) {
+            return synced;
+        }
+    }
+    return tree.store().env().sync();
+}
+
+}  // namespace fbfs

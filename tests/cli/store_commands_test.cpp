@@ -1,0 +1,142 @@
+// fbfs stat / verify / --help as a user runs them: exit codes, messages, and that bad input
+// changes nothing.
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include "store/object_pool.h"
+#include "store/store.h"
+#include "tests/support/run.h"
+#include "tests/support/temp_dir.h"
+
+namespace fs = std::filesystem;
+using fbfs::test::run_cli;
+using fbfs::test::TempDir;
+
+namespace {
+
+// Every path under `dir` with its size and mtime, to show that a command changed nothing.
+std::set<std::string> snapshot(const fs::path& dir) {
+    std::set<std::string> out;
+    for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+        struct stat st{};
+        lstat(entry.path().c_str(), &st);
+        out.insert(entry.path().string() + " " + std::to_string(st.st_size) + " " +
+                   std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec));
+    }
+    return out;
+}
+
+bool one_line(const std::string& text) {
+    return !text.empty() && std::count(text.begin(), text.end(), '\n') == 1;
+}
+
+void make_store_with(const fs::path& root, std::initializer_list<std::string_view> contents) {
+    auto store = fbfs::Store::open(root, fbfs::Store::Mode::create_if_missing);
+    REQUIRE(store);
+    for (auto content : contents) {
+        REQUIRE((*store)->pool().put_bytes(content));
+    }
+}
+
+}  // namespace
+
+TEST_CASE("CLI: --help lists every subcommand and --version prints the version", "[cli]") {
+    auto help = run_cli({"--help"});
+    CHECK(help.status == 0);
+    for (const char* command : {"mount", "umount", "run", "pack", "unpack", "stat", "verify"}) {
+        CHECK_THAT(help.out, Catch::Contains(command));
+    }
+    auto version = run_cli({"--version"});
+    CHECK(version.status == 0);
+    CHECK_THAT(version.out, Catch::StartsWith("fbfs 0."));
+}
+
+TEST_CASE("CLI: a subcommand not built yet says so and exits 2", "[cli]") {
+    auto pack = run_cli({"pack", "-o", "x.pack"});
+    CHECK(pack.status == 2);
+    CHECK_THAT(pack.err, Catch::Contains("not built yet"));
+}
+
+TEST_CASE("CLI: a usage error exits 2", "[cli]") {
+    CHECK(run_cli({"no-such-command"}).status == 2);
+    CHECK(run_cli({"mount"}).status == 2);  // MOUNTPOINT is required
+}
+
+TEST_CASE("CLI: verify of a missing store is one clear line, exit 1, and creates nothing",
+          "[cli]") {
+    TempDir tmp;
+    auto before = snapshot(tmp.path());
+    auto result = run_cli({"verify", "--store", (tmp / "missing").string()});
+    CHECK(result.status == 1);
+    CHECK(one_line(result.err));
+    CHECK_THAT(result.err, Catch::Contains("does not exist") && Catch::Contains("missing"));
+    CHECK(snapshot(tmp.path()) == before);
+}
+
+TEST_CASE("CLI: verify of a file instead of a store is one clear line, exit 1", "[cli]") {
+    TempDir tmp;
+    fbfs::test::write_file(tmp / "file", "not a store");
+    auto before = snapshot(tmp.path());
+    auto result = run_cli({"verify", "--store", (tmp / "file").string()});
+    CHECK(result.status == 1);
+    CHECK(one_line(result.err));
+    CHECK_THAT(result.err, Catch::Contains("not a directory"));
+    CHECK(snapshot(tmp.path()) == before);
+}
+
+TEST_CASE("CLI: verify of a directory that is not a store changes nothing", "[cli]") {
+    TempDir tmp;
+    fs::create_directory(tmp / "empty");
+    auto before = snapshot(tmp.path());
+    auto result = run_cli({"verify", "--store", (tmp / "empty").string()});
+    CHECK(result.status == 1);
+    CHECK(one_line(result.err));
+    CHECK_THAT(result.err, Catch::Contains("not an fbfs store"));
+    CHECK(snapshot(tmp.path()) == before);
+}
+
+TEST_CASE("CLI: verify of a store this user cannot read is one clear line, exit 1", "[cli]") {
+    TempDir tmp;
+    make_store_with(tmp / "store", {"some bytes"});
+    // The store stays 0700 root; its parent lets everyone through to find it.
+    fs::permissions(tmp.path(), fs::perms::owner_all | fs::perms::others_exec |
+                                    fs::perms::group_exec);
+    auto before = snapshot(tmp.path());
+    // Root reads everything, so verify runs as the unprivileged user 'nobody'.
+    auto result = fbfs::test::run({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                   FBFS_BINARY, "verify", "--store", (tmp / "store").string()});
+    CHECK(result.status == 1);
+    CHECK(one_line(result.err));
+    CHECK_THAT(result.err, Catch::Contains("not readable and writable"));
+    CHECK(snapshot(tmp.path()) == before);
+}
+
+TEST_CASE("CLI: verify names a corrupt object and exits 1; a clean store exits 0", "[cli]") {
+    TempDir tmp;
+    make_store_with(tmp / "store", {"first object", "second object"});
+    auto clean = run_cli({"verify", "--store", (tmp / "store").string()});
+    CHECK(clean.status == 0);
+    CHECK_THAT(clean.out, Catch::Contains("2 objects verified, 0 problems"));
+
+    auto id = fbfs::ObjectId::of(std::string_view("second object"));
+    auto path = tmp / "store" / "objects" / id.hex().substr(0, 2) / id.hex().substr(2);
+    fs::permissions(path, fs::perms::owner_write, fs::perm_options::add);
+    fbfs::test::write_file(path, "second objecT");
+    auto corrupt = run_cli({"verify", "--store", (tmp / "store").string()});
+    CHECK(corrupt.status == 1);
+    CHECK_THAT(corrupt.err, Catch::Contains(id.hex()));
+    CHECK_THAT(corrupt.err, !Catch::Contains(fbfs::ObjectId::of(std::string_view("first object")).hex()));
+}
+
+TEST_CASE("CLI: stat counts objects and stored bytes", "[cli]") {
+    TempDir tmp;
+    make_store_with(tmp / "store", {"abc", "defg", "abc"});
+    auto result = run_cli({"stat", "--store", (tmp / "store").string(), "--json"});
+    CHECK(result.status == 0);
+    CHECK_THAT(result.out, Catch::Contains("\"objects\":2,\"stored_bytes\":7"));
+}

@@ -90,7 +90,16 @@ Result<void> Filesystem::drop_if_unused(InodeNumber ino) {
     if (!r || !*r || (*r)->nlink > 0) {
         return r ? Result<void>() : std::unexpected(r.error());
     }
-    return m_tree.drop(ino);
+    return drop(ino);
+}
+
+Result<void> Filesystem::drop(InodeNumber ino) {
+    if (auto dropped = m_tree.drop(ino); !dropped) {
+        return dropped;
+    }
+    // Its content may be named by nothing now: give the space back.
+    auto reaped = m_tree.store().remove_dead_objects();
+    return reaped ? Result<void>() : std::unexpected(reaped.error());
 }
 
 Result<struct stat> Filesystem::make_node(InodeNumber parent, std::string_view name,
@@ -236,7 +245,7 @@ Result<void> Filesystem::unlink(InodeNumber parent, std::string_view name) {
         return std::unexpected(removed.error());
     }
     if (removed->record.nlink == 0 && m_inodes.unused(removed->ino)) {
-        return m_tree.drop(removed->ino);
+        return drop(removed->ino);
     }
     return {};
 }
@@ -260,7 +269,7 @@ Result<void> Filesystem::rename(InodeNumber parent, std::string_view name, Inode
         return std::unexpected(replaced.error());
     }
     if (*replaced && (*replaced)->record.nlink == 0 && m_inodes.unused((*replaced)->ino)) {
-        return m_tree.drop((*replaced)->ino);
+        return drop((*replaced)->ino);
     }
     return {};
 }
@@ -318,6 +327,9 @@ void Filesystem::release(std::unique_ptr<FileHandle> handle) {
         handle->inode->release_writer();
         if (auto committed = handle->inode->commit(m_tree); !committed) {
             spdlog::error("saving inode {}: {}", handle->ino, committed.error().message);
+            if (!handle->inode->has_writers()) {
+                handle->inode->discard_changes();
+            }
         }
     }
     if (m_inodes.release(handle->ino)) {

@@ -111,6 +111,8 @@ private:
                                   const Caller& caller);
     // Deletes an inode with no links once neither the kernel nor a handle holds it.
     Result<void> drop_if_unused(InodeNumber ino);
+    // Deletes an inode with no links, and the objects nothing names any more.
+    Result<void> drop(InodeNumber ino);
     std::shared_ptr<OpenInode> open_inode(InodeNumber ino, const InodeRecord& record);
 
     VolumeTree m_tree;

@@ -150,6 +150,10 @@ Result<void> serve(const MountRequest& request, const std::function<void(const E
         spdlog::info("removed {} files a previous daemon left open and unlinked", *dropped);
     }
     remove_stale_staging(**store, tree->id());
+    // Objects a killed daemon freed but had not deleted yet.
+    if (auto reaped = (*store)->remove_dead_objects(); !reaped) {
+        return std::unexpected(reaped.error());
+    }
     Filesystem filesystem(std::move(*tree));
     ServeOptions options;
     options.mountpoint = request.mountpoint.string();

@@ -175,33 +175,54 @@ Result<void> OpenInode::commit(VolumeTree& tree) {
     }
     std::optional<ObjectId> object;
     if (m_size > 0) {
-        auto put = m_pool.adopt(m_staging_path);
-        if (!put) {
-            return std::unexpected(put.error());
+        auto sealed = m_pool.seal(m_staging_path);
+        if (!sealed) {
+            return std::unexpected(sealed.error());
         }
-        object = put->id;
-    } else {
-        ::unlink(m_staging_path.c_str());
+        object = sealed->id;
     }
-    auto updated = tree.update(m_ino, [&](InodeRecord& record) -> Result<void> {
-        record.object = object;
-        record.size = m_size;
-        record.mtime = m_mtime.value_or(record.mtime);
-        record.atime = m_atime.value_or(record.atime);
-        record.ctime = m_ctime.value_or(record.ctime);
-        return {};
+    auto updated = tree.set_content(m_ino, object, m_size, m_staging_path, [&](InodeRecord& r) {
+        r.mtime = m_mtime.value_or(r.mtime);
+        r.atime = m_atime.value_or(r.atime);
+        r.ctime = m_ctime.value_or(r.ctime);
     });
-    // The staging file is now the object (or an identical copy of one): reads go on from its fd.
+    if (!updated) {
+        // The staging file stays (still changed) for a later commit, unless it is gone with
+        // the failure; then these changes are lost and reads go back to the stored content.
+        if (::access(m_staging_path.c_str(), F_OK) != 0) {
+            drop_staging();
+        }
+        return std::unexpected(updated.error());
+    }
+    // The staging file is now the object, or an identical copy of one: reads go on from its fd,
+    // and the next write starts a new staging copy.
     m_object = object;
     m_object_fd = object ? std::move(m_staging_fd) : nullptr;
     m_staging_fd.reset();
     m_mtime.reset();
     m_atime.reset();
     m_ctime.reset();
-    if (!updated) {
-        return std::unexpected(updated.error());
+    // The content this file had may be named by nothing now.
+    if (auto reaped = tree.store().remove_dead_objects(); !reaped) {
+        return std::unexpected(reaped.error());
     }
     return {};
+}
+
+void OpenInode::drop_staging() {
+    if (m_staging_fd) {
+        ::unlink(m_staging_path.c_str());
+        m_staging_fd.reset();
+    }
+    m_mtime.reset();
+    m_atime.reset();
+    m_ctime.reset();
+}
+
+void OpenInode::discard_changes() {
+    std::unique_lock io(m_io);
+    std::lock_guard lock(m_mutex);
+    drop_staging();
 }
 
 Result<void> OpenInode::commit_durably(VolumeTree& tree) {

@@ -67,10 +67,14 @@ public:
     Result<void> commit(VolumeTree& tree);
     // commit(), then syncs the object and the metadata to disk (fsync).
     Result<void> commit_durably(VolumeTree& tree);
+    // Forgets changes that could not be committed (the last handle is going): the file shows
+    // its stored content again.
+    void discard_changes();
 
 private:
     Result<void> ensure_staging();  // m_mutex held
     void mark_changed();            // m_mutex held
+    void drop_staging();            // m_mutex held
 
     const InodeNumber m_ino;
     const VolumeId m_volume;

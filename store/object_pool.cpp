@@ -343,6 +343,14 @@ Result<PutResult> ObjectPool::put_path(const fs::path& path) const {
 }
 
 Result<PutResult> ObjectPool::adopt(const fs::path& file) const {
+    auto sealed = seal(file);
+    if (!sealed) {
+        return sealed;
+    }
+    return publish(file, sealed->id, sealed->size);
+}
+
+Result<PutResult> ObjectPool::seal(const fs::path& file) const {
     if (file.parent_path().lexically_normal() != m_tmp.lexically_normal()) {
         return make_error(EINVAL, fmt::format("cannot adopt {}: only files directly in {} can be "
                                               "moved into the pool",
@@ -368,7 +376,7 @@ Result<PutResult> ObjectPool::adopt(const fs::path& file) const {
     if (::fchmod(fd.get(), k_object_mode) != 0) {
         return errno_error(fmt::format("cannot chmod {}", file.string()));
     }
-    return publish(file, hashed->id, hashed->size);
+    return PutResult{hashed->id, hashed->size, false};
 }
 
 bool ObjectPool::contains(const ObjectId& id) const {

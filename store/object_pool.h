@@ -42,9 +42,15 @@ public:
     Result<PutResult> put_fd(int fd) const;
     Result<PutResult> put_path(const std::filesystem::path& path) const;
     // Moves `file`, a regular file inside tmp_dir() that nobody writes any more, into the pool
-    // without copying its bytes (hash, chmod 0444, rename). On success `file` is gone; on failure
+    // without copying its bytes: seal() then publish(). On success `file` is gone; on failure
     // it is left in place for the caller to deal with.
     Result<PutResult> adopt(const std::filesystem::path& file) const;
+    // Hashes `file` (as adopt()) and makes it read-only, ready for publish(). `deduped` is false.
+    Result<PutResult> seal(const std::filesystem::path& file) const;
+    // Renames a sealed `file` into the pool as `id`. If the object is there already, `file` is
+    // removed and `deduped` is true.
+    Result<PutResult> publish(const std::filesystem::path& file, const ObjectId& id,
+                              std::uint64_t size) const;
 
     bool contains(const ObjectId& id) const;
     // Opens an object O_RDONLY. ENOENT if it is not in the pool.
@@ -65,10 +71,6 @@ public:
 private:
     ObjectPool(std::filesystem::path root, std::filesystem::path objects, std::filesystem::path tmp)
         : m_root(std::move(root)), m_objects(std::move(objects)), m_tmp(std::move(tmp)) {}
-
-    // Renames a hashed temp file to the object's path; EEXIST means deduped (temp removed).
-    Result<PutResult> publish(const std::filesystem::path& temp, const ObjectId& id,
-                              std::uint64_t size) const;
 
     std::filesystem::path m_root;
     std::filesystem::path m_objects;

@@ -131,7 +131,7 @@ Result<void> Store::open_tables() {
         {&m_tables.meta, "meta"},       {&m_tables.volumes, "volumes"},
         {&m_tables.inodes, "inodes"},   {&m_tables.dirents, "dirents"},
         {&m_tables.stamps, "stamps"},   {&m_tables.refs, "refs"},
-        {&m_tables.orphans, "orphans"},
+        {&m_tables.orphans, "orphans"}, {&m_tables.dead, "dead"},
     };
     for (auto [dbi, name] : tables) {
         auto opened = m_env.open_dbi(name);
@@ -188,6 +188,67 @@ Result<std::vector<VolumeInfo>> Store::volumes() const {
         return std::unexpected(ok.error());
     }
     return out;
+}
+
+Result<std::size_t> Store::remove_dead_objects() {
+    std::size_t listed = 0;
+    auto counted = m_env.read([&](LmdbTxn& txn) -> Result<void> {
+        MDB_stat st{};
+        if (int rc = mdb_stat(txn.handle(), m_tables.dead, &st); rc != 0) {
+            return lmdb_error(rc, "counting dead objects");
+        }
+        listed = st.ms_entries;
+        return {};
+    });
+    if (!counted || listed == 0) {
+        return counted ? Result<std::size_t>(0) : std::unexpected(counted.error());
+    }
+    std::size_t removed = 0;
+    auto reaped = m_env.write([&](LmdbTxn& txn) -> Result<void> {
+        removed = 0;
+        std::vector<std::string> keys;
+        auto walked = for_each_prefix(txn, m_tables.dead, "", [&](std::string_view key, auto) {
+            keys.emplace_back(key);
+            return true;
+        });
+        if (!walked) {
+            return walked;
+        }
+        for (const auto& key : keys) {
+            auto unlinked = remove_unreferenced(txn, key);
+            if (!unlinked) {
+                return std::unexpected(unlinked.error());
+            }
+            removed += *unlinked ? 1 : 0;
+        }
+        return {};
+    });
+    return reaped ? Result<std::size_t>(removed) : std::unexpected(reaped.error());
+}
+
+Result<void> Store::remove_if_unreferenced(const ObjectId& id) {
+    return m_env.write([&](LmdbTxn& txn) -> Result<void> {
+        auto unlinked = remove_unreferenced(txn, id.raw());
+        return unlinked ? Result<void>() : std::unexpected(unlinked.error());
+    });
+}
+
+Result<bool> Store::remove_unreferenced(LmdbTxn& txn, std::string_view key) {
+    auto refs = txn.get(m_tables.refs, key);
+    if (!refs) {
+        return std::unexpected(refs.error());
+    }
+    auto id = ObjectId::from_raw(key);
+    bool unlink = !*refs && id;
+    if (unlink) {
+        if (auto gone = m_pool.remove(*id); !gone) {
+            return std::unexpected(gone.error());
+        }
+    }
+    if (auto gone = txn.del(m_tables.dead, key); !gone) {
+        return std::unexpected(gone.error());
+    }
+    return unlink;
 }
 
 }  // namespace fbfs

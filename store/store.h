@@ -30,6 +30,7 @@ struct Tables {
     Dbi stamps = 0;   // volume id + relative path -> LowerStamp
     Dbi refs = 0;     // raw object id -> u64 count of inodes whose content it is
     Dbi orphans = 0;  // volume id + inode -> "" for inodes with nlink 0 kept while open
+    Dbi dead = 0;     // raw object id -> "" for objects whose last reference went
 };
 
 struct VolumeInfo {
@@ -58,10 +59,22 @@ public:
     // Every volume, by name.
     Result<std::vector<VolumeInfo>> volumes() const;
 
+    // Deletes the objects that no inode of any volume names any more (listed in `dead`), and
+    // returns how many. The unlink happens inside the write transaction that checks `refs`, and
+    // every transaction that makes an inode name an object checks that its file exists (see
+    // VolumeTree::set_content), so an object is never deleted while something names it. Cheap
+    // when nothing is dead: one read transaction.
+    Result<std::size_t> remove_dead_objects();
+    // Deletes `id` from the pool if no inode names it (same transaction rule).
+    Result<void> remove_if_unreferenced(const ObjectId& id);
+
 private:
     Store(std::filesystem::path root, ObjectPool pool, LmdbEnv env)
         : m_root(std::move(root)), m_pool(std::move(pool)), m_env(std::move(env)) {}
     Result<void> open_tables();
+    // In a write txn: unlinks the object under raw id `key` if `refs` has no count for it, and
+    // takes it off the `dead` list. Returns whether it was unlinked.
+    Result<bool> remove_unreferenced(LmdbTxn& txn, std::string_view key);
     Result<void> check_schema();
 
     std::filesystem::path m_root;

@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <linux/fs.h>
 
+#include <unistd.h>
+
 #include <map>
 
 namespace fbfs {
@@ -181,6 +183,8 @@ private:
         return gone ? Result<void>() : std::unexpected(gone.error());
     }
 
+    // Counts one inode more or less for an object. An object no inode names any more is listed
+    // in `dead` for Store::remove_dead_objects(); one named again leaves that list.
     Result<void> adjust_ref(const std::optional<ObjectId>& id, int delta) {
         if (!id) {
             return {};
@@ -189,13 +193,18 @@ private:
         if (!raw) {
             return std::unexpected(raw.error());
         }
-        std::uint64_t count = *raw ? decode_u64(**raw).value_or(0) : 0;
-        count = delta > 0 ? count + 1 : (count > 0 ? count - 1 : 0);
+        std::uint64_t before = *raw ? decode_u64(**raw).value_or(0) : 0;
+        std::uint64_t count = delta > 0 ? before + 1 : (before > 0 ? before - 1 : 0);
+        Result<bool> listed = false;
         if (count == 0) {
-            auto gone = m_txn.del(m_t.refs, id->raw());
-            return gone ? Result<void>() : std::unexpected(gone.error());
+            listed = m_txn.del(m_t.refs, id->raw());
+            return listed ? m_txn.put(m_t.dead, id->raw(), "") : std::unexpected(listed.error());
         }
-        return m_txn.put(m_t.refs, id->raw(), encode_u64(count));
+        if (before == 0) {
+            listed = m_txn.del(m_t.dead, id->raw());
+        }
+        return listed ? m_txn.put(m_t.refs, id->raw(), encode_u64(count))
+                      : std::unexpected(listed.error());
     }
 
     LmdbTxn& m_txn;
@@ -577,6 +586,36 @@ Result<InodeRecord> VolumeTree::update(InodeNumber ino,
         return tree.flush();
     });
     return ok ? Result<InodeRecord>(std::move(out)) : std::unexpected(ok.error());
+}
+
+Result<InodeRecord> VolumeTree::set_content(InodeNumber ino, const std::optional<ObjectId>& id,
+                                            std::uint64_t size, const std::filesystem::path& sealed,
+                                            const std::function<void(InodeRecord&)>& change) {
+    const ObjectPool& pool = m_store->pool();
+    bool published = false;
+    auto updated = update(ino, [&](InodeRecord& record) -> Result<void> {
+        if (id && !published && !pool.contains(*id)) {
+            auto put = pool.publish(sealed, *id, size);
+            if (!put) {
+                return std::unexpected(put.error());
+            }
+            published = !put->deduped;
+        }
+        record.object = id;
+        record.size = size;
+        change(record);
+        return {};
+    });
+    if (updated && !sealed.empty()) {
+        ::unlink(sealed.c_str());  // a duplicate of an object the pool had (or already gone)
+    }
+    if (!updated && published) {
+        // The transaction that would have named the new object failed: nothing names it.
+        if (auto removed = m_store->remove_if_unreferenced(*id); !removed) {
+            return std::unexpected(removed.error());
+        }
+    }
+    return updated;
 }
 
 Result<void> VolumeTree::drop(InodeNumber ino) {

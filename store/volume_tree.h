@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -87,6 +88,15 @@ public:
     // of `object`. `change` may fail to abort. Returns the record as written.
     Result<InodeRecord> update(InodeNumber ino,
                                const std::function<Result<void>(InodeRecord&)>& change);
+    // Gives the regular file `ino` new content — the object `id` of `size` bytes, whose bytes are
+    // `sealed` (see ObjectPool::seal), or none for an empty file — and applies `change` (times),
+    // in one transaction. If the pool lacks the object, `sealed` is published inside that
+    // transaction, so the object exists before any inode names it and a concurrent
+    // Store::remove_dead_objects() can never delete it in between. On success `sealed` is gone;
+    // on failure it is left for another try unless it had been published.
+    Result<InodeRecord> set_content(InodeNumber ino, const std::optional<ObjectId>& id,
+                                    std::uint64_t size, const std::filesystem::path& sealed,
+                                    const std::function<void(InodeRecord&)>& change);
     // Deletes an orphan (nlink 0) when its last user is gone. Not an error if it is gone already.
     Result<void> drop(InodeNumber ino);
     // Deletes every orphan of this volume (left by a daemon that was killed). Returns how many.

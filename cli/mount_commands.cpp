@@ -20,6 +20,9 @@ void add_mount_options(CLI::App& command, MountArgs& args) {
     add_store_option(command, args.store);
     command.add_option("--volume", args.volume, "Volume of the store to show")
         ->capture_default_str();
+    command.add_option("--source", args.source,
+                       "Show this checkout under the volume (read-only; writes go to the "
+                       "volume, unchanged files keep the mtimes they had last time)");
     command.add_flag("--allow-other", args.allow_other,
                      "Let other users use the mount (non-root needs user_allow_other in "
                      "/etc/fuse.conf)");
@@ -32,6 +35,7 @@ MountRequest request_of(const MountArgs& args) {
     request.store = args.store;
     request.volume = args.volume;
     request.mountpoint = args.mountpoint;
+    request.source = args.source;
     request.foreground = args.foreground;
     request.allow_other = args.allow_other;
     request.debug = args.debug;

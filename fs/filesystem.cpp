@@ -5,6 +5,8 @@
 #include <linux/fs.h>
 #include <spdlog/spdlog.h>
 
+#include <iterator>
+
 namespace fbfs {
 
 namespace {
@@ -20,7 +22,12 @@ Result<void> check_name(std::string_view name) {
 
 }  // namespace
 
-Filesystem::Filesystem(VolumeTree tree) : m_tree(std::move(tree)) {}
+Filesystem::Filesystem(VolumeTree tree, std::optional<LowerLayer> lower)
+    : m_tree(std::move(tree)), m_lower(std::move(lower)) {
+    if (m_lower) {
+        m_stamps = std::make_unique<StampBook>(m_tree, *m_lower);
+    }
+}
 
 Result<InodeRecord> Filesystem::record(InodeNumber ino) const {
     auto got = m_tree.get(ino);
@@ -58,19 +65,37 @@ Result<struct stat> Filesystem::lookup(InodeNumber parent, std::string_view name
     if (auto ok = check_name(name); !ok) {
         return std::unexpected(ok.error());
     }
-    auto entry = m_tree.lookup(parent, name);
-    if (!entry) {
-        return std::unexpected(entry.error());
+    auto dir = resolve(parent);
+    if (!dir) {
+        return std::unexpected(dir.error());
     }
-    if (!*entry || (*entry)->is_whiteout()) {
+    std::optional<InodeNumber> found;
+    if (dir->upper) {
+        auto entry = m_tree.lookup(parent, name);
+        if (!entry) {
+            return std::unexpected(entry.error());
+        }
+        if (*entry && (*entry)->is_whiteout()) {
+            return make_error(ENOENT, fmt::format("no entry '{}'", name));
+        }
+        if (*entry) {
+            found = (*entry)->ino;
+        }
+    }
+    std::string path = child_path(parent, name);
+    if (!found && lower_child(*dir, name)) {
+        found = lower_ino(path);
+    }
+    if (!found) {
         return make_error(ENOENT, fmt::format("no entry '{}'", name));
     }
-    auto r = record((*entry)->ino);
-    if (!r) {
-        return std::unexpected(r.error());
+    m_inodes.remember(*found, path);
+    auto node = resolve(*found);
+    auto st = node ? attr(*node) : std::unexpected(node.error());
+    if (!st) {
+        m_inodes.forget(*found, 1);
     }
-    m_inodes.remember((*entry)->ino);
-    return to_stat((*entry)->ino, *r);
+    return st;
 }
 
 void Filesystem::forget(InodeNumber ino, std::uint64_t count) {
@@ -107,6 +132,26 @@ Result<struct stat> Filesystem::make_node(InodeNumber parent, std::string_view n
     if (auto ok = check_name(name); !ok) {
         return std::unexpected(ok.error());
     }
+    auto dir_node = resolve(parent);
+    if (!dir_node) {
+        return std::unexpected(dir_node.error());
+    }
+    if (lower_child(*dir_node, name)) {
+        auto shadowing = m_tree.lookup(parent, name);
+        if (!shadowing || !*shadowing) {
+            return make_error(EEXIST, fmt::format("'{}' exists", name));
+        }
+    }
+    if (auto up = copy_up(parent); !up) {
+        return std::unexpected(up.error());
+    }
+    // A directory made where a whiteout hides a lower one must not show the lower contents.
+    if (r.is_dir() && merges_lower(*dir_node)) {
+        auto whiteout = m_tree.lookup(parent, name);
+        if (whiteout && *whiteout && (*whiteout)->is_whiteout()) {
+            r.flags |= InodeRecord::k_opaque;
+        }
+    }
     auto dir = record(parent);
     if (!dir) {
         return std::unexpected(dir.error());
@@ -125,7 +170,7 @@ Result<struct stat> Filesystem::make_node(InodeNumber parent, std::string_view n
     if (!made) {
         return std::unexpected(made.error());
     }
-    m_inodes.remember(made->ino);
+    m_inodes.remember(made->ino, child_path(parent, name));
     return to_stat(made->ino, made->record);
 }
 
@@ -161,23 +206,42 @@ Result<struct stat> Filesystem::link(InodeNumber ino, InodeNumber parent, std::s
     if (auto ok = check_name(name); !ok) {
         return std::unexpected(ok.error());
     }
+    auto dir = resolve(parent);
+    if (!dir) {
+        return std::unexpected(dir.error());
+    }
+    if (lower_child(*dir, name)) {
+        auto shadowing = m_tree.lookup(parent, name);
+        if (!shadowing || !*shadowing) {
+            return make_error(EEXIST, fmt::format("'{}' exists", name));
+        }
+    }
+    if (auto up = copy_up(ino); !up) {
+        return std::unexpected(up.error());
+    }
+    if (auto up = copy_up(parent); !up) {
+        return std::unexpected(up.error());
+    }
     auto linked = m_tree.link(ino, parent, name);
     if (!linked) {
         return std::unexpected(linked.error());
     }
-    m_inodes.remember(ino);
+    m_inodes.remember(ino, child_path(parent, name));
     auto r = record(ino);
     return r ? Result<struct stat>(to_stat(ino, *r)) : std::unexpected(r.error());
 }
 
 Result<struct stat> Filesystem::getattr(InodeNumber ino) {
-    auto r = record(ino);
-    return r ? Result<struct stat>(to_stat(ino, *r)) : std::unexpected(r.error());
+    auto node = resolve(ino);
+    return node ? attr(*node) : std::unexpected(node.error());
 }
 
 Result<struct stat> Filesystem::setattr(InodeNumber ino, const AttrChange& change,
                                         const Caller& caller) {
     (void)caller;  // the kernel checked permissions (default_permissions)
+    if (auto up = copy_up(ino); !up) {
+        return std::unexpected(up.error());
+    }
     TimeNs now = now_ns();
     auto open = m_inodes.find_open(ino);
     if (change.size) {
@@ -228,31 +292,75 @@ Result<struct stat> Filesystem::setattr(InodeNumber ino, const AttrChange& chang
 }
 
 Result<std::string> Filesystem::readlink(InodeNumber ino) {
-    auto r = record(ino);
-    if (!r) {
-        return std::unexpected(r.error());
+    auto node = resolve(ino);
+    if (!node) {
+        return std::unexpected(node.error());
     }
-    if (!r->is_symlink()) {
+    if (!node->upper) {
+        return m_lower->readlink(node->path);
+    }
+    if (!node->upper->is_symlink()) {
         return make_error(EINVAL, "not a symlink");
     }
-    return r->symlink_target;
+    return node->upper->symlink_target;
 }
 
 Result<void> Filesystem::unlink(InodeNumber parent, std::string_view name) {
-    // Kept as an orphan while the kernel or a handle may still use it.
-    auto removed = m_tree.remove(parent, name, false, false, true);
-    if (!removed) {
-        return std::unexpected(removed.error());
-    }
-    if (removed->record.nlink == 0 && m_inodes.unused(removed->ino)) {
-        return drop(removed->ino);
-    }
-    return {};
+    return remove_entry(parent, name, false);
 }
 
 Result<void> Filesystem::rmdir(InodeNumber parent, std::string_view name) {
-    auto removed = m_tree.remove(parent, name, true, false, false);
-    return removed ? Result<void>() : std::unexpected(removed.error());
+    return remove_entry(parent, name, true);
+}
+
+Result<void> Filesystem::remove_entry(InodeNumber parent, std::string_view name, bool dir) {
+    auto parent_node = resolve(parent);
+    if (!parent_node) {
+        return std::unexpected(parent_node.error());
+    }
+    auto below = lower_child(*parent_node, name);
+    auto entry = parent_node->upper ? m_tree.lookup(parent, name)
+                                    : Result<std::optional<DirentValue>>(std::nullopt);
+    if (!entry) {
+        return std::unexpected(entry.error());
+    }
+    bool in_upper = *entry && !(*entry)->is_whiteout();
+    bool in_lower = below && !(*entry && (*entry)->is_whiteout());
+    if (!in_upper && !in_lower) {
+        return make_error(ENOENT, fmt::format("no entry '{}'", name));
+    }
+    if (dir && in_lower) {
+        // A directory that shows lower entries is not empty, whatever its upper part holds.
+        auto child = resolve(in_upper ? (*entry)->ino : lower_ino(child_path(parent, name)));
+        if (child && !child->path.empty()) {
+            if (auto empty = check_empty(*child); !empty) {
+                return empty;
+            }
+        }
+    }
+    if (auto up = copy_up(parent); !up) {
+        return up;
+    }
+    if (!in_upper) {
+        if (S_ISDIR(below->st_mode) != dir) {
+            return make_error(dir ? ENOTDIR : EISDIR, fmt::format("'{}' has the wrong type", name));
+        }
+        if (auto hidden = m_tree.add_whiteout(parent, name); !hidden) {
+            return hidden;
+        }
+        // The kernel may still ask about the inode (a ctime update): it must not come back.
+        m_inodes.clear_path(lower_ino(child_path(parent, name)));
+        return {};
+    }
+    // A file is kept as an orphan while the kernel or a handle may still use it.
+    auto removed = m_tree.remove(parent, name, dir, in_lower, !dir);
+    if (!removed) {
+        return std::unexpected(removed.error());
+    }
+    if (!dir && removed->record.nlink == 0 && m_inodes.unused(removed->ino)) {
+        return drop(removed->ino);
+    }
+    return {};
 }
 
 Result<void> Filesystem::rename(InodeNumber parent, std::string_view name, InodeNumber new_parent,
@@ -263,10 +371,20 @@ Result<void> Filesystem::rename(InodeNumber parent, std::string_view name, Inode
     if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
         return make_error(EINVAL, "unsupported rename flags");
     }
+    auto moved = m_lower ? prepare_rename(parent, name, new_parent, new_name, flags)
+                         : Result<RenamePlan>(RenamePlan{});
+    if (!moved) {
+        return std::unexpected(moved.error());
+    }
     auto replaced = m_tree.rename(parent, name, new_parent, new_name, flags,
                                   [](InodeNumber) { return true; });
     if (!replaced) {
         return std::unexpected(replaced.error());
+    }
+    if (m_lower) {
+        if (auto done = finish_rename(*moved, parent, name, new_parent, new_name); !done) {
+            return done;
+        }
     }
     if (*replaced && (*replaced)->record.nlink == 0 && m_inodes.unused((*replaced)->ino)) {
         return drop((*replaced)->ino);
@@ -279,16 +397,27 @@ std::shared_ptr<OpenInode> Filesystem::open_inode(InodeNumber ino, const InodeRe
 }
 
 Result<std::unique_ptr<FileHandle>> Filesystem::open(InodeNumber ino, int flags) {
+    bool writable = (flags & O_ACCMODE) != O_RDONLY;
+    auto node = resolve(ino);
+    if (!node) {
+        return std::unexpected(node.error());
+    }
+    if (node->is_dir()) {
+        return make_error(EISDIR, "is a directory");
+    }
+    if (!node->upper && !writable && !(flags & O_TRUNC)) {
+        return open_lower(*node);
+    }
+    if (auto up = copy_up(ino); !up) {
+        return std::unexpected(up.error());
+    }
     auto r = record(ino);
     if (!r) {
         return std::unexpected(r.error());
     }
-    if (r->is_dir()) {
-        return make_error(EISDIR, "is a directory");
-    }
     auto handle = std::make_unique<FileHandle>();
     handle->ino = ino;
-    handle->writable = (flags & O_ACCMODE) != O_RDONLY;
+    handle->writable = writable;
     handle->inode = open_inode(ino, *r);
     if (handle->writable) {
         if (auto ok = handle->inode->open_writer((flags & O_TRUNC) != 0); !ok) {
@@ -320,9 +449,14 @@ Result<void> Filesystem::flush(FileHandle& handle) {
     return handle.writable ? handle.inode->commit(m_tree) : Result<void>();
 }
 
-Result<void> Filesystem::fsync(FileHandle& handle) { return handle.inode->commit_durably(m_tree); }
+Result<void> Filesystem::fsync(FileHandle& handle) {
+    return handle.inode ? handle.inode->commit_durably(m_tree) : Result<void>();
+}
 
 void Filesystem::release(std::unique_ptr<FileHandle> handle) {
+    if (!handle->inode) {
+        return;  // a lower file: nothing of it is in the volume
+    }
     if (handle->writable) {
         handle->inode->release_writer();
         if (auto committed = handle->inode->commit(m_tree); !committed) {
@@ -343,11 +477,21 @@ Result<void> Filesystem::fallocate(FileHandle& handle, int mode, off_t offset, o
     if (mode != 0) {
         return make_error(EOPNOTSUPP, "only plain fallocate is supported");
     }
+    if (!handle.inode) {
+        return make_error(EBADF, "the file is open read-only");
+    }
     return handle.inode->allocate(offset, length);
 }
 
 Result<std::unique_ptr<DirHandle>> Filesystem::opendir(InodeNumber ino) {
-    auto entries = m_tree.list(ino);
+    auto node = resolve(ino);
+    if (!node) {
+        return std::unexpected(node.error());
+    }
+    if (!node->is_dir()) {
+        return make_error(ENOTDIR, "not a directory");
+    }
+    auto entries = merged_entries(*node);
     if (!entries) {
         return std::unexpected(entries.error());
     }
@@ -356,11 +500,7 @@ Result<std::unique_ptr<DirHandle>> Filesystem::opendir(InodeNumber ino) {
     handle->entries.push_back({".", ino, DT_DIR});
     // The kernel answers ".." itself; the entry only needs a non-zero inode to be listed.
     handle->entries.push_back({"..", k_root_inode, DT_DIR});
-    for (auto& e : *entries) {
-        if (!e.value.is_whiteout()) {
-            handle->entries.push_back({std::move(e.name), e.value.ino, e.value.type});
-        }
-    }
+    std::move(entries->begin(), entries->end(), std::back_inserter(handle->entries));
     return handle;
 }
 

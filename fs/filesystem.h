@@ -5,6 +5,13 @@
 // (default_permissions); this class keeps ownership, times, link counts and the kernel's lookup
 // counts right.
 //
+// With a LowerLayer it is an overlay (overlay.cpp): the source tree under the volume, merged by
+// name, upper wins. A lower entry's inode number is derived from its path, so the kernel knows
+// it by the same number before and after it is copied up into the volume (which keeps that
+// number). Changes copy lower files up first; removing a lower name leaves a whiteout; a
+// directory made over a whiteout, or moved, is opaque. Lower files show content-stable mtimes
+// (StampBook).
+//
 // Thread-safe: called from every FUSE worker thread at once.
 #pragma once
 
@@ -13,12 +20,17 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "fs/inode_table.h"
+#include "fs/lower_layer.h"
 #include "fs/open_inode.h"
+#include "fs/stamp_book.h"
 #include "store/error.h"
 #include "store/store.h"
 #include "store/volume_tree.h"
@@ -31,11 +43,14 @@ struct Caller {
     std::uint32_t gid = 0;
 };
 
-// An open file: one per open(2) the kernel passed on.
+// An open file: one per open(2) the kernel passed on. Either a volume file (`inode`) or, read
+// only, a lower file of an overlay (`lower`).
 struct FileHandle {
     InodeNumber ino = 0;
     bool writable = false;
+    bool keep_cache = true;  // the kernel's cached pages of this file are still right
     std::shared_ptr<OpenInode> inode;
+    SharedFd lower;
 };
 
 // A directory listing taken at opendir, so readdir offsets stay valid while entries change.
@@ -61,7 +76,9 @@ struct AttrChange {
 
 class Filesystem {
 public:
-    explicit Filesystem(VolumeTree tree);
+    explicit Filesystem(VolumeTree tree, std::optional<LowerLayer> lower = std::nullopt);
+    Filesystem(const Filesystem&) = delete;
+    Filesystem& operator=(const Filesystem&) = delete;
 
     VolumeTree& tree() { return m_tree; }
     const ObjectPool& pool() const { return m_tree.store().pool(); }
@@ -69,8 +86,12 @@ public:
     // Entry operations: each successful one counts one kernel lookup of the inode it returns.
     Result<struct stat> lookup(InodeNumber parent, std::string_view name);
     void forget(InodeNumber ino, std::uint64_t count);
-    // Counts a kernel lookup the caller handed out itself (a readdirplus entry).
-    void remember(InodeNumber ino) { m_inodes.remember(ino); }
+    // How long the kernel may trust what it was told about `ino`: long for volume entries (every
+    // change to them comes through the mount), short for an overlay's lower entries, which the
+    // user may change behind the mount's back.
+    double cache_timeout(InodeNumber ino) const;
+    // How long the kernel may remember that a name does not exist.
+    double negative_timeout() const;
     Result<struct stat> mknod(InodeNumber parent, std::string_view name, std::uint32_t mode,
                               std::uint64_t rdev, const Caller& caller);
     Result<struct stat> mkdir(InodeNumber parent, std::string_view name, std::uint32_t mode,
@@ -105,6 +126,48 @@ public:
     Result<struct statvfs> statfs() const;
 
 private:
+    // An inode as the overlay sees it: its volume record, its lower file, or both (a merged
+    // directory). Without a lower layer only `upper` is ever set.
+    struct Node {
+        InodeNumber ino = 0;
+        std::string path;  // relative to the mount's root; overlay only
+        std::optional<InodeRecord> upper;
+        std::optional<struct stat> lower;
+        bool is_dir() const { return upper ? upper->is_dir() : S_ISDIR(lower->st_mode); }
+    };
+
+    // overlay.cpp
+    Result<Node> resolve(InodeNumber ino) const;
+    Result<struct stat> attr(const Node& node);
+    // Whether the lower layer shows through directory `dir` (it is not opaque and exists below).
+    bool merges_lower(const Node& dir) const;
+    // The lower entry `name` of directory `dir`, if it shows through.
+    std::optional<struct stat> lower_child(const Node& dir, std::string_view name) const;
+    // Makes sure `ino` has a volume record, copying a lower file or directory up if needed.
+    Result<void> copy_up(InodeNumber ino);
+    // The volume inode of the directory at `path`, copying lower directories up on the way.
+    Result<InodeNumber> upper_dir(const std::string& path);
+    Result<std::vector<DirHandle::Entry>> merged_entries(const Node& dir) const;
+    // ENOTEMPTY unless directory `dir` shows no entries.
+    Result<void> check_empty(const Node& dir) const;
+    static InodeNumber lower_ino(const std::string& path);
+    std::string child_path(InodeNumber parent, std::string_view name) const;
+    Result<std::unique_ptr<FileHandle>> open_lower(const Node& node);
+
+    // Renames in an overlay: what must happen around the volume's rename.
+    struct RenamePlan {
+        InodeNumber moved = 0;         // the inode that moves to the new name
+        InodeNumber exchanged = 0;     // with RENAME_EXCHANGE, the one that moves back
+        bool whiteout_source = false;  // the old name must keep hiding a lower entry
+        bool opaque = false;           // a moved directory must not merge with what is below
+    };
+    Result<RenamePlan> prepare_rename(InodeNumber parent, std::string_view name,
+                                      InodeNumber new_parent, std::string_view new_name,
+                                      unsigned flags);
+    Result<void> finish_rename(const RenamePlan& plan, InodeNumber parent, std::string_view name,
+                               InodeNumber new_parent, std::string_view new_name);
+    Result<void> remove_entry(InodeNumber parent, std::string_view name, bool dir);
+
     Result<InodeRecord> record(InodeNumber ino) const;
     struct stat to_stat(InodeNumber ino, const InodeRecord& record) const;
     Result<struct stat> make_node(InodeNumber parent, std::string_view name, InodeRecord record,
@@ -117,6 +180,13 @@ private:
 
     VolumeTree m_tree;
     InodeTable m_inodes;
+    std::optional<LowerLayer> m_lower;
+    std::unique_ptr<StampBook> m_stamps;  // with m_lower
+
+    // Guards m_lower_opened: each lower file's (size, mtime) when it was last opened, to tell
+    // the kernel when its cached pages went stale. Never held across I/O.
+    std::mutex m_lower_mutex;
+    std::unordered_map<InodeNumber, std::pair<off_t, TimeNs>> m_lower_opened;
 };
 
 }  // namespace fbfs

@@ -12,8 +12,6 @@ namespace fbfs {
 
 namespace {
 
-// Every change goes through the mount, so the kernel may cache names and attributes long.
-constexpr double k_cache_timeout = 86400.0;
 constexpr unsigned k_max_write = 1u << 20;
 
 Filesystem& fs_of(fuse_req_t req) { return *static_cast<Filesystem*>(fuse_req_userdata(req)); }
@@ -33,12 +31,12 @@ void reply_error(fuse_req_t req, const Error& error) {
     fuse_reply_err(req, error.code);
 }
 
-fuse_entry_param entry_of(const struct stat& st) {
+fuse_entry_param entry_of(fuse_req_t req, const struct stat& st) {
     fuse_entry_param e{};
     e.ino = st.st_ino;
     e.attr = st;
-    e.attr_timeout = k_cache_timeout;
-    e.entry_timeout = k_cache_timeout;
+    e.attr_timeout = fs_of(req).cache_timeout(st.st_ino);
+    e.entry_timeout = e.attr_timeout;
     return e;
 }
 
@@ -46,7 +44,7 @@ void reply_entry(fuse_req_t req, const Result<struct stat>& st) {
     if (!st) {
         return reply_error(req, st.error());
     }
-    fuse_entry_param e = entry_of(*st);
+    fuse_entry_param e = entry_of(req, *st);
     if (fuse_reply_entry(req, &e) != 0) {
         // The kernel never saw the entry (the request was interrupted): undo its count.
         fs_of(req).forget(st->st_ino, 1);
@@ -57,7 +55,7 @@ void reply_attr(fuse_req_t req, const Result<struct stat>& st) {
     if (!st) {
         return reply_error(req, st.error());
     }
-    fuse_reply_attr(req, &*st, k_cache_timeout);
+    fuse_reply_attr(req, &*st, fs_of(req).cache_timeout(st->st_ino));
 }
 
 void reply_void(fuse_req_t req, const Result<void>& done) {
@@ -87,7 +85,7 @@ void on_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     if (!st && st.error().code == ENOENT) {
         // A negative entry: the kernel may remember that the name does not exist.
         fuse_entry_param e{};
-        e.entry_timeout = k_cache_timeout;
+        e.entry_timeout = fs_of(req).negative_timeout();
         fuse_reply_entry(req, &e);
         return;
     }
@@ -181,10 +179,10 @@ void on_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* 
 }
 
 void set_handle(fuse_file_info* fi, std::unique_ptr<FileHandle> handle) {
+    // Objects never change in place and every write goes through this mount, so cached pages
+    // stay right across opens; a lower file says whether it changed since it was last opened.
+    fi->keep_cache = handle->keep_cache ? 1 : 0;
     fi->fh = reinterpret_cast<std::uint64_t>(handle.release());
-    // Objects never change in place and every write goes through this mount: cached pages stay
-    // valid across opens.
-    fi->keep_cache = 1;
 }
 
 void on_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -205,7 +203,7 @@ void on_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
         return reply_error(req, created.error());
     }
     set_handle(fi, std::move(created->handle));
-    fuse_entry_param e = entry_of(created->attr);
+    fuse_entry_param e = entry_of(req, created->attr);
     if (fuse_reply_create(req, &e, fi) != 0) {
         fs_of(req).release(std::unique_ptr<FileHandle>(&file_of(fi)));
         fs_of(req).forget(e.ino, 1);
@@ -213,7 +211,8 @@ void on_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 }
 
 void on_read(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
-    auto fd = file_of(fi).inode->data_fd();
+    FileHandle& handle = file_of(fi);
+    auto fd = handle.inode ? handle.inode->data_fd() : Result<SharedFd>(handle.lower);
     if (!fd) {
         return reply_error(req, fd.error());
     }
@@ -231,6 +230,10 @@ void on_read(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_in
 
 void on_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t offset, fuse_file_info* fi) {
     FileHandle& handle = file_of(fi);
+    if (!handle.inode) {
+        fuse_reply_err(req, EBADF);
+        return;
+    }
     ssize_t written = 0;
     {
         auto write = handle.inode->begin_write();
@@ -280,7 +283,8 @@ void on_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     }
 }
 
-void read_dir(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi, bool plus) {
+void read_dir(fuse_req_t req, fuse_ino_t dir_ino, size_t size, off_t offset, fuse_file_info* fi,
+              bool plus) {
     DirHandle& dir = dir_of(fi);
     std::vector<char> buf(size);
     size_t used = 0;
@@ -290,15 +294,16 @@ void read_dir(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi, boo
         size_t need = 0;
         bool dots = entry.name == "." || entry.name == "..";
         if (plus && !dots) {
-            auto st = fs_of(req).getattr(entry.ino);
+            // A lookup: it counts the entry, and finds it by name as the kernel will.
+            auto st = fs_of(req).lookup(dir_ino, entry.name);
             if (!st) {
                 continue;  // removed since opendir
             }
-            fuse_entry_param e = entry_of(*st);
+            fuse_entry_param e = entry_of(req, *st);
             need = fuse_add_direntry_plus(req, buf.data() + used, size - used, entry.name.c_str(),
                                           &e, next);
-            if (need <= size - used) {
-                fs_of(req).remember(entry.ino);
+            if (need > size - used) {
+                fs_of(req).forget(st->st_ino, 1);  // did not fit: the kernel never sees it
             }
         } else {
             struct stat st{};
@@ -322,12 +327,13 @@ void read_dir(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi, boo
     fuse_reply_buf(req, buf.data(), used);
 }
 
-void on_readdir(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
-    read_dir(req, size, offset, fi, false);
+void on_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi) {
+    read_dir(req, ino, size, offset, fi, false);
 }
 
-void on_readdirplus(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
-    read_dir(req, size, offset, fi, true);
+void on_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+                    fuse_file_info* fi) {
+    read_dir(req, ino, size, offset, fi, true);
 }
 
 void on_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {

@@ -6,9 +6,37 @@
 
 namespace fbfs {
 
-void InodeTable::remember(InodeNumber ino, std::uint64_t count) {
+void InodeTable::remember(InodeNumber ino, const std::string& path) {
     std::lock_guard lock(m_mutex);
-    m_entries[ino].lookups += count;
+    auto& entry = m_entries[ino];
+    ++entry.lookups;
+    if (!path.empty() && (entry.path.empty() || entry.hidden)) {
+        entry.path = path;  // a hard link keeps the path it was first found at
+        entry.hidden = false;
+    }
+}
+
+std::optional<std::string> InodeTable::path_of(InodeNumber ino) const {
+    std::lock_guard lock(m_mutex);
+    auto it = m_entries.find(ino);
+    if (it == m_entries.end() || it->second.hidden) {
+        return std::nullopt;
+    }
+    return it->second.path;
+}
+
+void InodeTable::clear_path(InodeNumber ino) {
+    std::lock_guard lock(m_mutex);
+    if (auto it = m_entries.find(ino); it != m_entries.end()) {
+        it->second.hidden = true;
+    }
+}
+
+void InodeTable::set_path(InodeNumber ino, const std::string& path) {
+    std::lock_guard lock(m_mutex);
+    if (auto it = m_entries.find(ino); it != m_entries.end()) {
+        it->second.path = path;
+    }
 }
 
 bool InodeTable::forget(InodeNumber ino, std::uint64_t count) {

@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <unordered_map>
 
 #include "fs/open_inode.h"
@@ -21,7 +23,15 @@ namespace fbfs {
 
 class InodeTable {
 public:
-    void remember(InodeNumber ino, std::uint64_t count = 1);
+    // Counts one kernel lookup of `ino`, found at `path` (relative to the mount's root; kept
+    // for overlay mounts, which find lower files by path; empty otherwise).
+    void remember(InodeNumber ino, const std::string& path = {});
+    // The path `ino` was last found at, if the kernel holds it.
+    std::optional<std::string> path_of(InodeNumber ino) const;
+    // After a rename: `ino` is now at `path`.
+    void set_path(InodeNumber ino, const std::string& path);
+    // After a whiteout hid it: `ino` has no path any more, until it is found again.
+    void clear_path(InodeNumber ino);
     // Drops `count` kernel references; returns true when the kernel holds none any more.
     bool forget(InodeNumber ino, std::uint64_t count);
 
@@ -49,6 +59,8 @@ private:
     struct Entry {
         std::uint64_t lookups = 0;
         std::uint64_t handles = 0;
+        std::string path;
+        bool hidden = false;  // its lower file is hidden by a whiteout
         std::shared_ptr<OpenInode> open;  // while handles > 0
     };
     void erase_if_unused(std::unordered_map<InodeNumber, Entry>::iterator it);

@@ -19,6 +19,7 @@
 
 #include "fs/filesystem.h"
 #include "fs/fuse_server.h"
+#include "fs/lower_layer.h"
 #include "fs/mount_table.h"
 #include "store/store.h"
 #include "store/volume_lock.h"
@@ -93,10 +94,33 @@ Result<void> check_fuse_available() {
     return {};
 }
 
+// The source must be a directory that neither is, nor holds, nor sits inside the mountpoint:
+// each of those would make the mount serve itself.
+Result<void> check_source(const fs::path& source, const fs::path& mountpoint) {
+    if (auto lower = LowerLayer::open(source); !lower) {
+        return std::unexpected(lower.error());
+    }
+    std::error_code ec;
+    auto src = fs::weakly_canonical(source, ec).string() + "/";
+    auto mnt = fs::weakly_canonical(mountpoint, ec).string() + "/";
+    if (src.starts_with(mnt) || mnt.starts_with(src)) {
+        return make_error(ELOOP, fmt::format("source {} and mountpoint {} overlap (the mount would "
+                                             "contain itself): mount somewhere outside the "
+                                             "source", source.string(), mountpoint.string()));
+    }
+    return {};
+}
+
 // Checks what can be checked before forking: the daemon reports the rest.
 Result<void> check_request(const MountRequest& request) {
     if (auto ok = check_volume_name(request.volume); !ok) {
         return ok;
+    }
+    // The source first: one inside the mountpoint would otherwise read as "not empty".
+    if (!request.source.empty()) {
+        if (auto ok = check_source(request.source, request.mountpoint); !ok) {
+            return ok;
+        }
     }
     if (auto ok = check_mountpoint(request.mountpoint); !ok) {
         return ok;
@@ -140,6 +164,14 @@ Result<void> serve(const MountRequest& request, const std::function<void(const E
     if (!lock) {
         return std::unexpected(lock.error());
     }
+    std::optional<LowerLayer> lower;
+    if (!request.source.empty()) {
+        auto opened = LowerLayer::open(request.source);
+        if (!opened) {
+            return std::unexpected(opened.error());
+        }
+        lower = std::move(*opened);
+    }
     auto tree = VolumeTree::open(**store, request.volume, ::getuid(), ::getgid());
     if (!tree) {
         return std::unexpected(tree.error());
@@ -154,7 +186,7 @@ Result<void> serve(const MountRequest& request, const std::function<void(const E
     if (auto reaped = (*store)->remove_dead_objects(); !reaped) {
         return std::unexpected(reaped.error());
     }
-    Filesystem filesystem(std::move(*tree));
+    Filesystem filesystem(std::move(*tree), std::move(lower));
     ServeOptions options;
     options.mountpoint = request.mountpoint.string();
     options.fsname = fmt::format("fbfs:{}:{}", request.volume, ::getpid());
@@ -298,6 +330,9 @@ Result<void> mount_volume(const MountRequest& request_in) {
     MountRequest request = request_in;
     request.mountpoint = fs::absolute(request.mountpoint).lexically_normal();
     request.store = fs::absolute(request.store).lexically_normal();
+    if (!request.source.empty()) {
+        request.source = fs::absolute(request.source).lexically_normal();
+    }
     if (auto ok = check_request(request); !ok) {
         return ok;
     }

@@ -14,6 +14,7 @@ struct MountRequest {
     std::filesystem::path store;
     std::string volume = "default";
     std::filesystem::path mountpoint;
+    std::filesystem::path source;  // the checkout to show under the volume; empty: none
     bool foreground = false;   // serve in this process, logging to stderr
     bool allow_other = false;  // let other users use the mount
     bool debug = false;        // trace every FUSE request

@@ -1,5 +1,9 @@
 #include "store/lmdb.h"
 
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
 #include <mutex>
 
 namespace fbfs {
@@ -8,6 +12,17 @@ namespace {
 
 MDB_val to_val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
 std::string_view from_val(const MDB_val& v) { return {static_cast<const char*>(v.mv_data), v.mv_size}; }
+
+// Holds 1 MiB of disk beside the environment, if it is not held already (best effort).
+void make_reserve(const std::filesystem::path& path) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        if (::posix_fallocate(fd, 0, off_t{1} << 20) != 0) {
+            ::unlink(path.c_str());
+        }
+        ::close(fd);
+    }
+}
 
 }  // namespace
 
@@ -28,7 +43,8 @@ std::unexpected<Error> lmdb_error(int rc, std::string_view what) {
 LmdbEnv::LmdbEnv(MDB_env* env) : m_env(env), m_resize(std::make_unique<std::shared_mutex>()) {}
 
 LmdbEnv::LmdbEnv(LmdbEnv&& other) noexcept
-    : m_env(std::exchange(other.m_env, nullptr)), m_resize(std::move(other.m_resize)) {}
+    : m_env(std::exchange(other.m_env, nullptr)), m_reserve(std::move(other.m_reserve)),
+      m_resize(std::move(other.m_resize)) {}
 
 LmdbEnv& LmdbEnv::operator=(LmdbEnv&& other) noexcept {
     if (this != &other) {
@@ -36,6 +52,7 @@ LmdbEnv& LmdbEnv::operator=(LmdbEnv&& other) noexcept {
             mdb_env_close(m_env);
         }
         m_env = std::exchange(other.m_env, nullptr);
+        m_reserve = std::move(other.m_reserve);
         m_resize = std::move(other.m_resize);
     }
     return *this;
@@ -71,6 +88,8 @@ Result<LmdbEnv> LmdbEnv::open(const std::filesystem::path& dir, unsigned max_dbs
     }
     // A larger map set by another process is adopted by passing 0.
     mdb_env_set_mapsize(raw, 0);
+    env.m_reserve = dir / "reserve";
+    make_reserve(env.m_reserve);
     return env;
 }
 
@@ -123,6 +142,7 @@ Result<void> LmdbEnv::read(const std::function<Result<void>(LmdbTxn&)>& body) co
 Result<void> LmdbEnv::write(const std::function<Result<void>(LmdbTxn&)>& body) {
     // Each growth doubles the map; a few are enough for any store, and a bound keeps a disk that
     // is really full from looping.
+    bool reserve_used = false;
     for (int attempt = 0;; ++attempt) {
         Result<void> outcome;
         {
@@ -134,8 +154,15 @@ Result<void> LmdbEnv::write(const std::function<Result<void>(LmdbTxn&)>& body) {
                 outcome = txn->commit();
             }
         }
-        bool map_full = !outcome && outcome.error().code == ENOSPC &&
-                        outcome.error().message.find(mdb_strerror(MDB_MAP_FULL)) != std::string::npos;
+        bool no_space = !outcome && outcome.error().code == ENOSPC;
+        bool map_full = no_space && outcome.error().message.find(mdb_strerror(MDB_MAP_FULL)) !=
+                                        std::string::npos;
+        if (no_space && !map_full && !reserve_used && ::unlink(m_reserve.c_str()) == 0) {
+            spdlog::warn("the disk under {} is full: using the space held in reserve",
+                         m_reserve.parent_path().string());
+            reserve_used = true;
+            continue;
+        }
         if (!map_full || attempt == 8) {
             return outcome;
         }

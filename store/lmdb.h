@@ -57,7 +57,9 @@ public:
     // Runs `body` in a read-only transaction.
     Result<void> read(const std::function<Result<void>(LmdbTxn&)>& body) const;
     // Runs `body` in a write transaction and commits it if `body` succeeds. When the map is full,
-    // the map is grown and `body` runs again, so `body` must not have effects outside the txn.
+    // the map is grown and `body` runs again; when the disk is full, the environment's reserve
+    // file (1 MiB kept beside it, remade at the next open) is given up and `body` runs again. So
+    // `body` must not have effects outside the txn, or must make them only once.
     Result<void> write(const std::function<Result<void>(LmdbTxn&)>& body);
     // Flushes the environment to disk (fsync), for callers that promised durability.
     Result<void> sync();
@@ -72,6 +74,8 @@ private:
     Result<void> grow();
 
     MDB_env* m_env = nullptr;
+    // Space held back so that removing files still works on a full disk.
+    std::filesystem::path m_reserve;
     // Guards the map size: transactions hold it shared, grow() and adopting a size grown by
     // another process exclusive (mdb_env_set_mapsize needs no transaction open in this process).
     // Lock order: taken before any LMDB lock.

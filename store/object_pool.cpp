@@ -368,13 +368,21 @@ Result<PutResult> ObjectPool::seal(const fs::path& file) const {
         return make_error(EINVAL,
                           fmt::format("cannot adopt {}: not a regular file", file.string()));
     }
-    std::atomic<bool> never{false};
-    auto hashed = hash_range(fd.get(), 0, never);
+    auto hashed = hash_fd(fd.get());
     if (!hashed) {
         return std::unexpected(hashed.error());
     }
     if (::fchmod(fd.get(), k_object_mode) != 0) {
         return errno_error(fmt::format("cannot chmod {}", file.string()));
+    }
+    return PutResult{hashed->id, hashed->size, false};
+}
+
+Result<PutResult> ObjectPool::hash_fd(int fd) {
+    std::atomic<bool> never{false};
+    auto hashed = hash_range(fd, 0, never);
+    if (!hashed) {
+        return std::unexpected(hashed.error());
     }
     return PutResult{hashed->id, hashed->size, false};
 }

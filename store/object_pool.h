@@ -52,6 +52,9 @@ public:
     Result<PutResult> publish(const std::filesystem::path& file, const ObjectId& id,
                               std::uint64_t size) const;
 
+    // Hashes `fd` from offset 0 to its end, storing nothing: what its id would be.
+    static Result<PutResult> hash_fd(int fd);
+
     bool contains(const ObjectId& id) const;
     // Opens an object O_RDONLY. ENOENT if it is not in the pool.
     Result<UniqueFd> open_object(const ObjectId& id) const;

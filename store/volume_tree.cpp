@@ -355,13 +355,15 @@ Result<std::vector<NamedEntry>> VolumeTree::list(InodeNumber dir) const {
 }
 
 Result<NewInode> VolumeTree::create(InodeNumber parent, std::string_view name,
-                                    InodeRecord record) {
-    auto ino = allocate_inode();
+                                    InodeRecord record, const CreateOptions& options) {
+    auto ino = options.ino ? Result<InodeNumber>(*options.ino) : allocate_inode();
     if (!ino) {
         return std::unexpected(ino.error());
     }
     TimeNs now = now_ns();
     record.nlink = record.is_dir() ? 2 : 1;
+    const ObjectPool& pool = m_store->pool();
+    bool published = false;
     auto ok = m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
         TreeTxn tree(txn, m_store->tables(), m_id);
         auto dir = tree.dir(parent);
@@ -375,7 +377,24 @@ Result<NewInode> VolumeTree::create(InodeNumber parent, std::string_view name,
         if (*present && !(*present)->is_whiteout()) {
             return make_error(EEXIST, fmt::format("'{}' exists", name));
         }
-        touch(**dir, now);
+        if (options.ino) {
+            auto taken = txn.get(m_store->tables().inodes, inode_key(m_id, *ino));
+            if (!taken || *taken) {
+                return taken ? make_error(EEXIST, fmt::format("inode {} is taken", *ino))
+                             : std::unexpected(taken.error());
+            }
+        }
+        if (record.object && !options.sealed.empty() && !published &&
+            !pool.contains(*record.object)) {
+            auto put = pool.publish(options.sealed, *record.object, record.size);
+            if (!put) {
+                return std::unexpected(put.error());
+            }
+            published = !put->deduped;
+        }
+        if (options.touch_parent) {
+            touch(**dir, now);
+        }
         if (record.is_dir()) {
             ++(*dir)->nlink;
         }
@@ -385,10 +404,42 @@ Result<NewInode> VolumeTree::create(InodeNumber parent, std::string_view name,
         }
         return tree.flush();
     });
+    if (!ok && published) {
+        // The transaction that would have named the new object failed: nothing names it.
+        if (auto removed = m_store->remove_if_unreferenced(*record.object); !removed) {
+            return std::unexpected(removed.error());
+        }
+    }
     if (!ok) {
         return std::unexpected(ok.error());
     }
+    if (!options.sealed.empty()) {
+        ::unlink(options.sealed.c_str());
+    }
     return NewInode{*ino, std::move(record)};
+}
+
+Result<std::optional<LowerStamp>> VolumeTree::stamp(std::string_view relative_path) const {
+    std::optional<LowerStamp> out;
+    auto ok = m_store->env().read([&](LmdbTxn& txn) -> Result<void> {
+        auto raw = txn.get(m_store->tables().stamps, stamp_key(m_id, relative_path));
+        if (!raw || !*raw) {
+            return raw ? Result<void>() : std::unexpected(raw.error());
+        }
+        auto decoded = LowerStamp::decode(**raw);
+        if (!decoded) {
+            return std::unexpected(decoded.error());
+        }
+        out = *decoded;
+        return {};
+    });
+    return ok ? Result<std::optional<LowerStamp>>(out) : std::unexpected(ok.error());
+}
+
+Result<void> VolumeTree::put_stamp(std::string_view relative_path, const LowerStamp& stamp) {
+    return m_store->env().write([&](LmdbTxn& txn) {
+        return txn.put(m_store->tables().stamps, stamp_key(m_id, relative_path), stamp.encode());
+    });
 }
 
 Result<InodeRecord> VolumeTree::link(InodeNumber ino, InodeNumber parent, std::string_view name) {

@@ -65,9 +65,24 @@ public:
     // All entries of a directory, whiteouts included, in name order.
     Result<std::vector<NamedEntry>> list(InodeNumber dir) const;
 
+    // How create() makes an inode, beyond the defaults.
+    struct CreateOptions {
+        // The number to give it instead of a new one (an overlay copy-up keeps the number the
+        // kernel already knows the file by); EEXIST if that number is taken.
+        std::optional<InodeNumber> ino;
+        // The sealed file holding `record.object`'s bytes, published inside the transaction as
+        // set_content() does.
+        std::filesystem::path sealed;
+        // Whether the parent's mtime and ctime change (not for a copy-up, which shows nothing new).
+        bool touch_parent = true;
+    };
     // Creates `name` in directory `parent` with `record` (its nlink is set here). A whiteout of
     // that name is replaced; any other entry is EEXIST.
-    Result<NewInode> create(InodeNumber parent, std::string_view name, InodeRecord record);
+    Result<NewInode> create(InodeNumber parent, std::string_view name, InodeRecord record,
+                            const CreateOptions& options);
+    Result<NewInode> create(InodeNumber parent, std::string_view name, InodeRecord record) {
+        return create(parent, name, std::move(record), CreateOptions{});
+    }
     // Adds a hard link `parent`/`name` to the non-directory `ino`.
     Result<InodeRecord> link(InodeNumber ino, InodeNumber parent, std::string_view name);
     // Removes `parent`/`name`: a directory only if `dir` (it must be empty: ENOTEMPTY), a
@@ -97,6 +112,10 @@ public:
     Result<InodeRecord> set_content(InodeNumber ino, const std::optional<ObjectId>& id,
                                     std::uint64_t size, const std::filesystem::path& sealed,
                                     const std::function<void(InodeRecord&)>& change);
+    // The stamp recorded for the lower file at `relative_path`, if any.
+    Result<std::optional<LowerStamp>> stamp(std::string_view relative_path) const;
+    Result<void> put_stamp(std::string_view relative_path, const LowerStamp& stamp);
+
     // Deletes an orphan (nlink 0) when its last user is gone. Not an error if it is gone already.
     Result<void> drop(InodeNumber ino);
     // Deletes every orphan of this volume (left by a daemon that was killed). Returns how many.

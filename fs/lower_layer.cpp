@@ -1,0 +1,81 @@
+#include "fs/lower_layer.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+
+namespace fbfs {
+
+std::string join_path(const std::string& dir, std::string_view name) {
+    return dir.empty() ? std::string(name) : dir + "/" + std::string(name);
+}
+
+Result<LowerLayer> LowerLayer::open(const std::filesystem::path& root) {
+    UniqueFd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) {
+        int error = errno;
+        if (error == ENOENT) {
+            return make_error(ENOENT, fmt::format("source {} does not exist (give the checkout's "
+                                                  "directory to --source)", root.string()));
+        }
+        if (error == ENOTDIR) {
+            return make_error(ENOTDIR, fmt::format("source {} is not a directory (give the "
+                                                   "checkout's directory to --source)",
+                                                   root.string()));
+        }
+        return sys_error(error, fmt::format("cannot open source {}", root.string()));
+    }
+    return LowerLayer(std::move(fd));
+}
+
+Result<struct stat> LowerLayer::stat(const std::string& path) const {
+    struct stat st{};
+    if (::fstatat(m_root.get(), relative(path), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        return errno_error(fmt::format("source file {}", path));
+    }
+    return st;
+}
+
+Result<UniqueFd> LowerLayer::open_file(const std::string& path) const {
+    UniqueFd fd(::openat(m_root.get(), relative(path), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) {
+        return errno_error(fmt::format("cannot open source file {}", path));
+    }
+    return fd;
+}
+
+Result<std::string> LowerLayer::readlink(const std::string& path) const {
+    std::string target(PATH_MAX, '\0');
+    ssize_t n = ::readlinkat(m_root.get(), relative(path), target.data(), target.size());
+    if (n < 0) {
+        return errno_error(fmt::format("cannot read source symlink {}", path));
+    }
+    target.resize(static_cast<std::size_t>(n));
+    return target;
+}
+
+Result<std::vector<LowerEntry>> LowerLayer::list(const std::string& path) const {
+    int fd = ::openat(m_root.get(), relative(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno_error(fmt::format("cannot read source directory {}", path));
+    }
+    std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd), ::closedir);
+    if (!dir) {
+        ::close(fd);
+        return errno_error(fmt::format("cannot read source directory {}", path));
+    }
+    std::vector<LowerEntry> out;
+    while (dirent* entry = ::readdir(dir.get())) {
+        std::string_view name = entry->d_name;
+        if (name != "." && name != "..") {
+            out.push_back({std::string(name), entry->d_type});
+        }
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    return out;
+}
+
+}  // namespace fbfs

@@ -1,0 +1,51 @@
+// LowerLayer: the source tree under an overlay mount, read-only, addressed by paths relative to
+// its root ("" is the root itself, "src/a.c" a file below it).
+//
+// fbfs never writes here. Every access goes through one directory fd opened at mount time, so
+// the source's absolute path is used once and recorded nowhere. Paths come from names the
+// kernel looked up, one directory at a time, so they hold no "." or ".." components.
+// Thread-safe: it holds only the directory fd.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "store/error.h"
+#include "store/unique_fd.h"
+
+namespace fbfs {
+
+struct LowerEntry {
+    std::string name;
+    std::uint8_t type = 0;  // DT_*
+};
+
+class LowerLayer {
+public:
+    // Opens `root`; an Error that names it if it is missing or not a directory.
+    static Result<LowerLayer> open(const std::filesystem::path& root);
+
+    // lstat of `path`; ENOENT (or ENOTDIR) when it is not there.
+    Result<struct stat> stat(const std::string& path) const;
+    bool exists(const std::string& path) const { return stat(path).has_value(); }
+    // Opens a regular file O_RDONLY.
+    Result<UniqueFd> open_file(const std::string& path) const;
+    Result<std::string> readlink(const std::string& path) const;
+    // The entries of a directory, without "." and "..", in name order.
+    Result<std::vector<LowerEntry>> list(const std::string& path) const;
+
+private:
+    explicit LowerLayer(UniqueFd root) : m_root(std::move(root)) {}
+    const char* relative(const std::string& path) const { return path.empty() ? "." : path.c_str(); }
+
+    UniqueFd m_root;
+};
+
+// "dir/name", or "name" under the root.
+std::string join_path(const std::string& dir, std::string_view name);
+
+}  // namespace fbfs

@@ -1,0 +1,410 @@
+// The overlay half of Filesystem: resolving inodes over both layers, merged directories,
+// copy-up, and what the kernel may cache of lower entries.
+#include <dirent.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "fs/filesystem.h"
+
+namespace fbfs {
+
+namespace {
+
+// Lower entries change behind the mount's back (an editor, git checkout): the kernel re-asks
+// after this long.
+constexpr double k_lower_timeout = 1.0;
+constexpr double k_upper_timeout = 86400.0;
+// Inode numbers derived from lower paths have the top bit set; the volume's own counter never
+// gets there.
+constexpr InodeNumber k_lower_ino_bit = InodeNumber{1} << 63;
+
+std::string parent_of(const std::string& path) {
+    auto slash = path.rfind('/');
+    return slash == std::string::npos ? std::string() : path.substr(0, slash);
+}
+
+std::string base_of(const std::string& path) {
+    auto slash = path.rfind('/');
+    return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Copies a lower file into a new file in the pool's tmp/ and seals it (hash, read-only).
+Result<PutResult> stage_copy(const ObjectPool& pool, int from, std::filesystem::path& staged) {
+    std::string pattern = (pool.tmp_dir() / "copyup-XXXXXX").string();
+    UniqueFd to(::mkostemp(pattern.data(), O_CLOEXEC));
+    if (!to) {
+        return errno_error(fmt::format("cannot create a file in {}", pool.tmp_dir().string()));
+    }
+    staged = pattern;
+    for (;;) {
+        ssize_t n = ::copy_file_range(from, nullptr, to.get(), nullptr, std::size_t{1} << 30, 0);
+        if (n == 0) {
+            break;
+        }
+        if (n < 0) {
+            int error = errno;
+            ::unlink(pattern.c_str());
+            return sys_error(error, "copying a source file up into the volume");
+        }
+    }
+    auto sealed = pool.seal(staged);
+    if (!sealed) {
+        ::unlink(pattern.c_str());
+    }
+    return sealed;
+}
+
+}  // namespace
+
+InodeNumber Filesystem::lower_ino(const std::string& path) {
+    // FNV-1a: stable across runs and machines, so a lower file keeps its number everywhere.
+    std::uint64_t hash = 0xcbf29ce484222325ull;
+    for (char c : path) {
+        hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+    }
+    return k_lower_ino_bit | (hash & ~k_lower_ino_bit);
+}
+
+double Filesystem::cache_timeout(InodeNumber ino) const {
+    return (m_lower && (ino & k_lower_ino_bit)) ? k_lower_timeout : k_upper_timeout;
+}
+
+double Filesystem::negative_timeout() const { return m_lower ? k_lower_timeout : k_upper_timeout; }
+
+std::string Filesystem::child_path(InodeNumber parent, std::string_view name) const {
+    if (!m_lower) {
+        return {};
+    }
+    auto dir = parent == k_root_inode ? std::optional<std::string>("") : m_inodes.path_of(parent);
+    return join_path(dir.value_or(""), name);
+}
+
+Result<Filesystem::Node> Filesystem::resolve(InodeNumber ino) const {
+    Node node{ino, {}, {}, {}};
+    auto upper = record(ino);
+    if (upper) {
+        node.upper = std::move(*upper);
+    } else if (upper.error().code != ENOENT) {
+        return std::unexpected(upper.error());
+    }
+    if (m_lower && (!node.upper || (node.upper->is_dir() &&
+                                    !(node.upper->flags & InodeRecord::k_opaque)))) {
+        auto path = ino == k_root_inode ? std::optional<std::string>("") : m_inodes.path_of(ino);
+        if (path) {
+            node.path = *path;
+            if (auto st = m_lower->stat(node.path)) {
+                node.lower = *st;
+            }
+        }
+    } else if (m_lower) {
+        node.path = m_inodes.path_of(ino).value_or("");
+    }
+    if (!node.upper && !node.lower) {
+        return make_error(ENOENT, fmt::format("inode {} does not exist", ino));
+    }
+    return node;
+}
+
+Result<struct stat> Filesystem::attr(const Node& node) {
+    if (node.upper) {
+        return to_stat(node.ino, *node.upper);
+    }
+    struct stat st = *node.lower;
+    st.st_ino = node.ino;
+    st.st_dev = 0;
+    if (!S_ISDIR(st.st_mode)) {
+        st.st_nlink = 1;  // other names of a lower file are other inodes here
+    }
+    st.st_mtim = to_timespec(m_stamps->shown_mtime(node.path, *node.lower));
+    return st;
+}
+
+bool Filesystem::merges_lower(const Node& dir) const {
+    return dir.lower && S_ISDIR(dir.lower->st_mode) &&
+           !(dir.upper && (dir.upper->flags & InodeRecord::k_opaque));
+}
+
+std::optional<struct stat> Filesystem::lower_child(const Node& dir, std::string_view name) const {
+    if (!merges_lower(dir)) {
+        return std::nullopt;
+    }
+    auto st = m_lower->stat(join_path(dir.path, name));
+    return st ? std::optional<struct stat>(*st) : std::nullopt;
+}
+
+Result<std::vector<DirHandle::Entry>> Filesystem::merged_entries(const Node& dir) const {
+    std::vector<DirHandle::Entry> out;
+    std::set<std::string> upper_names;
+    if (dir.upper) {
+        auto entries = m_tree.list(dir.ino);
+        if (!entries) {
+            return std::unexpected(entries.error());
+        }
+        for (auto& e : *entries) {
+            upper_names.insert(e.name);
+            if (!e.value.is_whiteout()) {
+                out.push_back({std::move(e.name), e.value.ino, e.value.type});
+            }
+        }
+    }
+    if (merges_lower(dir)) {
+        auto entries = m_lower->list(dir.path);
+        if (!entries) {
+            return std::unexpected(entries.error());
+        }
+        for (auto& e : *entries) {
+            if (!upper_names.contains(e.name)) {
+                InodeNumber ino = lower_ino(join_path(dir.path, e.name));
+                out.push_back({std::move(e.name), ino, e.type});
+            }
+        }
+    }
+    return out;
+}
+
+Result<void> Filesystem::check_empty(const Node& dir) const {
+    auto entries = merged_entries(dir);
+    if (!entries) {
+        return std::unexpected(entries.error());
+    }
+    if (!entries->empty()) {
+        return make_error(ENOTEMPTY, fmt::format("directory {} is not empty", dir.path));
+    }
+    return {};
+}
+
+Result<InodeNumber> Filesystem::upper_dir(const std::string& path) {
+    if (path.empty()) {
+        return k_root_inode;
+    }
+    auto parent = upper_dir(parent_of(path));
+    if (!parent) {
+        return parent;
+    }
+    std::string name = base_of(path);
+    auto entry = m_tree.lookup(*parent, name);
+    if (!entry) {
+        return std::unexpected(entry.error());
+    }
+    if (*entry && !(*entry)->is_whiteout()) {
+        return (*entry)->ino;
+    }
+    auto st = m_lower->stat(path);
+    if (*entry || !st || !S_ISDIR(st->st_mode)) {
+        return make_error(ENOENT, fmt::format("directory {} is gone", path));
+    }
+    InodeRecord r;
+    r.mode = st->st_mode;
+    r.uid = st->st_uid;
+    r.gid = st->st_gid;
+    r.atime = to_ns(st->st_atim);
+    r.mtime = m_stamps->shown_mtime(path, *st);
+    r.ctime = to_ns(st->st_ctim);
+    VolumeTree::CreateOptions options;
+    options.ino = lower_ino(path);
+    options.touch_parent = false;
+    auto made = m_tree.create(*parent, name, std::move(r), options);
+    if (!made && made.error().code == EEXIST) {
+        return upper_dir(path);  // another thread copied it up first
+    }
+    return made ? Result<InodeNumber>(made->ino) : std::unexpected(made.error());
+}
+
+Result<void> Filesystem::copy_up(InodeNumber ino) {
+    auto node = resolve(ino);
+    if (!node || node->upper) {
+        return node ? Result<void>() : std::unexpected(node.error());
+    }
+    if (S_ISDIR(node->lower->st_mode)) {
+        auto made = upper_dir(node->path);
+        return made ? Result<void>() : std::unexpected(made.error());
+    }
+    auto parent = upper_dir(parent_of(node->path));
+    if (!parent) {
+        return std::unexpected(parent.error());
+    }
+    const struct stat& st = *node->lower;
+    InodeRecord r;
+    r.mode = st.st_mode;
+    r.uid = st.st_uid;
+    r.gid = st.st_gid;
+    r.rdev = st.st_rdev;
+    r.atime = to_ns(st.st_atim);
+    r.mtime = m_stamps->shown_mtime(node->path, st);
+    r.ctime = to_ns(st.st_ctim);
+    VolumeTree::CreateOptions options;
+    options.ino = ino;
+    options.touch_parent = false;
+    if (S_ISLNK(st.st_mode)) {
+        auto target = m_lower->readlink(node->path);
+        if (!target) {
+            return std::unexpected(target.error());
+        }
+        r.symlink_target = *target;
+        r.size = target->size();
+    } else if (S_ISREG(st.st_mode)) {
+        auto from = m_lower->open_file(node->path);
+        auto sealed = from ? stage_copy(pool(), from->get(), options.sealed)
+                           : Result<PutResult>(std::unexpected(from.error()));
+        if (!sealed) {
+            return std::unexpected(sealed.error());
+        }
+        r.size = sealed->size;
+        if (sealed->size > 0) {
+            r.object = sealed->id;
+        }
+    }
+    auto made = m_tree.create(*parent, base_of(node->path), std::move(r), options);
+    if (!options.sealed.empty()) {
+        ::unlink(options.sealed.c_str());  // an empty file, or a failed create
+    }
+    if (!made) {
+        // Another thread may have copied it up first; then it has a record now.
+        auto again = resolve(ino);
+        return again && again->upper ? Result<void>() : std::unexpected(made.error());
+    }
+    return {};
+}
+
+Result<std::unique_ptr<FileHandle>> Filesystem::open_lower(const Node& node) {
+    auto fd = m_lower->open_file(node.path);
+    if (!fd) {
+        return std::unexpected(fd.error());
+    }
+    auto handle = std::make_unique<FileHandle>();
+    handle->ino = node.ino;
+    handle->lower = std::make_shared<UniqueFd>(std::move(*fd));
+    // The kernel's cached pages are right only if the file did not change since it last opened.
+    std::pair<off_t, TimeNs> now{node.lower->st_size, to_ns(node.lower->st_mtim)};
+    std::lock_guard lock(m_lower_mutex);
+    auto [it, inserted] = m_lower_opened.try_emplace(node.ino, now);
+    handle->keep_cache = !inserted && it->second == now;
+    it->second = now;
+    return handle;
+}
+
+Result<Filesystem::RenamePlan> Filesystem::prepare_rename(InodeNumber parent, std::string_view name,
+                                                          InodeNumber new_parent,
+                                                          std::string_view new_name,
+                                                          unsigned flags) {
+    // One side of the rename: what the volume has under the name, and what shows from below.
+    struct Side {
+        std::optional<DirentValue> upper;
+        bool whiteout = false;
+        std::optional<struct stat> lower;
+        std::string path;
+        InodeNumber ino() const { return upper ? upper->ino : lower_ino(path); }
+        bool exists() const { return upper || (lower && !whiteout); }
+    };
+    auto side_of = [&](InodeNumber dir, std::string_view entry) -> Result<Side> {
+        auto node = resolve(dir);
+        if (!node) {
+            return std::unexpected(node.error());
+        }
+        Side side;
+        side.path = child_path(dir, entry);
+        if (node->upper) {
+            auto found = m_tree.lookup(dir, entry);
+            if (!found) {
+                return std::unexpected(found.error());
+            }
+            side.whiteout = *found && (*found)->is_whiteout();
+            if (*found && !side.whiteout) {
+                side.upper = **found;
+            }
+        }
+        side.lower = lower_child(*node, entry);
+        return side;
+    };
+    auto src = side_of(parent, name);
+    auto dst = src ? side_of(new_parent, new_name) : src;
+    if (!dst) {
+        return std::unexpected(dst.error());
+    }
+    if (!src->exists()) {
+        return make_error(ENOENT, fmt::format("no entry '{}'", name));
+    }
+    auto src_node = resolve(src->ino());
+    if (!src_node) {
+        return std::unexpected(src_node.error());
+    }
+    bool src_dir = src_node->is_dir();
+    // A directory with lower entries cannot move: they stay at their path (overlayfs says
+    // EXDEV too, and mv falls back to copying).
+    if (src_dir && src_node->lower) {
+        return make_error(EXDEV, fmt::format("cannot move directory {} of the source tree",
+                                             src->path));
+    }
+    RenamePlan plan;
+    plan.moved = src->ino();
+    plan.opaque = src_dir;
+    plan.whiteout_source = src->lower.has_value() && !(flags & RENAME_EXCHANGE);
+    if (dst->exists()) {
+        Node dst_node{dst->ino(), dst->path, {}, dst->lower};
+        if (dst->upper) {
+            auto resolved = resolve(dst->ino());
+            if (!resolved) {
+                return std::unexpected(resolved.error());
+            }
+            dst_node = *resolved;
+        }
+        bool dst_dir = dst_node.is_dir();
+        if (flags & RENAME_NOREPLACE) {
+            return make_error(EEXIST, fmt::format("'{}' exists", new_name));
+        }
+        if (flags & RENAME_EXCHANGE) {
+            if (dst_dir && dst_node.lower) {
+                return make_error(EXDEV, fmt::format("cannot move directory {} of the source "
+                                                     "tree", dst->path));
+            }
+            if (auto up = copy_up(dst->ino()); !up) {
+                return std::unexpected(up.error());
+            }
+            plan.exchanged = dst->ino();
+        } else if (src_dir != dst_dir) {
+            return make_error(src_dir ? ENOTDIR : EISDIR,
+                              fmt::format("'{}' and '{}' differ in type", name, new_name));
+        } else if (dst_dir && dst_node.lower && !(dst_node.upper && (dst_node.upper->flags &
+                                                                     InodeRecord::k_opaque))) {
+            if (auto empty = check_empty(dst_node); !empty) {
+                return std::unexpected(empty.error());
+            }
+        }
+    } else if (flags & RENAME_EXCHANGE) {
+        return make_error(ENOENT, fmt::format("no entry '{}' to exchange", new_name));
+    }
+    for (InodeNumber ino : {src->ino(), parent, new_parent}) {
+        if (auto up = copy_up(ino); !up) {
+            return std::unexpected(up.error());
+        }
+    }
+    return plan;
+}
+
+Result<void> Filesystem::finish_rename(const RenamePlan& plan, InodeNumber parent,
+                                       std::string_view name, InodeNumber new_parent,
+                                       std::string_view new_name) {
+    std::string old_path = child_path(parent, name);
+    m_inodes.set_path(plan.moved, child_path(new_parent, new_name));
+    if (plan.exchanged) {
+        m_inodes.set_path(plan.exchanged, old_path);
+    }
+    if (plan.whiteout_source) {
+        if (auto hidden = m_tree.add_whiteout(parent, name); !hidden) {
+            return hidden;
+        }
+    }
+    if (plan.opaque) {
+        auto marked = m_tree.update(plan.moved, [](InodeRecord& r) -> Result<void> {
+            r.flags |= InodeRecord::k_opaque;
+            return {};
+        });
+        return marked ? Result<void>() : std::unexpected(marked.error());
+    }
+    return {};
+}
+
+}  // namespace fbfs

@@ -65,12 +65,13 @@ Result<struct stat> Filesystem::lookup(InodeNumber parent, std::string_view name
     if (auto ok = check_name(name); !ok) {
         return std::unexpected(ok.error());
     }
-    auto dir = resolve(parent);
-    if (!dir) {
+    // The hot path of every build: one record read and one lstat for a lower file.
+    auto dir = record(parent);
+    if (!dir && dir.error().code != ENOENT) {
         return std::unexpected(dir.error());
     }
     std::optional<InodeNumber> found;
-    if (dir->upper) {
+    if (dir) {
         auto entry = m_tree.lookup(parent, name);
         if (!entry) {
             return std::unexpected(entry.error());
@@ -83,14 +84,20 @@ Result<struct stat> Filesystem::lookup(InodeNumber parent, std::string_view name
         }
     }
     std::string path = child_path(parent, name);
-    if (!found && lower_child(*dir, name)) {
-        found = lower_ino(path);
+    std::optional<Node> lower_only;
+    bool opaque = dir && (dir->flags & InodeRecord::k_opaque);
+    if (!found && m_lower && !opaque && (parent == k_root_inode || m_inodes.path_of(parent))) {
+        // A missing lower parent directory makes this lstat fail too.
+        if (auto st = m_lower->stat(path)) {
+            found = lower_ino(path);
+            lower_only = Node{*found, path, std::nullopt, *st};
+        }
     }
     if (!found) {
         return make_error(ENOENT, fmt::format("no entry '{}'", name));
     }
     m_inodes.remember(*found, path);
-    auto node = resolve(*found);
+    auto node = lower_only ? Result<Node>(*lower_only) : resolve(*found);
     auto st = node ? attr(*node) : std::unexpected(node.error());
     if (!st) {
         m_inodes.forget(*found, 1);
@@ -243,26 +250,12 @@ Result<struct stat> Filesystem::setattr(InodeNumber ino, const AttrChange& chang
         return std::unexpected(up.error());
     }
     TimeNs now = now_ns();
-    auto open = m_inodes.find_open(ino);
     if (change.size) {
-        auto current = record(ino);
-        if (!current) {
-            return std::unexpected(current.error());
-        }
-        if (current->is_dir()) {
-            return make_error(EISDIR, "cannot truncate a directory");
-        }
-        // A file nobody has open is truncated through a short-lived OpenInode.
-        auto target = open ? open : std::make_shared<OpenInode>(ino, m_tree.id(), pool(), *current);
-        if (auto cut = target->truncate(*change.size); !cut) {
+        if (auto cut = truncate(ino, *change.size); !cut) {
             return std::unexpected(cut.error());
         }
-        if (!target->has_writers()) {
-            if (auto committed = target->commit(m_tree); !committed) {
-                return std::unexpected(committed.error());
-            }
-        }
     }
+    auto open = m_inodes.find_open(ino);
     auto updated = m_tree.update(ino, [&](InodeRecord& r) -> Result<void> {
         if (change.mode) {
             r.mode = (r.mode & S_IFMT) | (*change.mode & 07777);
@@ -289,6 +282,27 @@ Result<struct stat> Filesystem::setattr(InodeNumber ino, const AttrChange& chang
         open->set_times(change.atime, change.mtime, updated->ctime);
     }
     return getattr(ino);
+}
+
+Result<void> Filesystem::truncate(InodeNumber ino, std::uint64_t size) {
+    auto current = record(ino);
+    if (!current) {
+        return std::unexpected(current.error());
+    }
+    if (current->is_dir()) {
+        return make_error(EISDIR, "cannot truncate a directory");
+    }
+    // Through the file's OpenInode, registered for the while even if nobody has it open.
+    auto inode = open_inode(ino);
+    if (!inode) {
+        return std::unexpected(inode.error());
+    }
+    auto cut = (*inode)->truncate(size);
+    if (cut && !(*inode)->has_writers()) {
+        cut = (*inode)->commit(m_tree);
+    }
+    m_inodes.release(ino);
+    return cut;
 }
 
 Result<std::string> Filesystem::readlink(InodeNumber ino) {
@@ -392,8 +406,17 @@ Result<void> Filesystem::rename(InodeNumber parent, std::string_view name, Inode
     return {};
 }
 
-std::shared_ptr<OpenInode> Filesystem::open_inode(InodeNumber ino, const InodeRecord& r) {
-    return m_inodes.open(ino, [&] { return std::make_shared<OpenInode>(ino, m_tree.id(), pool(), r); });
+Result<std::shared_ptr<OpenInode>> Filesystem::open_inode(InodeNumber ino) {
+    Error failure;
+    auto inode = m_inodes.open(ino, [&]() -> std::shared_ptr<OpenInode> {
+        auto r = m_tree.get(ino);
+        if (!r || !*r) {
+            failure = r ? Error{ENOENT, fmt::format("inode {} does not exist", ino)} : r.error();
+            return nullptr;
+        }
+        return std::make_shared<OpenInode>(ino, m_tree.id(), pool(), **r);
+    });
+    return inode ? Result<std::shared_ptr<OpenInode>>(inode) : std::unexpected(failure);
 }
 
 Result<std::unique_ptr<FileHandle>> Filesystem::open(InodeNumber ino, int flags) {
@@ -411,14 +434,14 @@ Result<std::unique_ptr<FileHandle>> Filesystem::open(InodeNumber ino, int flags)
     if (auto up = copy_up(ino); !up) {
         return std::unexpected(up.error());
     }
-    auto r = record(ino);
-    if (!r) {
-        return std::unexpected(r.error());
+    auto inode = open_inode(ino);
+    if (!inode) {
+        return std::unexpected(inode.error());
     }
     auto handle = std::make_unique<FileHandle>();
     handle->ino = ino;
     handle->writable = writable;
-    handle->inode = open_inode(ino, *r);
+    handle->inode = std::move(*inode);
     if (handle->writable) {
         if (auto ok = handle->inode->open_writer((flags & O_TRUNC) != 0); !ok) {
             release(std::move(handle));

@@ -81,6 +81,7 @@ public:
     Filesystem& operator=(const Filesystem&) = delete;
 
     VolumeTree& tree() { return m_tree; }
+    bool has_lower() const { return m_lower.has_value(); }
     const ObjectPool& pool() const { return m_tree.store().pool(); }
 
     // Entry operations: each successful one counts one kernel lookup of the inode it returns.
@@ -124,6 +125,13 @@ public:
     Result<std::unique_ptr<DirHandle>> opendir(InodeNumber ino);
 
     Result<struct statvfs> statfs() const;
+
+    // Overlay only: works out the lower tree's shown mtimes ahead of the build (StampBook::warm).
+    void warm_stamps(std::stop_token stop) {
+        if (m_stamps) {
+            m_stamps->warm(stop);
+        }
+    }
 
 private:
     // An inode as the overlay sees it: its volume record, its lower file, or both (a merged
@@ -176,7 +184,9 @@ private:
     Result<void> drop_if_unused(InodeNumber ino);
     // Deletes an inode with no links, and the objects nothing names any more.
     Result<void> drop(InodeNumber ino);
-    std::shared_ptr<OpenInode> open_inode(InodeNumber ino, const InodeRecord& record);
+    // Registers a handle of `ino` and returns its OpenInode (see InodeTable::open).
+    Result<std::shared_ptr<OpenInode>> open_inode(InodeNumber ino);
+    Result<void> truncate(InodeNumber ino, std::uint64_t size);
 
     VolumeTree m_tree;
     InodeTable m_inodes;

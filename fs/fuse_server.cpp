@@ -64,13 +64,18 @@ void reply_void(fuse_req_t req, const Result<void>& done) {
 
 // ---- handlers ---------------------------------------------------------------------------------
 
-void on_init(void*, fuse_conn_info* conn) {
+void on_init(void* userdata, fuse_conn_info* conn) {
     auto want = [conn](unsigned cap) {
         if (conn->capable & cap) {
             conn->want |= cap;
         }
     };
-    want(FUSE_CAP_WRITEBACK_CACHE);
+    // With the writeback cache the kernel keeps a regular file's size and mtime as its own and
+    // ignores the server's: right when every change comes through the mount, wrong for an
+    // overlay's source files, which the user may change behind it.
+    if (!static_cast<Filesystem*>(userdata)->has_lower()) {
+        want(FUSE_CAP_WRITEBACK_CACHE);
+    }
     want(FUSE_CAP_SPLICE_WRITE);
     want(FUSE_CAP_SPLICE_MOVE);
     want(FUSE_CAP_SPLICE_READ);
@@ -245,12 +250,15 @@ void on_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t offset, fus
         out.buf[0].fd = write->fd->get();
         out.buf[0].pos = offset;
         written = fuse_buf_copy(&out, in, fuse_buf_copy_flags{});
+        if (written > 0) {
+            // Still inside the write: a commit must see the size with these bytes.
+            handle.inode->wrote(static_cast<std::uint64_t>(offset + written));
+        }
     }
     if (written < 0) {
         fuse_reply_err(req, static_cast<int>(-written));
         return;
     }
-    handle.inode->wrote(static_cast<std::uint64_t>(offset + written));
     fuse_reply_write(req, static_cast<size_t>(written));
 }
 

@@ -35,14 +35,21 @@ public:
     // Drops `count` kernel references; returns true when the kernel holds none any more.
     bool forget(InodeNumber ino, std::uint64_t count);
 
-    // Registers a handle of `ino` and returns its OpenInode, made by `make` (which must not
-    // block: it runs under the table's lock) for the first handle.
+    // Registers a handle of `ino` and returns its OpenInode, made by `make` for the first handle.
+    // `make` runs under the table's lock, so it reads the stored inode after any commit of the
+    // OpenInode before it; it must do no more than that. If it returns nullptr, nothing is
+    // registered and nullptr is returned.
     template <class Make>
     std::shared_ptr<OpenInode> open(InodeNumber ino, Make make) {
         std::lock_guard lock(m_mutex);
         auto& entry = m_entries[ino];
         if (!entry.open) {
             entry.open = make();
+            if (!entry.open) {
+                auto it = m_entries.find(ino);
+                erase_if_unused(it);
+                return nullptr;
+            }
         }
         ++entry.handles;
         return entry.open;

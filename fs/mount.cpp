@@ -15,6 +15,7 @@
 #include <cstring>
 #include <fstream>
 #include <string_view>
+#include <stop_token>
 #include <thread>
 
 #include "fs/filesystem.h"
@@ -197,6 +198,8 @@ Result<void> serve(const MountRequest& request, const std::function<void(const E
         return std::unexpected(server.error());
     }
     ready(nullptr);
+    // Stopped and joined when serving ends, before the filesystem goes.
+    std::jthread warmer([&filesystem](std::stop_token stop) { filesystem.warm_stamps(stop); });
     return (*server)->run();
 }
 

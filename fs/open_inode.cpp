@@ -180,6 +180,7 @@ Result<void> OpenInode::commit(VolumeTree& tree) {
             return std::unexpected(sealed.error());
         }
         object = sealed->id;
+        m_size = sealed->size;  // the bytes hashed are the truth
     }
     auto updated = tree.set_content(m_ino, object, m_size, m_staging_path, [&](InodeRecord& r) {
         r.mtime = m_mtime.value_or(r.mtime);

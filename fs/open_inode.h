@@ -53,7 +53,7 @@ public:
     };
     // Starts a write into the staging file (made on first use).
     Result<Write> begin_write();
-    // Reports the end offset of what a write stored.
+    // Reports the end offset of what a write stored, while its Write is still held.
     void wrote(std::uint64_t end_offset);
     Result<void> truncate(std::uint64_t size);
     Result<void> allocate(off_t offset, off_t length);

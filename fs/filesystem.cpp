@@ -143,11 +143,8 @@ Result<struct stat> Filesystem::make_node(InodeNumber parent, std::string_view n
     if (!dir_node) {
         return std::unexpected(dir_node.error());
     }
-    if (lower_child(*dir_node, name)) {
-        auto shadowing = m_tree.lookup(parent, name);
-        if (!shadowing || !*shadowing) {
-            return make_error(EEXIST, fmt::format("'{}' exists", name));
-        }
+    if (auto free = check_free(*dir_node, name); !free) {
+        return std::unexpected(free.error());
     }
     if (auto up = copy_up(parent); !up) {
         return std::unexpected(up.error());
@@ -217,11 +214,8 @@ Result<struct stat> Filesystem::link(InodeNumber ino, InodeNumber parent, std::s
     if (!dir) {
         return std::unexpected(dir.error());
     }
-    if (lower_child(*dir, name)) {
-        auto shadowing = m_tree.lookup(parent, name);
-        if (!shadowing || !*shadowing) {
-            return make_error(EEXIST, fmt::format("'{}' exists", name));
-        }
+    if (auto free = check_free(*dir, name); !free) {
+        return std::unexpected(free.error());
     }
     if (auto up = copy_up(ino); !up) {
         return std::unexpected(up.error());

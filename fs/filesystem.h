@@ -156,6 +156,8 @@ private:
     // The volume inode of the directory at `path`, copying lower directories up on the way.
     Result<InodeNumber> upper_dir(const std::string& path);
     Result<std::vector<DirHandle::Entry>> merged_entries(const Node& dir) const;
+    // EEXIST if a lower entry shows at `name` in `dir` (the volume's create checks its own).
+    Result<void> check_free(const Node& dir, std::string_view name) const;
     // ENOTEMPTY unless directory `dir` shows no entries.
     Result<void> check_empty(const Node& dir) const;
     static InodeNumber lower_ino(const std::string& path);

@@ -135,6 +135,21 @@ std::optional<struct stat> Filesystem::lower_child(const Node& dir, std::string_
     return st ? std::optional<struct stat>(*st) : std::nullopt;
 }
 
+Result<void> Filesystem::check_free(const Node& dir, std::string_view name) const {
+    if (!lower_child(dir, name)) {
+        return {};
+    }
+    // A lower entry shows unless a volume entry (a whiteout, or a file) covers the name.
+    auto covering = m_tree.lookup(dir.ino, name);
+    if (!covering) {
+        return std::unexpected(covering.error());
+    }
+    if (!*covering) {
+        return make_error(EEXIST, fmt::format("'{}' exists", name));
+    }
+    return {};
+}
+
 Result<std::vector<DirHandle::Entry>> Filesystem::merged_entries(const Node& dir) const {
     std::vector<DirHandle::Entry> out;
     std::set<std::string> upper_names;

@@ -216,6 +216,34 @@ private:
 
 void touch(InodeRecord& record, TimeNs now) { record.mtime = record.ctime = now; }
 
+// Inside the write transaction that is about to name object `id`: puts the sealed file holding
+// its bytes into the pool unless the pool has it, so the object exists before anything names it.
+// `published` records that this transaction's attempt put it there (LmdbEnv::write may run the
+// body again).
+Result<void> publish_if_missing(const ObjectPool& pool, const ObjectId& id, std::uint64_t size,
+                                const std::filesystem::path& sealed, bool& published) {
+    if (published || pool.contains(id)) {
+        return {};
+    }
+    auto put = pool.publish(sealed, id, size);
+    if (!put) {
+        return std::unexpected(put.error());
+    }
+    published = !put->deduped;
+    return {};
+}
+
+// After the transaction that would have named a published object failed: nothing names it, so
+// it goes again. Returns the error to report (the original one, unless cleaning up failed too).
+Error unpublish(Store& store, bool published, const std::optional<ObjectId>& id, Error error) {
+    if (published && id) {
+        if (auto removed = store.remove_if_unreferenced(*id); !removed) {
+            return removed.error();
+        }
+    }
+    return error;
+}
+
 }  // namespace
 
 Result<VolumeTree> VolumeTree::open(Store& store, std::string_view name, std::uint32_t uid,
@@ -384,13 +412,12 @@ Result<NewInode> VolumeTree::create(InodeNumber parent, std::string_view name,
                              : std::unexpected(taken.error());
             }
         }
-        if (record.object && !options.sealed.empty() && !published &&
-            !pool.contains(*record.object)) {
-            auto put = pool.publish(options.sealed, *record.object, record.size);
+        if (record.object && !options.sealed.empty()) {
+            auto put = publish_if_missing(pool, *record.object, record.size, options.sealed,
+                                          published);
             if (!put) {
-                return std::unexpected(put.error());
+                return put;
             }
-            published = !put->deduped;
         }
         if (options.touch_parent) {
             touch(**dir, now);
@@ -404,14 +431,8 @@ Result<NewInode> VolumeTree::create(InodeNumber parent, std::string_view name,
         }
         return tree.flush();
     });
-    if (!ok && published) {
-        // The transaction that would have named the new object failed: nothing names it.
-        if (auto removed = m_store->remove_if_unreferenced(*record.object); !removed) {
-            return std::unexpected(removed.error());
-        }
-    }
     if (!ok) {
-        return std::unexpected(ok.error());
+        return std::unexpected(unpublish(*m_store, published, record.object, ok.error()));
     }
     if (!options.sealed.empty()) {
         ::unlink(options.sealed.c_str());
@@ -645,12 +666,11 @@ Result<InodeRecord> VolumeTree::set_content(InodeNumber ino, const std::optional
     const ObjectPool& pool = m_store->pool();
     bool published = false;
     auto updated = update(ino, [&](InodeRecord& record) -> Result<void> {
-        if (id && !published && !pool.contains(*id)) {
-            auto put = pool.publish(sealed, *id, size);
+        if (id) {
+            auto put = publish_if_missing(pool, *id, size, sealed, published);
             if (!put) {
-                return std::unexpected(put.error());
+                return put;
             }
-            published = !put->deduped;
         }
         record.object = id;
         record.size = size;
@@ -660,11 +680,8 @@ Result<InodeRecord> VolumeTree::set_content(InodeNumber ino, const std::optional
     if (updated && !sealed.empty()) {
         ::unlink(sealed.c_str());  // a duplicate of an object the pool had (or already gone)
     }
-    if (!updated && published) {
-        // The transaction that would have named the new object failed: nothing names it.
-        if (auto removed = m_store->remove_if_unreferenced(*id); !removed) {
-            return std::unexpected(removed.error());
-        }
+    if (!updated) {
+        return std::unexpected(unpublish(*m_store, published, id, updated.error()));
     }
     return updated;
 }

@@ -424,8 +424,8 @@ void make_lower(const fs::path& src) {
         ::symlink("nowhere", (src / "dangling").c_str()) != 0) {
         throw sys_error("symlink");
     }
-    const char* leaves[] = {"hello.txt", "script.sh",  "read-only.txt", "big.bin",  "dir/a.txt",
-                            "dir/b.txt", "dir/sub/c.txt", "link",       "dangling"};
+    const char* leaves[] = {"hello.txt", "script.sh",     "read-only.txt", "big.bin", "dir/a.txt",
+                            "dir/b.txt", "dir/sub/c.txt", "link",          "dangling"};
     long i = 0;
     for (const char* leaf : leaves) {
         ++i;
@@ -445,8 +445,7 @@ struct Overlay {
     explicit Overlay(const std::function<void(const fs::path&)>& populate = make_lower) {
         populate(source);
         source_before = snapshot(source);
-        mount.emplace(store(), tmp / "mnt",
-                      std::vector<std::string>{"--source", source.string()});
+        mount.emplace(store(), tmp / "mnt", std::vector<std::string>{"--source", source.string()});
     }
 
     fs::path store() const { return tmp / "store"; }
@@ -562,9 +561,10 @@ void copy_fresh(const fs::path& from, const fs::path& to) {
 // ---------------------------------------------------------------------------------------------
 // The merged view.
 
-TEST_CASE("Overlay: lower files, directories and symlinks show through with their bytes and "
-          "attributes",
-          "[fuse]") {
+TEST_CASE(
+    "Overlay: lower files, directories and symlinks show through with their bytes and "
+    "attributes",
+    "[fuse]") {
     Overlay o;
     CHECK(read_path(o / "hello.txt") == "hello lower\n");
     CHECK(read_path(o / "dir/sub/c.txt") == "c\n");
@@ -609,9 +609,10 @@ TEST_CASE("Overlay: lower files, directories and symlinks show through with thei
     o.finish();
 }
 
-TEST_CASE("Overlay: a name in both layers shows the upper entry, and a directory in both shows "
-          "the entries of both",
-          "[fuse]") {
+TEST_CASE(
+    "Overlay: a name in both layers shows the upper entry, and a directory in both shows "
+    "the entries of both",
+    "[fuse]") {
     TempDir tmp;
     make_lower(tmp / "src");
     {
@@ -630,17 +631,19 @@ TEST_CASE("Overlay: a name in both layers shows the upper entry, and a directory
     CHECK(read_path(m / "dir/sub/c.txt") == "c\n");
     CHECK(read_path(m / "dir/only-upper.txt") == "only upper\n");
     auto counts = readdir_counts(m / "dir");
-    CHECK(counts == std::map<std::string, int>{{".", 1}, {"..", 1}, {"a.txt", 1}, {"b.txt", 1},
-                                               {"sub", 1}, {"only-upper.txt", 1}});
+    CHECK(counts ==
+          std::map<std::string, int>{
+              {".", 1}, {"..", 1}, {"a.txt", 1}, {"b.txt", 1}, {"sub", 1}, {"only-upper.txt", 1}});
     auto root_counts = readdir_counts(m.path());
     CHECK(root_counts["hello.txt"] == 1);
     CHECK(root_counts["dir"] == 1);
     CHECK(read_path(tmp / "src" / "hello.txt") == "hello lower\n");
 }
 
-TEST_CASE("Overlay: a file added to the source after a copy-up in its directory shows on the "
-          "next mount",
-          "[fuse]") {
+TEST_CASE(
+    "Overlay: a file added to the source after a copy-up in its directory shows on the "
+    "next mount",
+    "[fuse]") {
     Overlay o;
     REQUIRE(::chmod((o / "dir/a.txt").c_str(), 0600) == 0);  // dir now exists in both layers
     o.mount->unmount();
@@ -654,9 +657,10 @@ TEST_CASE("Overlay: a file added to the source after a copy-up in its directory 
     CHECK(permissions(stat_of(o / "dir/a.txt")) == 0600u);
 }
 
-TEST_CASE("Overlay: reading lower files puts nothing in the object pool; a copied-up file's "
-          "bytes go there",
-          "[fuse]") {
+TEST_CASE(
+    "Overlay: reading lower files puts nothing in the object pool; a copied-up file's "
+    "bytes go there",
+    "[fuse]") {
     Overlay o;
     snapshot(o.root());  // reads every lower file through the mount
     {
@@ -721,9 +725,10 @@ TEST_CASE("Overlay: fbfs run --source runs the command over the merged tree", "[
     CHECK(stat_outcome(m / "script.sh") == "ENOENT");
 }
 
-TEST_CASE("Overlay: make finds a build up to date over a fresh copy of the source, and rebuilds "
-          "only what a changed file feeds",
-          "[fuse]") {
+TEST_CASE(
+    "Overlay: make finds a build up to date over a fresh copy of the source, and rebuilds "
+    "only what a changed file feeds",
+    "[fuse]") {
     TempDir tmp;
     auto src = tmp / "src";
     fs::create_directories(src);
@@ -911,8 +916,7 @@ TEST_CASE("Overlay: utimensat on a lower file copies it up with exactly those ti
     o.finish();
 }
 
-TEST_CASE("Overlay: a hard link to a lower file shares its inode, bytes and link count",
-          "[fuse]") {
+TEST_CASE("Overlay: a hard link to a lower file shares its inode, bytes and link count", "[fuse]") {
     Overlay o;
     REQUIRE(::link((o / "hello.txt").c_str(), (o / "hello-link").c_str()) == 0);
     REQUIRE(::link((o / "dir/a.txt").c_str(), (o / "dir/sub/a-link").c_str()) == 0);
@@ -1053,7 +1057,8 @@ TEST_CASE("Overlay: lower names with spaces, UTF-8, 255 bytes, and deep paths wo
     REQUIRE(::chmod((o / (deep + "/leaf.txt")).c_str(), 0600) == 0);
     put_file(o / (deep + "/leaf2.txt"), "leaf2\n");
     auto check_view = [&] {
-        CHECK(names_in(odd) == Names{"with space.txt", std::string(254, 'm') + "x", "-leading-dash"});
+        CHECK(names_in(odd) ==
+              Names{"with space.txt", std::string(254, 'm') + "x", "-leading-dash"});
         CHECK(read_path(odd / "with space.txt") == "space\nmore\n");
         CHECK(read_path(odd / (std::string(254, 'm') + "x")) == "long\n");
         CHECK(stat_outcome(odd / long_name) == "ENOENT");
@@ -1067,9 +1072,10 @@ TEST_CASE("Overlay: lower names with spaces, UTF-8, 255 bytes, and deep paths wo
     o.finish();
 }
 
-TEST_CASE("Overlay: a source that changed between mounts shows its new tree under the kept "
-          "upper changes",
-          "[fuse]") {
+TEST_CASE(
+    "Overlay: a source that changed between mounts shows its new tree under the kept "
+    "upper changes",
+    "[fuse]") {
     Overlay o;
     REQUIRE(::chmod((o / "dir/a.txt").c_str(), 0600) == 0);
     REQUIRE(::unlink((o / "script.sh").c_str()) == 0);
@@ -1112,9 +1118,10 @@ TEST_CASE("Overlay: a source that changed between mounts shows its new tree unde
 // ---------------------------------------------------------------------------------------------
 // Whiteouts and opaque directories.
 
-TEST_CASE("Overlay: unlinking a lower file hides it, and a new file of that name shows its own "
-          "bytes",
-          "[fuse]") {
+TEST_CASE(
+    "Overlay: unlinking a lower file hides it, and a new file of that name shows its own "
+    "bytes",
+    "[fuse]") {
     Overlay o;
     REQUIRE(::unlink((o / "hello.txt").c_str()) == 0);
     CHECK(stat_outcome(o / "hello.txt") == "ENOENT");
@@ -1291,8 +1298,7 @@ TEST_CASE("Overlay: rename replaces a file across layers in either direction", "
     CHECK(stat_outcome(o / "dir/b.txt") == "ENOENT");
     CHECK(names_in(o / "dir") == Names{"sub"});
     // RENAME_NOREPLACE sees lower names, and not whited-out ones.
-    CHECK(outcome(rename2(o / "dir/sub/c.txt", o / "read-only.txt", RENAME_NOREPLACE)) ==
-          "EEXIST");
+    CHECK(outcome(rename2(o / "dir/sub/c.txt", o / "read-only.txt", RENAME_NOREPLACE)) == "EEXIST");
     REQUIRE(::unlink((o / "read-only.txt").c_str()) == 0);
     CHECK(outcome(rename2(o / "dir/sub/c.txt", o / "read-only.txt", RENAME_NOREPLACE)) == "ok");
     CHECK(read_path(o / "read-only.txt") == "c\n");
@@ -1305,9 +1311,10 @@ TEST_CASE("Overlay: rename replaces a file across layers in either direction", "
     o.finish();
 }
 
-TEST_CASE("Overlay: renaming a lower directory moves the whole tree or fails with EXDEV and "
-          "changes nothing",
-          "[fuse]") {
+TEST_CASE(
+    "Overlay: renaming a lower directory moves the whole tree or fails with EXDEV and "
+    "changes nothing",
+    "[fuse]") {
     Overlay o;
     // A directory only in DIR.
     auto pure = check_dir_rename(o.root(), "dir/sub", "sub-moved");
@@ -1333,8 +1340,7 @@ TEST_CASE("Overlay: renaming a lower directory moves the whole tree or fails wit
 // ---------------------------------------------------------------------------------------------
 // Readdir.
 
-TEST_CASE("Overlay: readdir lists each merged name exactly once and no whited-out name",
-          "[fuse]") {
+TEST_CASE("Overlay: readdir lists each merged name exactly once and no whited-out name", "[fuse]") {
     constexpr int k_lower = 3000;
     auto name = [](const char* prefix, int i) {
         char buffer[32];
@@ -1359,9 +1365,9 @@ TEST_CASE("Overlay: readdir lists each merged name exactly once and no whited-ou
     put_file(o / "new.txt", "new");
     REQUIRE(::symlink("new.txt", (o / "new-link").c_str()) == 0);
     make_dir(o / "newdir");
-    const Names root_expected{"read-only.txt", "script.sh", "link", "dangling", "empty-dir",
-                              "many",          "dir",       "big2.bin", "new.txt", "new-link",
-                              "newdir"};
+    const Names root_expected{"read-only.txt", "script.sh", "link",  "dangling",
+                              "empty-dir",     "many",      "dir",   "big2.bin",
+                              "new.txt",       "new-link",  "newdir"};
 
     // A big lower directory, read in many readdir calls: whiteouts, copy-ups, renames and new
     // names all through it.
@@ -1431,9 +1437,10 @@ TEST_CASE("Overlay: readdir lists each merged name exactly once and no whited-ou
 // ---------------------------------------------------------------------------------------------
 // Persistence.
 
-TEST_CASE("Overlay: changes and whiteouts survive a remount, and the volume alone shows only the "
-          "upper tree",
-          "[fuse]") {
+TEST_CASE(
+    "Overlay: changes and whiteouts survive a remount, and the volume alone shows only the "
+    "upper tree",
+    "[fuse]") {
     Overlay o;
     {
         auto fd = open_fd(o / "hello.txt", O_WRONLY | O_APPEND);
@@ -1455,7 +1462,8 @@ TEST_CASE("Overlay: changes and whiteouts survive a remount, and the volume alon
 
     {
         Mount plain(o.store(), o.tmp / "plain");
-        CHECK(names_in(plain.path()) == Names{"hello.txt", "dir", "new.txt", "newdir", "moved.bin"});
+        CHECK(names_in(plain.path()) ==
+              Names{"hello.txt", "dir", "new.txt", "newdir", "moved.bin"});
         CHECK(names_in(plain / "dir") == Names{"a.txt"});
         CHECK(read_path(plain / "hello.txt") == "hello lower\nappended\n");
         CHECK(read_path(plain / "dir/a.txt") == "a\n");
@@ -1473,9 +1481,10 @@ TEST_CASE("Overlay: changes and whiteouts survive a remount, and the volume alon
 // ---------------------------------------------------------------------------------------------
 // Content-stable mtimes.
 
-TEST_CASE("Overlay: an unchanged lower file shows the mtime it showed before, from a fresh copy "
-          "of the source",
-          "[fuse]") {
+TEST_CASE(
+    "Overlay: an unchanged lower file shows the mtime it showed before, from a fresh copy "
+    "of the source",
+    "[fuse]") {
     TempDir tmp;
     make_timed_source(tmp / "src");
     Snapshot first;
@@ -1498,9 +1507,10 @@ TEST_CASE("Overlay: an unchanged lower file shows the mtime it showed before, fr
     check_same_tree(first, only(snapshot(m.path()), "file"));
 }
 
-TEST_CASE("Overlay: unchanged lower directories show the same mtimes from a fresh copy of the "
-          "source",
-          "[fuse]") {
+TEST_CASE(
+    "Overlay: unchanged lower directories show the same mtimes from a fresh copy of the "
+    "source",
+    "[fuse]") {
     TempDir tmp;
     make_timed_source(tmp / "src");
     Snapshot first;
@@ -1514,9 +1524,10 @@ TEST_CASE("Overlay: unchanged lower directories show the same mtimes from a fres
     check_same_tree(first, without_root(only(snapshot(m.path()), "dir")));
 }
 
-TEST_CASE("Overlay: a lower file whose bytes changed shows its real mtime, and keeps it while its "
-          "bytes stay the same",
-          "[fuse]") {
+TEST_CASE(
+    "Overlay: a lower file whose bytes changed shows its real mtime, and keeps it while its "
+    "bytes stay the same",
+    "[fuse]") {
     TempDir tmp;
     make_timed_source(tmp / "src");
     {
@@ -1615,9 +1626,10 @@ TEST_CASE("Overlay: a --source inside the mountpoint is refused with one line na
     CHECK(read_path(mnt / "src" / "f") == "f\n");
 }
 
-TEST_CASE("Overlay: a mountpoint inside the source is refused, or mounted without hanging on "
-          "itself",
-          "[fuse]") {
+TEST_CASE(
+    "Overlay: a mountpoint inside the source is refused, or mounted without hanging on "
+    "itself",
+    "[fuse]") {
     TempDir tmp;
     auto src = tmp / "src";
     auto mnt = src / "mnt";
@@ -1633,9 +1645,9 @@ TEST_CASE("Overlay: a mountpoint inside the source is refused, or mounted withou
     WARN("fbfs mounted with the mountpoint inside the source");
     REQUIRE(is_fuse_mounted(mnt));
     // The mount sees itself as the lower "mnt": looking there must answer, not deadlock.
-    auto looked = run({"timeout", "-k", "2", "10", "sh", "-c",
-                       "ls -la " + quoted(mnt) + " " + quoted(mnt / "mnt") + " && cat " +
-                           quoted(mnt / "f")});
+    auto looked =
+        run({"timeout", "-k", "2", "10", "sh", "-c",
+             "ls -la " + quoted(mnt) + " " + quoted(mnt / "mnt") + " && cat " + quoted(mnt / "f")});
     INFO("stdout: " << looked.out << "\nstderr: " << looked.err);
     CHECK(looked.status != 124);
     CHECK(looked.status != 137);
@@ -1643,8 +1655,7 @@ TEST_CASE("Overlay: a mountpoint inside the source is refused, or mounted withou
     CHECK(unmounted.status == 0);
 }
 
-TEST_CASE("Overlay: a relative --source is taken from the directory fbfs mount runs in",
-          "[fuse]") {
+TEST_CASE("Overlay: a relative --source is taken from the directory fbfs mount runs in", "[fuse]") {
     TempDir tmp;
     make_lower(tmp / "src");
     fs::create_directories(tmp / "mnt");
@@ -1663,9 +1674,10 @@ TEST_CASE("Overlay: a relative --source is taken from the directory fbfs mount r
 // ---------------------------------------------------------------------------------------------
 // A source that changes under the mount.
 
-TEST_CASE("Overlay: a lower file deleted from the source while mounted is reported missing and "
-          "the mount keeps working",
-          "[fuse]") {
+TEST_CASE(
+    "Overlay: a lower file deleted from the source while mounted is reported missing and "
+    "the mount keeps working",
+    "[fuse]") {
     Overlay o;
     CHECK(read_path(o / "hello.txt") == "hello lower\n");
     CHECK(read_path(o / "dir/sub/c.txt") == "c\n");
@@ -1705,9 +1717,10 @@ TEST_CASE("Overlay: a lower file deleted from the source while mounted is report
     o.mount->unmount();
 }
 
-TEST_CASE("Overlay: a lower file changed in the source while mounted shows its new size, bytes "
-          "and mtime",
-          "[fuse]") {
+TEST_CASE(
+    "Overlay: a lower file changed in the source while mounted shows its new size, bytes "
+    "and mtime",
+    "[fuse]") {
     Overlay o;
     CHECK(read_path(o / "hello.txt") == "hello lower\n");
     CHECK(read_path(o / "dir/a.txt") == "a\n");
@@ -1762,9 +1775,10 @@ std::vector<std::string> files_containing(const fs::path& root, const std::strin
 
 }  // namespace
 
-TEST_CASE("Overlay: the store names no source path, so a moved store and source mount with the "
-          "same view",
-          "[fuse]") {
+TEST_CASE(
+    "Overlay: the store names no source path, so a moved store and source mount with the "
+    "same view",
+    "[fuse]") {
     Overlay o;
     // Look at everything (lower stamps), copy up, white out, rename.
     snapshot(o.root());

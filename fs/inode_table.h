@@ -58,7 +58,6 @@ public:
     bool release(InodeNumber ino);
     // The OpenInode of `ino` if it has open handles, else nullptr.
     std::shared_ptr<OpenInode> find_open(InodeNumber ino) const;
-    bool is_open(InodeNumber ino) const { return find_open(ino) != nullptr; }
     // True if neither the kernel nor a handle holds `ino`.
     bool unused(InodeNumber ino) const;
 

@@ -31,9 +31,11 @@ std::string base_of(const std::string& path) {
     return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-// Copies a lower file into a new file in the pool's tmp/ and seals it (hash, read-only).
-Result<PutResult> stage_copy(const ObjectPool& pool, int from, std::filesystem::path& staged) {
-    std::string pattern = (pool.tmp_dir() / "copyup-XXXXXX").string();
+// Copies a lower file into a new file in the pool's tmp/ and seals it (hash, read-only). Named
+// as volume `volume`'s staging files are, so a killed daemon's leftovers go at the next mount.
+Result<PutResult> stage_copy(const ObjectPool& pool, VolumeId volume, int from,
+                             std::filesystem::path& staged) {
+    std::string pattern = (pool.tmp_dir() / fmt::format("staging-{}-up-XXXXXX", volume)).string();
     UniqueFd to(::mkostemp(pattern.data(), O_CLOEXEC));
     if (!to) {
         return errno_error(fmt::format("cannot create a file in {}", pool.tmp_dir().string()));
@@ -262,7 +264,7 @@ Result<void> Filesystem::copy_up(InodeNumber ino) {
         r.size = target->size();
     } else if (S_ISREG(st.st_mode)) {
         auto from = m_lower->open_file(node->path);
-        auto sealed = from ? stage_copy(pool(), from->get(), options.sealed)
+        auto sealed = from ? stage_copy(pool(), m_tree.id(), from->get(), options.sealed)
                            : Result<PutResult>(std::unexpected(from.error()));
         if (!sealed) {
             return std::unexpected(sealed.error());

@@ -26,127 +26,44 @@
 #include "store/object_id.h"
 #include "store/unique_fd.h"
 #include "tests/support/mount.h"
+#include "tests/support/posix.h"
 #include "tests/support/run.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/tree.h"
+#include "tests/support/umask.h"
 
 namespace fs = std::filesystem;
 using fbfs::ObjectId;
 using fbfs::UniqueFd;
+using fbfs::test::at;
+using fbfs::test::check_same_tree;
+using fbfs::test::lstat_of;
 using fbfs::test::Mount;
 using fbfs::test::MountedStore;
+using fbfs::test::names_in;
+using fbfs::test::open_fd;
+using fbfs::test::open_outcome;
+using fbfs::test::outcome;
+using fbfs::test::permissions;
+using fbfs::test::pread_all;
+using fbfs::test::put_file;
+using fbfs::test::pwrite_all;
+using fbfs::test::random_bytes;
+using fbfs::test::read_path;
+using fbfs::test::readdir_counts;
+using fbfs::test::readlink_of;
+using fbfs::test::rename2;
+using fbfs::test::seconds;
+using fbfs::test::seconds_now;
+using fbfs::test::set_times;
+using fbfs::test::snapshot;
+using fbfs::test::stat_of;
+using fbfs::test::stat_outcome;
+using fbfs::test::sys_error;
+using fbfs::test::time_text;
+using fbfs::test::write_all;
 
 namespace {
-
-// The modes asserted below assume the usual umask, whatever the caller's is.
-[[maybe_unused]] const mode_t k_previous_umask = ::umask(022);
-
-std::system_error sys_error(const std::string& what) {
-    return std::system_error(errno, std::generic_category(), what);
-}
-
-// What a system call came to: "ok", or the name of the errno it failed with ("ENOENT"), so a
-// failed assertion reads `"EISDIR" == "ENOTEMPTY"`.
-std::string outcome(long rc) {
-    if (rc >= 0) {
-        return "ok";
-    }
-    int error = errno;
-    const char* name = strerrorname_np(error);
-    return name != nullptr ? name : "errno " + std::to_string(error);
-}
-
-UniqueFd open_fd(const fs::path& path, int flags, mode_t mode = 0644) {
-    int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
-    if (fd < 0) {
-        throw sys_error("open " + path.string());
-    }
-    return UniqueFd(fd);
-}
-
-// outcome() of an open(), closing the file if it opened.
-std::string open_outcome(const fs::path& path, int flags, mode_t mode = 0644) {
-    int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
-    std::string result = outcome(fd);
-    if (fd >= 0) {
-        ::close(fd);
-    }
-    return result;
-}
-
-void write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            throw sys_error("write");
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-}
-
-void pwrite_all(int fd, std::string_view data, off_t offset) {
-    while (!data.empty()) {
-        ssize_t n = ::pwrite(fd, data.data(), data.size(), offset);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            throw sys_error("pwrite");
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-        offset += n;
-    }
-}
-
-// Everything in the file behind `fd`, read with pread from offset 0.
-std::string pread_all(int fd) {
-    std::string out;
-    std::vector<char> buffer(1 << 16);
-    off_t offset = 0;
-    for (;;) {
-        ssize_t n = ::pread(fd, buffer.data(), buffer.size(), offset);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            throw sys_error("pread");
-        }
-        if (n == 0) {
-            return out;
-        }
-        out.append(buffer.data(), static_cast<std::size_t>(n));
-        offset += n;
-    }
-}
-
-std::string read_path(const fs::path& path) {
-    auto fd = open_fd(path, O_RDONLY);
-    return pread_all(fd.get());
-}
-
-// Creates or truncates `path` with `mode` (if created) and writes `content` with write(2).
-void put_file(const fs::path& path, std::string_view content, mode_t mode = 0644) {
-    auto fd = open_fd(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-    write_all(fd.get(), content);
-}
-
-struct stat stat_of(const fs::path& path) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) {
-        throw sys_error("stat " + path.string());
-    }
-    return st;
-}
-
-struct stat lstat_of(const fs::path& path) {
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0) {
-        throw sys_error("lstat " + path.string());
-    }
-    return st;
-}
 
 struct stat fstat_of(int fd) {
     struct stat st {};
@@ -154,103 +71,6 @@ struct stat fstat_of(int fd) {
         throw sys_error("fstat");
     }
     return st;
-}
-
-std::string stat_outcome(const fs::path& path) {
-    struct stat st {};
-    return outcome(::lstat(path.c_str(), &st));
-}
-
-unsigned permissions(const struct stat& st) {
-    return st.st_mode & 07777u;
-}
-
-std::string readlink_of(const fs::path& path) {
-    std::vector<char> buffer(8192);
-    ssize_t n = ::readlink(path.c_str(), buffer.data(), buffer.size());
-    if (n < 0) {
-        throw sys_error("readlink " + path.string());
-    }
-    return std::string(buffer.data(), static_cast<std::size_t>(n));
-}
-
-// "seconds.nanoseconds", nine digits after the point, so times compare and print exactly.
-std::string time_text(const timespec& t) {
-    char nanos[16];
-    std::snprintf(nanos, sizeof nanos, "%09ld", static_cast<long>(t.tv_nsec));
-    return std::to_string(t.tv_sec) + "." + nanos;
-}
-
-timespec at(time_t seconds, long nanoseconds) {
-    timespec t{};
-    t.tv_sec = seconds;
-    t.tv_nsec = nanoseconds;
-    return t;
-}
-
-void set_times(const fs::path& path, timespec atime, timespec mtime, int flags = 0) {
-    timespec times[2] = {atime, mtime};
-    if (::utimensat(AT_FDCWD, path.c_str(), times, flags) != 0) {
-        throw sys_error("utimensat " + path.string());
-    }
-}
-
-double seconds_since_epoch_now() {
-    timespec now{};
-    ::clock_gettime(CLOCK_REALTIME, &now);
-    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
-}
-
-double seconds(const timespec& t) {
-    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
-}
-
-long rename2(const fs::path& from, const fs::path& to, unsigned flags) {
-    return ::syscall(SYS_renameat2, AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), flags);
-}
-
-// Every name readdir(3) returns for `dir`, with how often it returned it.
-std::map<std::string, int> readdir_counts(const fs::path& dir) {
-    DIR* stream = ::opendir(dir.c_str());
-    if (stream == nullptr) {
-        throw sys_error("opendir " + dir.string());
-    }
-    std::map<std::string, int> counts;
-    errno = 0;
-    while (dirent* entry = ::readdir(stream)) {
-        ++counts[entry->d_name];
-    }
-    int error = errno;
-    ::closedir(stream);
-    if (error != 0) {
-        errno = error;
-        throw sys_error("readdir " + dir.string());
-    }
-    return counts;
-}
-
-std::set<std::string> names_in(const fs::path& dir) {
-    std::set<std::string> names;
-    for (const auto& [name, count] : readdir_counts(dir)) {
-        if (name != "." && name != "..") {
-            names.insert(name);
-        }
-    }
-    return names;
-}
-
-// Deterministic pseudo-random bytes (splitmix64), the same for the same seed.
-std::string random_bytes(std::uint64_t seed, std::size_t size) {
-    std::string out(size, '\0');
-    std::uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (std::size_t i = 0; i < size; i += 8) {
-        std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        std::memcpy(out.data() + i, &z, std::min<std::size_t>(8, size - i));
-    }
-    return out;
 }
 
 // Where the store keeps the object with these bytes: objects/ab/cdef….
@@ -269,72 +89,12 @@ std::vector<fs::path> object_files(const fs::path& store) {
     return files;
 }
 
-std::string file_type(mode_t mode) {
-    if (S_ISREG(mode)) {
-        return "file";
-    }
-    if (S_ISDIR(mode)) {
-        return "dir";
-    }
-    if (S_ISLNK(mode)) {
-        return "symlink";
-    }
-    if (S_ISFIFO(mode)) {
-        return "fifo";
-    }
-    return "other";
-}
-
-// One line per path under `root` (and "." for root itself) with everything a remount must keep
-// except the inode number: type, mode, owner, link count, size, mtime to the nanosecond, and the
-// SHA-256 of a file's bytes or a symlink's target.
-std::map<std::string, std::string> snapshot(const fs::path& root) {
-    std::map<std::string, std::string> out;
-    auto describe = [&](const fs::path& path, const std::string& relative) {
-        struct stat st = lstat_of(path);
-        std::string line = file_type(st.st_mode) + " mode=" + std::to_string(permissions(st)) +
-                           " owner=" + std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid) +
-                           " nlink=" + std::to_string(st.st_nlink) +
-                           " mtime=" + time_text(st.st_mtim);
-        if (S_ISREG(st.st_mode)) {
-            line += " size=" + std::to_string(st.st_size) +
-                    " sha256=" + ObjectId::of(read_path(path)).hex();
-        } else if (S_ISLNK(st.st_mode)) {
-            line += " size=" + std::to_string(st.st_size) + " target=" + readlink_of(path);
-        }
-        out[relative] = line;
-    };
-    describe(root, ".");
-    for (const auto& entry : fs::recursive_directory_iterator(root)) {
-        describe(entry.path(), entry.path().lexically_relative(root).string());
-    }
-    return out;
-}
-
 std::map<std::string, ino_t> inode_numbers(const fs::path& root) {
     std::map<std::string, ino_t> out;
     for (const auto& entry : fs::recursive_directory_iterator(root)) {
         out[entry.path().lexically_relative(root).string()] = lstat_of(entry.path()).st_ino;
     }
     return out;
-}
-
-void check_same_tree(const std::map<std::string, std::string>& expected,
-                     const std::map<std::string, std::string>& actual) {
-    std::set<std::string> paths;
-    for (const auto& [path, line] : expected) {
-        paths.insert(path);
-    }
-    for (const auto& [path, line] : actual) {
-        paths.insert(path);
-    }
-    for (const auto& path : paths) {
-        INFO("path: " << path);
-        auto e = expected.find(path);
-        auto a = actual.find(path);
-        CHECK((a == actual.end() ? std::string("<missing>") : a->second) ==
-              (e == expected.end() ? std::string("<missing>") : e->second));
-    }
 }
 
 }  // namespace
@@ -896,9 +656,9 @@ TEST_CASE("Mount: utimensat sets exact nanosecond times", "[fuse]") {
     CHECK(time_text(st.st_mtim) == "1222222222.000000005");
 
     // UTIME_NOW sets the current time.
-    double before = seconds_since_epoch_now();
+    double before = seconds_now();
     set_times(m / "f", at(0, UTIME_NOW), at(0, UTIME_NOW));
-    double after = seconds_since_epoch_now();
+    double after = seconds_now();
     st = stat_of(m / "f");
     CHECK(seconds(st.st_mtim) >= before - 1.0);
     CHECK(seconds(st.st_mtim) <= after + 1.0);
@@ -919,12 +679,12 @@ TEST_CASE("Mount: writing or truncating a file updates its mtime and ctime", "[f
     put_file(m / "f", "a");
     set_times(m / "f", at(1000000000, 5), at(1000000000, 5));
 
-    double before = seconds_since_epoch_now();
+    double before = seconds_now();
     {
         auto fd = open_fd(m / "f", O_WRONLY | O_APPEND);
         write_all(fd.get(), "b");
     }
-    double after = seconds_since_epoch_now();
+    double after = seconds_now();
     struct stat st = stat_of(m / "f");
     CHECK(seconds(st.st_mtim) >= before - 1.0);
     CHECK(seconds(st.st_mtim) <= after + 1.0);
@@ -946,7 +706,7 @@ TEST_CASE("Mount: adding and removing entries updates the directory's mtime", "[
     MountedStore m;
     REQUIRE(::mkdir((m / "d").c_str(), 0755) == 0);
     auto make_old = [&] { set_times(m / "d", at(1000000000, 0), at(1000000000, 0)); };
-    double before = seconds_since_epoch_now();
+    double before = seconds_now();
 
     make_old();
     put_file(m / "d/f", "x");
@@ -1122,10 +882,10 @@ TEST_CASE("Mount: a thousand files with the same bytes are stored as one object"
     CHECK(fs::exists(object_path(m.store(), ObjectId::of(same))));
     CHECK(fs::exists(object_path(m.store(), ObjectId::of(other))));
 
-    auto stat = fbfs::test::fbfs({"stat", "--store", m.store().string()});
+    auto stat = fbfs::test::run_cli({"stat", "--store", m.store().string()});
     INFO("fbfs stat:\n" << stat.out << stat.err);
     CHECK(stat.status == 0);
-    auto verify = fbfs::test::fbfs({"verify", "--store", m.store().string()});
+    auto verify = fbfs::test::run_cli({"verify", "--store", m.store().string()});
     INFO("fbfs verify:\n" << verify.out << verify.err);
     CHECK(verify.status == 0);
 

@@ -27,32 +27,31 @@
 #include <vector>
 
 #include "tests/support/mount.h"
+#include "tests/support/posix.h"
 #include "tests/support/run.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/umask.h"
 
 namespace fs = std::filesystem;
+using fbfs::test::check_refused;
 using fbfs::test::force_unmount;
 using fbfs::test::is_fuse_mounted;
 using fbfs::test::Mount;
+using fbfs::test::mounts_at;
 using fbfs::test::read_file;
 using fbfs::test::run;
 using fbfs::test::run_cli;
+using fbfs::test::running_as_root;
 using fbfs::test::RunOptions;
 using fbfs::test::RunResult;
+using fbfs::test::sys_error;
 using fbfs::test::TempDir;
 using fbfs::test::write_file;
 
 namespace {
 
-// The modes asserted below assume the usual umask, whatever the caller's is.
-[[maybe_unused]] const mode_t k_previous_umask = ::umask(022);
-
 constexpr uid_t k_nobody_uid = 65534;
 constexpr gid_t k_nobody_gid = 65534;
-
-std::system_error sys_error(const std::string& what) {
-    return std::system_error(errno, std::generic_category(), what);
-}
 
 // The name of an errno value ("ENOTCONN"), so a failed assertion reads as one.
 std::string errno_name(int error) {
@@ -107,45 +106,6 @@ std::string pattern(std::size_t size, unsigned seed) {
         c = static_cast<char>(generator() & 0xffu);
     }
     return out;
-}
-
-// One line of /proc/self/mountinfo.
-struct MountInfo {
-    std::string source;         // "fbfs:<volume>:<pid>" for fbfs
-    std::string fstype;         // "fuse.fbfs"
-    std::string super_options;  // "rw,user_id=1000,group_id=1000"
-};
-
-std::string unescape(const std::string& field) {
-    std::string out;
-    for (std::size_t i = 0; i < field.size(); ++i) {
-        if (field[i] == '\\' && i + 3 < field.size()) {
-            out += static_cast<char>(std::stoi(field.substr(i + 1, 3), nullptr, 8));
-            i += 3;
-        } else {
-            out += field[i];
-        }
-    }
-    return out;
-}
-
-// Every mount at `path`, bottom first, read without touching the path (it may be a dead mount).
-std::vector<MountInfo> mounts_at(const fs::path& path) {
-    std::ifstream in("/proc/self/mountinfo");
-    std::vector<MountInfo> found;
-    for (std::string line; std::getline(in, line);) {
-        std::istringstream fields(line);
-        std::vector<std::string> parts;
-        for (std::string part; fields >> part;) {
-            parts.push_back(part);
-        }
-        auto dash = std::find(parts.begin(), parts.end(), "-");
-        if (parts.size() < 5 || parts.end() - dash < 4 || fs::path(unescape(parts[4])) != path) {
-            continue;
-        }
-        found.push_back(MountInfo{unescape(*(dash + 2)), *(dash + 1), *(dash + 3)});
-    }
-    return found;
 }
 
 // The pid of the daemon serving `mountpoint`, from the mount's source "fbfs:<volume>:<pid>".
@@ -222,19 +182,6 @@ RunResult fbfs_mount(const fs::path& store, const fs::path& mountpoint,
 
 RunResult fbfs_umount(const fs::path& mountpoint) {
     return run_cli({"umount", mountpoint.string()});
-}
-
-// Asserts that a refused command failed the way a user can act on: exit status 1 and exactly
-// one line on stderr, "fbfs: ...", holding every one of `parts` (the thing and the fix).
-void check_refused(const RunResult& result, std::initializer_list<std::string> parts) {
-    INFO("stderr: " << result.err << "stdout: " << result.out);
-    CHECK(result.status == 1);
-    CHECK(result.err.starts_with("fbfs: "));
-    CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
-    CHECK(result.err.ends_with("\n"));
-    for (const auto& part : parts) {
-        CHECK_THAT(result.err, Catch::Contains(part));
-    }
 }
 
 // Whatever is mounted at a path when it goes out of scope is unmounted, and its daemon waited
@@ -363,14 +310,6 @@ class SmallTmpfs {
   private:
     fs::path m_path;
 };
-
-bool running_as_root() {
-    if (::geteuid() == 0) {
-        return true;
-    }
-    WARN("this test needs root to set up; nothing was asserted");
-    return false;
-}
 
 std::string unlink_outcome(const fs::path& path) {
     return ::unlink(path.c_str()) == 0 ? "ok" : errno_name(errno);

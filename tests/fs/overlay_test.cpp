@@ -32,181 +32,58 @@
 #include "store/object_id.h"
 #include "store/unique_fd.h"
 #include "tests/support/mount.h"
+#include "tests/support/posix.h"
 #include "tests/support/run.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/tree.h"
+#include "tests/support/umask.h"
 
 namespace fs = std::filesystem;
 using fbfs::ObjectId;
 using fbfs::UniqueFd;
+using fbfs::test::at;
+using fbfs::test::check_refused;
+using fbfs::test::check_same_tree;
 using fbfs::test::force_unmount;
 using fbfs::test::is_fuse_mounted;
+using fbfs::test::lstat_of;
 using fbfs::test::Mount;
+using fbfs::test::names_in;
+using fbfs::test::open_fd;
+using fbfs::test::open_outcome;
+using fbfs::test::outcome;
+using fbfs::test::permissions;
+using fbfs::test::pread_all;
+using fbfs::test::put_file;
+using fbfs::test::pwrite_all;
+using fbfs::test::random_bytes;
+using fbfs::test::read_path;
+using fbfs::test::readdir_counts;
+using fbfs::test::readlink_of;
+using fbfs::test::rename2;
 using fbfs::test::run;
 using fbfs::test::run_cli;
 using fbfs::test::RunOptions;
 using fbfs::test::RunResult;
+using fbfs::test::seconds;
+using fbfs::test::seconds_now;
+using fbfs::test::set_times;
 using fbfs::test::sh;
+using fbfs::test::Snapshot;
+using fbfs::test::snapshot;
+using fbfs::test::stat_of;
+using fbfs::test::stat_outcome;
+using fbfs::test::sys_error;
 using fbfs::test::TempDir;
+using fbfs::test::time_text;
+using fbfs::test::write_all;
 
 namespace {
 
-// The modes asserted below assume the usual umask, whatever the caller's is.
-[[maybe_unused]] const mode_t k_previous_umask = ::umask(022);
-
 using Names = std::set<std::string>;
-using Snapshot = std::map<std::string, std::string>;
-
-std::system_error sys_error(const std::string& what) {
-    return std::system_error(errno, std::generic_category(), what);
-}
-
-// What a system call came to: "ok", or the name of the errno it failed with ("ENOENT"), so a
-// failed assertion reads `"EXDEV" == "ok"`.
-std::string outcome(long rc) {
-    if (rc >= 0) {
-        return "ok";
-    }
-    int error = errno;
-    const char* name = strerrorname_np(error);
-    return name != nullptr ? name : "errno " + std::to_string(error);
-}
-
-UniqueFd open_fd(const fs::path& path, int flags, mode_t mode = 0644) {
-    int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
-    if (fd < 0) {
-        throw sys_error("open " + path.string());
-    }
-    return UniqueFd(fd);
-}
-
-// outcome() of an open(), closing the file if it opened.
-std::string open_outcome(const fs::path& path, int flags, mode_t mode = 0644) {
-    int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
-    std::string result = outcome(fd);
-    if (fd >= 0) {
-        ::close(fd);
-    }
-    return result;
-}
-
-void write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            throw sys_error("write");
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-}
-
-void pwrite_all(int fd, std::string_view data, off_t offset) {
-    while (!data.empty()) {
-        ssize_t n = ::pwrite(fd, data.data(), data.size(), offset);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            throw sys_error("pwrite");
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-        offset += n;
-    }
-}
-
-// Everything in the file behind `fd`, read with pread from offset 0.
-std::string pread_all(int fd) {
-    std::string out;
-    std::vector<char> buffer(1 << 16);
-    off_t offset = 0;
-    for (;;) {
-        ssize_t n = ::pread(fd, buffer.data(), buffer.size(), offset);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            throw sys_error("pread");
-        }
-        if (n == 0) {
-            return out;
-        }
-        out.append(buffer.data(), static_cast<std::size_t>(n));
-        offset += n;
-    }
-}
-
-std::string read_path(const fs::path& path) {
-    auto fd = open_fd(path, O_RDONLY);
-    return pread_all(fd.get());
-}
-
-// Creates or truncates `path` with `mode` (if created) and writes `content` with write(2).
-void put_file(const fs::path& path, std::string_view content, mode_t mode = 0644) {
-    auto fd = open_fd(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-    write_all(fd.get(), content);
-}
-
 void make_dir(const fs::path& path, mode_t mode = 0755) {
     if (::mkdir(path.c_str(), mode) != 0) {
         throw sys_error("mkdir " + path.string());
-    }
-}
-
-struct stat stat_of(const fs::path& path) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) {
-        throw sys_error("stat " + path.string());
-    }
-    return st;
-}
-
-struct stat lstat_of(const fs::path& path) {
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0) {
-        throw sys_error("lstat " + path.string());
-    }
-    return st;
-}
-
-// What lstat(2) of `path` came to: "ok" or the errno's name.
-std::string stat_outcome(const fs::path& path) {
-    struct stat st {};
-    return outcome(::lstat(path.c_str(), &st));
-}
-
-unsigned permissions(const struct stat& st) {
-    return st.st_mode & 07777u;
-}
-
-std::string readlink_of(const fs::path& path) {
-    std::vector<char> buffer(8192);
-    ssize_t n = ::readlink(path.c_str(), buffer.data(), buffer.size());
-    if (n < 0) {
-        throw sys_error("readlink " + path.string());
-    }
-    return std::string(buffer.data(), static_cast<std::size_t>(n));
-}
-
-// "seconds.nanoseconds", nine digits after the point, so times compare and print exactly.
-std::string time_text(const timespec& t) {
-    char nanos[16];
-    std::snprintf(nanos, sizeof nanos, "%09ld", static_cast<long>(t.tv_nsec));
-    return std::to_string(t.tv_sec) + "." + nanos;
-}
-
-timespec at(time_t seconds, long nanoseconds) {
-    timespec t{};
-    t.tv_sec = seconds;
-    t.tv_nsec = nanoseconds;
-    return t;
-}
-
-void set_times(const fs::path& path, timespec atime, timespec mtime, int flags = 0) {
-    timespec times[2] = {atime, mtime};
-    if (::utimensat(AT_FDCWD, path.c_str(), times, flags) != 0) {
-        throw sys_error("utimensat " + path.string());
     }
 }
 
@@ -218,42 +95,8 @@ std::string mtime_of(const fs::path& path) {
     return time_text(lstat_of(path).st_mtim);
 }
 
-double seconds_now() {
-    timespec now{};
-    ::clock_gettime(CLOCK_REALTIME, &now);
-    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
-}
-
-double seconds(const timespec& t) {
-    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
-}
-
-long rename2(const fs::path& from, const fs::path& to, unsigned flags) {
-    return ::syscall(SYS_renameat2, AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), flags);
-}
-
 std::string rename_outcome(const fs::path& from, const fs::path& to) {
     return outcome(::rename(from.c_str(), to.c_str()));
-}
-
-// Every name readdir(3) returns for `dir`, with how often it returned it.
-std::map<std::string, int> readdir_counts(const fs::path& dir) {
-    DIR* stream = ::opendir(dir.c_str());
-    if (stream == nullptr) {
-        throw sys_error("opendir " + dir.string());
-    }
-    std::map<std::string, int> counts;
-    errno = 0;
-    while (dirent* entry = ::readdir(stream)) {
-        ++counts[entry->d_name];
-    }
-    int error = errno;
-    ::closedir(stream);
-    if (error != 0) {
-        errno = error;
-        throw sys_error("readdir " + dir.string());
-    }
-    return counts;
 }
 
 // Each name readdir(3) returns for `dir` (without . and ..) with its d_type.
@@ -273,71 +116,6 @@ std::map<std::string, unsigned char> readdir_types(const fs::path& dir) {
     return types;
 }
 
-Names names_in(const fs::path& dir) {
-    Names names;
-    for (const auto& [name, count] : readdir_counts(dir)) {
-        if (name != "." && name != "..") {
-            names.insert(name);
-        }
-    }
-    return names;
-}
-
-// Deterministic pseudo-random bytes (splitmix64), the same for the same seed.
-std::string random_bytes(std::uint64_t seed, std::size_t size) {
-    std::string out(size, '\0');
-    std::uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (std::size_t i = 0; i < size; i += 8) {
-        std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        std::memcpy(out.data() + i, &z, std::min<std::size_t>(8, size - i));
-    }
-    return out;
-}
-
-std::string file_type(mode_t mode) {
-    if (S_ISREG(mode)) {
-        return "file";
-    }
-    if (S_ISDIR(mode)) {
-        return "dir";
-    }
-    if (S_ISLNK(mode)) {
-        return "symlink";
-    }
-    if (S_ISFIFO(mode)) {
-        return "fifo";
-    }
-    return "other";
-}
-
-// One line per path under `root` (and "." for root itself): type, mode, owner, link count,
-// mtime to the nanosecond, and size and SHA-256 of a file's bytes or a symlink's target.
-Snapshot snapshot(const fs::path& root) {
-    Snapshot out;
-    auto describe = [&](const fs::path& path, const std::string& relative) {
-        struct stat st = lstat_of(path);
-        std::string line = file_type(st.st_mode) + " mode=" + std::to_string(permissions(st)) +
-                           " owner=" + std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid) +
-                           " nlink=" + std::to_string(st.st_nlink) +
-                           " mtime=" + time_text(st.st_mtim);
-        if (S_ISREG(st.st_mode)) {
-            line += " size=" + std::to_string(st.st_size) +
-                    " sha256=" + ObjectId::of(read_path(path)).hex();
-        } else if (S_ISLNK(st.st_mode)) {
-            line += " size=" + std::to_string(st.st_size) + " target=" + readlink_of(path);
-        }
-        out[relative] = line;
-    };
-    describe(root, ".");
-    for (const auto& entry : fs::recursive_directory_iterator(root)) {
-        describe(entry.path(), entry.path().lexically_relative(root).string());
-    }
-    return out;
-}
-
 Snapshot without_root(Snapshot s) {
     s.erase(".");
     return s;
@@ -352,23 +130,6 @@ Snapshot only(const Snapshot& s, const std::string& type) {
         }
     }
     return out;
-}
-
-void check_same_tree(const Snapshot& expected, const Snapshot& actual) {
-    std::set<std::string> paths;
-    for (const auto& [path, line] : expected) {
-        paths.insert(path);
-    }
-    for (const auto& [path, line] : actual) {
-        paths.insert(path);
-    }
-    for (const auto& path : paths) {
-        INFO("path: " << path);
-        auto e = expected.find(path);
-        auto a = actual.find(path);
-        CHECK((a == actual.end() ? std::string("<missing>") : a->second) ==
-              (e == expected.end() ? std::string("<missing>") : e->second));
-    }
 }
 
 // Polls `condition` until it holds or `limit` passes: the kernel may cache a lower file's
@@ -495,19 +256,6 @@ class MountpointGuard {
   private:
     fs::path m_mountpoint;
 };
-
-// Asserts that a refused command failed the way a user can act on: exit status 1 and exactly
-// one line on stderr, "fbfs: ...", holding every one of `parts`.
-void check_refused(const RunResult& result, std::initializer_list<std::string> parts) {
-    INFO("stderr: " << result.err << "stdout: " << result.out);
-    CHECK(result.status == 1);
-    CHECK(result.err.starts_with("fbfs: "));
-    CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
-    CHECK(result.err.ends_with("\n"));
-    for (const auto& part : parts) {
-        CHECK_THAT(result.err, Catch::Contains(part));
-    }
-}
 
 // Checks a directory rename in an overlay: either it worked (the tree moved whole, with every
 // entry of both layers, and the old name is gone) or it failed with EXDEV and nothing changed.

@@ -22,32 +22,24 @@
 #include <vector>
 
 #include "tests/support/mount.h"
+#include "tests/support/posix.h"
 #include "tests/support/run.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/umask.h"
 
 namespace fs = std::filesystem;
 using fbfs::test::MountedStore;
 using fbfs::test::run;
+using fbfs::test::running_as_root;
 using fbfs::test::RunOptions;
 using fbfs::test::RunResult;
 using fbfs::test::TempDir;
 
 namespace {
 
-// The modes asserted below assume the usual umask, whatever the caller's is.
-[[maybe_unused]] const mode_t k_previous_umask = ::umask(022);
-
 constexpr const char* k_nobody = "65534";
 // A group nobody is not in, for setgid cases.
 constexpr const char* k_other_group = "1234";
-
-bool running_as_root() {
-    if (::geteuid() == 0) {
-        return true;
-    }
-    WARN("this test needs root to set up; nothing was asserted");
-    return false;
-}
 
 // A clean environment, so tools print the C locale's messages ("Permission denied").
 std::vector<std::string> clean_sh(const std::string& script) {

@@ -19,11 +19,14 @@
 #include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
+using fbfs::test::command_line;
+using fbfs::test::installed;
 using fbfs::test::Mount;
 using fbfs::test::MountedStore;
 using fbfs::test::read_file;
 using fbfs::test::RunOptions;
 using fbfs::test::RunResult;
+using fbfs::test::tail;
 using fbfs::test::TempDir;
 using fbfs::test::write_file;
 
@@ -32,36 +35,6 @@ namespace {
 // A build that stops making progress (a daemon that no longer answers) fails the test instead
 // of hanging the whole run.
 constexpr const char* k_tool_timeout = "600";
-
-// The last `limit` characters of `text`: the end of a build log is where its error is.
-std::string tail(const std::string& text, std::size_t limit = 4000) {
-    return text.size() <= limit ? text : "..." + text.substr(text.size() - limit);
-}
-
-std::string command_line(const std::vector<std::string>& argv) {
-    std::string line;
-    for (const auto& arg : argv) {
-        line += (line.empty() ? "" : " ") + arg;
-    }
-    return line;
-}
-
-// True if `name` is an executable file in a directory of $PATH (or, if it holds a slash, is one).
-bool installed(const std::string& name) {
-    if (name.find('/') != std::string::npos) {
-        return ::access(name.c_str(), X_OK) == 0;
-    }
-    const char* path = std::getenv("PATH");
-    std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
-    std::string dir;
-    while (std::getline(dirs, dir, ':')) {
-        auto candidate = fs::path(dir.empty() ? "." : dir) / name;
-        if (::access(candidate.c_str(), X_OK) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
 
 // Runs the tool argv[0] under a time limit and returns what it printed. Fails the test if the
 // tool is not installed.

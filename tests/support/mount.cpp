@@ -1,5 +1,6 @@
 #include "tests/support/mount.h"
 
+#include <algorithm>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -13,12 +14,6 @@ namespace {
 
 // A stuck daemon must fail the test, not hang the whole run.
 constexpr const char* k_command_timeout = "120";
-
-struct MountInfoEntry {
-    std::string device;  // "major:minor"
-    std::filesystem::path mountpoint;
-    std::string fstype;
-};
 
 // Undoes mountinfo's octal escapes ("\040" for a space).
 std::string unescape(const std::string& field) {
@@ -34,24 +29,13 @@ std::string unescape(const std::string& field) {
     return out;
 }
 
-std::optional<MountInfoEntry> find_mount(const std::filesystem::path& mountpoint) {
-    std::ifstream in("/proc/self/mountinfo");
-    std::optional<MountInfoEntry> found;
-    std::string line;
-    while (std::getline(in, line)) {
-        std::istringstream fields(line);
-        std::string id, parent, device, root, point, field;
-        fields >> id >> parent >> device >> root >> point;
-        while (fields >> field && field != "-") {
-        }
-        std::string fstype;
-        fields >> fstype;
-        // Later lines are mounted on top of earlier ones: the last match is what is visible.
-        if (std::filesystem::path(unescape(point)) == mountpoint) {
-            found = MountInfoEntry{device, mountpoint, fstype};
-        }
+// The visible (last) mount at `mountpoint`, if any.
+std::optional<MountInfo> find_mount(const std::filesystem::path& mountpoint) {
+    auto found = mounts_at(mountpoint);
+    if (found.empty()) {
+        return std::nullopt;
     }
-    return found;
+    return found.back();
 }
 
 // The absolute path of `path` with symlinks in its parent resolved, found without touching
@@ -65,11 +49,8 @@ std::filesystem::path resolved(const std::filesystem::path& path) {
 }
 
 std::string describe(const std::vector<std::string>& args, const RunResult& result) {
-    std::string command = "fbfs";
-    for (const auto& arg : args) {
-        command += " " + arg;
-    }
-    std::string message = "`" + command + "` exited with status " + std::to_string(result.status);
+    std::string message =
+        "`fbfs " + command_line(args) + "` exited with status " + std::to_string(result.status);
     if (result.status == 124) {
         message += std::string(" (timed out after ") + k_command_timeout + " s)";
     }
@@ -99,6 +80,25 @@ void abort_connection(const std::string& device) {
 }
 
 }  // namespace
+
+std::vector<MountInfo> mounts_at(const std::filesystem::path& path) {
+    std::ifstream in("/proc/self/mountinfo");
+    std::vector<MountInfo> found;
+    for (std::string line; std::getline(in, line);) {
+        std::istringstream fields(line);
+        std::vector<std::string> parts;
+        for (std::string part; fields >> part;) {
+            parts.push_back(part);
+        }
+        auto dash = std::find(parts.begin(), parts.end(), "-");
+        if (parts.size() < 5 || parts.end() - dash < 4 ||
+            std::filesystem::path(unescape(parts[4])) != path) {
+            continue;
+        }
+        found.push_back(MountInfo{parts[2], unescape(*(dash + 2)), *(dash + 1), *(dash + 3)});
+    }
+    return found;
+}
 
 bool is_fuse_mounted(const std::filesystem::path& mountpoint) {
     auto entry = find_mount(resolved(mountpoint));

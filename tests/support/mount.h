@@ -47,6 +47,19 @@ class Mount {
     bool m_mounted = false;
 };
 
+// One line of /proc/self/mountinfo.
+struct MountInfo {
+    std::string device;         // "major:minor"
+    std::string source;         // "fbfs:<volume>:<pid>" for fbfs
+    std::string fstype;         // "fuse.fbfs"
+    std::string super_options;  // "rw,user_id=1000,group_id=1000"
+};
+
+// Every mount at `path` (compared as given, after undoing mountinfo's octal escapes), bottom first:
+// the last one is what is visible. Read from /proc/self/mountinfo without touching the path, so it
+// cannot hang on a dead mount. Empty if nothing is mounted there or mountinfo cannot be read.
+std::vector<MountInfo> mounts_at(const std::filesystem::path& path);
+
 // True if a FUSE filesystem is mounted at `mountpoint` (read from /proc/self/mountinfo, without
 // touching the filesystem, so it cannot hang on a stuck daemon).
 bool is_fuse_mounted(const std::filesystem::path& mountpoint);

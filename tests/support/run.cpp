@@ -5,8 +5,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <sstream>
 #include <stdexcept>
 #include <system_error>
 
@@ -89,6 +94,45 @@ RunResult run_cli(const std::vector<std::string>& args, const RunOptions& option
 
 RunResult sh(const std::string& script, const RunOptions& options) {
     return run({"/bin/sh", "-c", script}, options);
+}
+
+std::string tail(const std::string& text, std::size_t limit) {
+    return text.size() <= limit ? text : "..." + text.substr(text.size() - limit);
+}
+
+std::string command_line(const std::vector<std::string>& argv) {
+    std::string line;
+    for (const auto& arg : argv) {
+        line += (line.empty() ? "" : " ") + arg;
+    }
+    return line;
+}
+
+bool installed(const std::string& name) {
+    if (name.find('/') != std::string::npos) {
+        return ::access(name.c_str(), X_OK) == 0;
+    }
+    const char* path = std::getenv("PATH");
+    std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
+    std::string dir;
+    while (std::getline(dirs, dir, ':')) {
+        auto candidate = std::filesystem::path(dir.empty() ? "." : dir) / name;
+        if (::access(candidate.c_str(), X_OK) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void check_refused(const RunResult& result, std::initializer_list<std::string> parts) {
+    INFO("stderr: " << result.err << "stdout: " << result.out);
+    CHECK(result.status == 1);
+    CHECK(result.err.starts_with("fbfs: "));
+    CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
+    CHECK(result.err.ends_with("\n"));
+    for (const auto& part : parts) {
+        CHECK_THAT(result.err, Catch::Contains(part));
+    }
 }
 
 }  // namespace fbfs::test

@@ -2,6 +2,8 @@
 // binary or real tools (make, ninja, git) the way a user would.
 #pragma once
 
+#include <cstddef>
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <vector>
@@ -23,10 +25,20 @@ struct RunOptions {
 RunResult run(const std::vector<std::string>& argv, const RunOptions& options = {});
 // run() of the fbfs binary under test, with `args` after its name.
 RunResult run_cli(const std::vector<std::string>& args, const RunOptions& options = {});
-inline RunResult fbfs(const std::vector<std::string>& args, const RunOptions& options = {}) {
-    return run_cli(args, options);
-}
 // Runs `script` with /bin/sh -c.
 RunResult sh(const std::string& script, const RunOptions& options = {});
+
+// The last `limit` characters of `text` ("..." and them, if cut): the end of a build log is where
+// its error is.
+std::string tail(const std::string& text, std::size_t limit = 4000);
+// `argv` joined with single spaces, for messages.
+std::string command_line(const std::vector<std::string>& argv);
+// True if `name` is an executable file in a directory of $PATH (or, if it holds a slash, is one).
+bool installed(const std::string& name);
+
+// Asserts (Catch CHECKs) that a refused command failed the way a user can act on: exit status 1
+// and exactly one line on stderr, "fbfs: ...", holding every one of `parts` (the thing and the
+// fix).
+void check_refused(const RunResult& result, std::initializer_list<std::string> parts);
 
 }  // namespace fbfs::test

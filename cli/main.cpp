@@ -24,9 +24,10 @@ void add_store_option(CLI::App& command, std::string& store) {
 }  // namespace fbfs::cli
 
 int main(int argc, char** argv) {
-    CLI::App app{"fbfs: a content-addressed build filesystem. Builds at a fixed path, with stable "
-                 "mtimes, cached in one file.",
-                 "fbfs"};
+    CLI::App app{
+        "fbfs: a content-addressed build filesystem. Builds at a fixed path, with stable "
+        "mtimes, cached in one file.",
+        "fbfs"};
     app.set_version_flag("--version", std::string("fbfs ") + FBFS_VERSION);
     app.require_subcommand(1);
     bool verbose = false;

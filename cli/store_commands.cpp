@@ -49,15 +49,17 @@ int print_stats(const std::string& store_path, const std::string& only_volume, b
             std::printf("volume %-16s %llu files, %llu directories, %llu symlinks, %s\n",
                         v.name.c_str(), static_cast<unsigned long long>(v.files),
                         static_cast<unsigned long long>(v.directories),
-                        static_cast<unsigned long long>(v.symlinks), human(v.logical_bytes).c_str());
+                        static_cast<unsigned long long>(v.symlinks),
+                        human(v.logical_bytes).c_str());
         }
     }
     if (json) {
-        std::printf("{\"store\":\"%s\",\"objects\":%llu,\"stored_bytes\":%llu,"
-                    "\"logical_bytes\":%llu,\"volumes\":[%s]}\n",
-                    (*store)->root().c_str(), static_cast<unsigned long long>(stats->objects),
-                    static_cast<unsigned long long>(stats->stored_bytes),
-                    static_cast<unsigned long long>(logical), volumes_json.c_str());
+        std::printf(
+            "{\"store\":\"%s\",\"objects\":%llu,\"stored_bytes\":%llu,"
+            "\"logical_bytes\":%llu,\"volumes\":[%s]}\n",
+            (*store)->root().c_str(), static_cast<unsigned long long>(stats->objects),
+            static_cast<unsigned long long>(stats->stored_bytes),
+            static_cast<unsigned long long>(logical), volumes_json.c_str());
         return 0;
     }
     std::printf("objects %llu (%llu referenced), stored %s, logical %s\n",
@@ -121,8 +123,9 @@ void add_store_commands(CLI::App& app, Action& action) {
                 auto entry = find_mount(mountpoint);
                 auto colon = entry ? entry->source.find(':') : std::string::npos;
                 if (!entry || entry->fstype != "fuse.fbfs" || colon == std::string::npos) {
-                    return fail(mountpoint + " is not an fbfs mount (give a mountpoint of "
-                                             "fbfs mount, or none)");
+                    return fail(mountpoint +
+                                " is not an fbfs mount (give a mountpoint of "
+                                "fbfs mount, or none)");
                 }
                 volume = entry->source.substr(colon + 1, entry->source.rfind(':') - colon - 1);
             }
@@ -130,17 +133,18 @@ void add_store_commands(CLI::App& app, Action& action) {
         };
     });
 
-    auto* check = app.add_subcommand("verify", "Re-hash every object; report corrupt or missing "
-                                               "ones (exit 1 if any)");
+    auto* check = app.add_subcommand("verify",
+                                     "Re-hash every object; report corrupt or missing "
+                                     "ones (exit 1 if any)");
     add_store_option(*check, store);
     check->callback([&action] { action = [] { return verify(store); }; });
 
     for (const char* later : {"pack", "unpack"}) {
-        auto* command = app.add_subcommand(
-            later, std::string(later == std::string("pack")
-                                   ? "Pack volumes into one file for a CI cache"
-                                   : "Unpack a pack file into a store") +
-                       " (not built yet)");
+        auto* command =
+            app.add_subcommand(later, std::string(later == std::string("pack")
+                                                      ? "Pack volumes into one file for a CI cache"
+                                                      : "Unpack a pack file into a store") +
+                                          " (not built yet)");
         command->allow_extras();
         command->callback([&action, later] {
             action = [later] {

@@ -45,7 +45,7 @@ Result<InodeRecord> Filesystem::record(InodeNumber ino) const {
 }
 
 struct stat Filesystem::to_stat(InodeNumber ino, const InodeRecord& r) const {
-    struct stat st{};
+    struct stat st {};
     st.st_ino = ino;
     st.st_mode = r.mode;
     st.st_nlink = r.nlink;
@@ -134,8 +134,8 @@ Result<void> Filesystem::drop(InodeNumber ino) {
     return reaped ? Result<void>() : std::unexpected(reaped.error());
 }
 
-Result<struct stat> Filesystem::make_node(InodeNumber parent, std::string_view name,
-                                          InodeRecord r, const Caller& caller) {
+Result<struct stat> Filesystem::make_node(InodeNumber parent, std::string_view name, InodeRecord r,
+                                          const Caller& caller) {
     if (auto ok = check_name(name); !ok) {
         return std::unexpected(ok.error());
     }
@@ -178,17 +178,16 @@ Result<struct stat> Filesystem::make_node(InodeNumber parent, std::string_view n
     return to_stat(made->ino, made->record);
 }
 
-Result<struct stat> Filesystem::mknod(InodeNumber parent, std::string_view name,
-                                      std::uint32_t mode, std::uint64_t rdev,
-                                      const Caller& caller) {
+Result<struct stat> Filesystem::mknod(InodeNumber parent, std::string_view name, std::uint32_t mode,
+                                      std::uint64_t rdev, const Caller& caller) {
     InodeRecord r;
     r.mode = mode;
     r.rdev = rdev;
     return make_node(parent, name, std::move(r), caller);
 }
 
-Result<struct stat> Filesystem::mkdir(InodeNumber parent, std::string_view name,
-                                      std::uint32_t mode, const Caller& caller) {
+Result<struct stat> Filesystem::mkdir(InodeNumber parent, std::string_view name, std::uint32_t mode,
+                                      const Caller& caller) {
     InodeRecord r;
     r.mode = S_IFDIR | (mode & 07777);
     return make_node(parent, name, std::move(r), caller);
@@ -384,8 +383,8 @@ Result<void> Filesystem::rename(InodeNumber parent, std::string_view name, Inode
     if (!moved) {
         return std::unexpected(moved.error());
     }
-    auto replaced = m_tree.rename(parent, name, new_parent, new_name, flags,
-                                  [](InodeNumber) { return true; });
+    auto replaced =
+        m_tree.rename(parent, name, new_parent, new_name, flags, [](InodeNumber) { return true; });
     if (!replaced) {
         return std::unexpected(replaced.error());
     }
@@ -522,7 +521,7 @@ Result<std::unique_ptr<DirHandle>> Filesystem::opendir(InodeNumber ino) {
 }
 
 Result<struct statvfs> Filesystem::statfs() const {
-    struct statvfs st{};
+    struct statvfs st {};
     if (::statvfs(m_tree.store().root().c_str(), &st) != 0) {
         return errno_error("statfs of the store");
     }

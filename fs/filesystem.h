@@ -22,9 +22,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <unordered_map>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "fs/inode_table.h"
@@ -97,8 +97,8 @@ public:
                               std::uint64_t rdev, const Caller& caller);
     Result<struct stat> mkdir(InodeNumber parent, std::string_view name, std::uint32_t mode,
                               const Caller& caller);
-    Result<struct stat> symlink(std::string_view target, InodeNumber parent,
-                                std::string_view name, const Caller& caller);
+    Result<struct stat> symlink(std::string_view target, InodeNumber parent, std::string_view name,
+                                const Caller& caller);
     Result<struct stat> link(InodeNumber ino, InodeNumber parent, std::string_view name);
 
     Result<struct stat> getattr(InodeNumber ino);
@@ -115,8 +115,8 @@ public:
         struct stat attr;
         std::unique_ptr<FileHandle> handle;
     };
-    Result<Created> create(InodeNumber parent, std::string_view name, std::uint32_t mode,
-                           int flags, const Caller& caller);
+    Result<Created> create(InodeNumber parent, std::string_view name, std::uint32_t mode, int flags,
+                           const Caller& caller);
     Result<void> flush(FileHandle& handle);
     Result<void> fsync(FileHandle& handle);
     void release(std::unique_ptr<FileHandle> handle);

@@ -14,10 +14,16 @@ namespace {
 
 constexpr unsigned k_max_write = 1u << 20;
 
-Filesystem& fs_of(fuse_req_t req) { return *static_cast<Filesystem*>(fuse_req_userdata(req)); }
+Filesystem& fs_of(fuse_req_t req) {
+    return *static_cast<Filesystem*>(fuse_req_userdata(req));
+}
 
-FileHandle& file_of(fuse_file_info* fi) { return *reinterpret_cast<FileHandle*>(fi->fh); }
-DirHandle& dir_of(fuse_file_info* fi) { return *reinterpret_cast<DirHandle*>(fi->fh); }
+FileHandle& file_of(fuse_file_info* fi) {
+    return *reinterpret_cast<FileHandle*>(fi->fh);
+}
+DirHandle& dir_of(fuse_file_info* fi) {
+    return *reinterpret_cast<DirHandle*>(fi->fh);
+}
 
 Caller caller_of(fuse_req_t req) {
     const fuse_ctx* ctx = fuse_req_ctx(req);
@@ -113,7 +119,9 @@ void on_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
     reply_attr(req, fs_of(req).getattr(ino));
 }
 
-TimeNs time_of(const struct timespec& ts) { return to_ns(ts); }
+TimeNs time_of(const struct timespec& ts) {
+    return to_ns(ts);
+}
 
 void on_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
     AttrChange change;
@@ -314,7 +322,7 @@ void read_dir(fuse_req_t req, fuse_ino_t dir_ino, size_t size, off_t offset, fus
                 fs_of(req).forget(st->st_ino, 1);  // did not fit: the kernel never sees it
             }
         } else {
-            struct stat st{};
+            struct stat st {};
             st.st_ino = entry.ino;
             st.st_mode = static_cast<mode_t>(DTTOIF(entry.type));
             if (plus) {
@@ -339,8 +347,7 @@ void on_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_
     read_dir(req, ino, size, offset, fi, false);
 }
 
-void on_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
-                    fuse_file_info* fi) {
+void on_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi) {
     read_dir(req, ino, size, offset, fi, true);
 }
 
@@ -428,8 +435,8 @@ Result<std::unique_ptr<FuseServer>> FuseServer::mount(Filesystem& fs, const Serv
     }
     std::unique_ptr<FuseServer> server(new FuseServer(session));
     if (fuse_session_mount(session, options.mountpoint.c_str()) != 0) {
-        return make_error(EIO, fmt::format("could not mount {} (see the message above)",
-                                           options.mountpoint));
+        return make_error(
+            EIO, fmt::format("could not mount {} (see the message above)", options.mountpoint));
     }
     return server;
 }

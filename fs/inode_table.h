@@ -66,7 +66,7 @@ private:
         std::uint64_t lookups = 0;
         std::uint64_t handles = 0;
         std::string path;
-        bool hidden = false;  // its lower file is hidden by a whiteout
+        bool hidden = false;              // its lower file is hidden by a whiteout
         std::shared_ptr<OpenInode> open;  // while handles > 0
     };
     void erase_if_unused(std::unordered_map<InodeNumber, Entry>::iterator it);

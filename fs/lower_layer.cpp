@@ -19,7 +19,8 @@ Result<LowerLayer> LowerLayer::open(const std::filesystem::path& root) {
         int error = errno;
         if (error == ENOENT) {
             return make_error(ENOENT, fmt::format("source {} does not exist (give the checkout's "
-                                                  "directory to --source)", root.string()));
+                                                  "directory to --source)",
+                                                  root.string()));
         }
         if (error == ENOTDIR) {
             return make_error(ENOTDIR, fmt::format("source {} is not a directory (give the "
@@ -32,7 +33,7 @@ Result<LowerLayer> LowerLayer::open(const std::filesystem::path& root) {
 }
 
 Result<struct stat> LowerLayer::stat(const std::string& path) const {
-    struct stat st{};
+    struct stat st {};
     if (::fstatat(m_root.get(), relative(path), &st, AT_SYMLINK_NOFOLLOW) != 0) {
         return errno_error(fmt::format("source file {}", path));
     }

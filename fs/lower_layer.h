@@ -40,7 +40,9 @@ public:
 
 private:
     explicit LowerLayer(UniqueFd root) : m_root(std::move(root)) {}
-    const char* relative(const std::string& path) const { return path.empty() ? "." : path.c_str(); }
+    const char* relative(const std::string& path) const {
+        return path.empty() ? "." : path.c_str();
+    }
 
     UniqueFd m_root;
 };

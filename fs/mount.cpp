@@ -14,8 +14,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <string_view>
 #include <stop_token>
+#include <string_view>
 #include <thread>
 
 #include "fs/filesystem.h"
@@ -48,26 +48,31 @@ bool on_path(const char* program) {
 
 Result<void> check_mountpoint(const fs::path& mountpoint) {
     auto name = mountpoint.string();
-    struct stat st{};
+    struct stat st {};
     if (::stat(mountpoint.c_str(), &st) != 0) {
         // ECONNABORTED: a killed daemon whose threads are still exiting.
         if (errno == ENOTCONN || errno == ECONNABORTED) {
-            return make_error(ENOTCONN, fmt::format("mountpoint {} is a dead mount (run fbfs umount "
-                                                    "{} first)", name, name));
+            return make_error(ENOTCONN,
+                              fmt::format("mountpoint {} is a dead mount (run fbfs umount "
+                                          "{} first)",
+                                          name, name));
         }
         if (errno == ENOENT) {
             return make_error(ENOENT, fmt::format("mountpoint {} does not exist (create it: "
-                                                  "mkdir -p {})", name, name));
+                                                  "mkdir -p {})",
+                                                  name, name));
         }
         return errno_error(fmt::format("cannot use mountpoint {}", name));
     }
     if (!S_ISDIR(st.st_mode)) {
         return make_error(ENOTDIR, fmt::format("mountpoint {} is not a directory (use an empty "
-                                               "directory)", name));
+                                               "directory)",
+                                               name));
     }
     if (auto mounted = find_mount(mountpoint); mounted && mounted->fstype == "fuse.fbfs") {
         return make_error(EBUSY, fmt::format("{} is already an fbfs mount (run fbfs umount {} "
-                                             "first)", name, name));
+                                             "first)",
+                                             name, name));
     }
     std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(mountpoint.c_str()), ::closedir);
     if (!dir) {
@@ -77,7 +82,8 @@ Result<void> check_mountpoint(const fs::path& mountpoint) {
         std::string_view n = entry->d_name;
         if (n != "." && n != "..") {
             return make_error(ENOTEMPTY, fmt::format("mountpoint {} is not empty (use an empty "
-                                                     "directory)", name));
+                                                     "directory)",
+                                                     name));
         }
     }
     return {};
@@ -85,12 +91,14 @@ Result<void> check_mountpoint(const fs::path& mountpoint) {
 
 Result<void> check_fuse_available() {
     if (::access("/dev/fuse", F_OK) != 0) {
-        return make_error(ENODEV, "/dev/fuse is missing (load the fuse kernel module: modprobe "
-                                  "fuse; in a container, pass --device /dev/fuse)");
+        return make_error(ENODEV,
+                          "/dev/fuse is missing (load the fuse kernel module: modprobe "
+                          "fuse; in a container, pass --device /dev/fuse)");
     }
     if (::geteuid() != 0 && !on_path("fusermount3")) {
-        return make_error(ENOENT, "fusermount3 is not installed (install the fuse3 package: "
-                                  "apt-get install fuse3)");
+        return make_error(ENOENT,
+                          "fusermount3 is not installed (install the fuse3 package: "
+                          "apt-get install fuse3)");
     }
     return {};
 }
@@ -107,7 +115,8 @@ Result<void> check_source(const fs::path& source, const fs::path& mountpoint) {
     if (src.starts_with(mnt) || mnt.starts_with(src)) {
         return make_error(ELOOP, fmt::format("source {} and mountpoint {} overlap (the mount would "
                                              "contain itself): mount somewhere outside the "
-                                             "source", source.string(), mountpoint.string()));
+                                             "source",
+                                             source.string(), mountpoint.string()));
     }
     return {};
 }
@@ -137,8 +146,8 @@ Result<void> check_request(const MountRequest& request) {
     if (auto pid = VolumeLock::holder(request.store, request.volume)) {
         return make_error(EBUSY, fmt::format("volume '{}' of store {} is already served by pid {} "
                                              "(unmount it with fbfs umount, or mount another "
-                                             "--volume)", request.volume,
-                                             request.store.string(), *pid));
+                                             "--volume)",
+                                             request.volume, request.store.string(), *pid));
     }
     return {};
 }
@@ -227,8 +236,8 @@ void write_all(int fd, std::string_view text) {
         log->flush_on(spdlog::level::info);
         spdlog::set_default_logger(log);
     } catch (const spdlog::spdlog_ex& e) {
-        write_all(ready_fd, fmt::format("cannot write the daemon log in {}: {}",
-                                        log_dir.string(), e.what()));
+        write_all(ready_fd,
+                  fmt::format("cannot write the daemon log in {}: {}", log_dir.string(), e.what()));
         ::_exit(1);
     }
     int null_fd = ::open("/dev/null", O_RDWR);
@@ -352,8 +361,9 @@ Result<void> unmount_volume(const fs::path& mountpoint_in) {
         return make_error(EINVAL, fmt::format("{} is not an fbfs mount (nothing to unmount)",
                                               mountpoint.string()));
     }
-    struct stat st{};
-    bool dead = ::stat(mountpoint.c_str(), &st) != 0 && (errno == ENOTCONN || errno == ECONNABORTED);
+    struct stat st {};
+    bool dead =
+        ::stat(mountpoint.c_str(), &st) != 0 && (errno == ENOTCONN || errno == ECONNABORTED);
     std::vector<std::string> command{"fusermount3", "-u", "-q"};
     if (dead) {
         command.push_back("-z");  // nobody serves it: detach it whatever holds it

@@ -15,9 +15,9 @@ struct MountRequest {
     std::string volume = "default";
     std::filesystem::path mountpoint;
     std::filesystem::path source;  // the checkout to show under the volume; empty: none
-    bool foreground = false;   // serve in this process, logging to stderr
-    bool allow_other = false;  // let other users use the mount
-    bool debug = false;        // trace every FUSE request
+    bool foreground = false;       // serve in this process, logging to stderr
+    bool allow_other = false;      // let other users use the mount
+    bool debug = false;            // trace every FUSE request
 };
 
 // Checks everything a user can get wrong (mountpoint, /dev/fuse, fusermount3, store, volume

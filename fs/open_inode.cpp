@@ -15,7 +15,8 @@ Result<void> copy_content(int from, int to, std::uint64_t size) {
     loff_t in = 0;
     loff_t out = 0;
     while (static_cast<std::uint64_t>(in) < size) {
-        ssize_t n = ::copy_file_range(from, &in, to, &out, size - static_cast<std::uint64_t>(in), 0);
+        ssize_t n =
+            ::copy_file_range(from, &in, to, &out, size - static_cast<std::uint64_t>(in), 0);
         if (n < 0) {
             return errno_error("copying a file into its staging file");
         }
@@ -81,8 +82,8 @@ Result<void> OpenInode::ensure_staging() {
     std::string pattern = (m_pool.tmp_dir() / fmt::format("staging-{}-XXXXXX", m_volume)).string();
     UniqueFd fd(::mkostemp(pattern.data(), O_CLOEXEC));
     if (!fd) {
-        return errno_error(fmt::format("cannot create a staging file in {}",
-                                       m_pool.tmp_dir().string()));
+        return errno_error(
+            fmt::format("cannot create a staging file in {}", m_pool.tmp_dir().string()));
     }
     if (m_object && m_size > 0) {
         auto object = m_pool.open_object(*m_object);
@@ -159,8 +160,7 @@ void OpenInode::overlay(InodeRecord& record) const {
     record.ctime = m_ctime.value_or(record.ctime);
 }
 
-void OpenInode::set_times(std::optional<TimeNs> atime, std::optional<TimeNs> mtime,
-                          TimeNs ctime) {
+void OpenInode::set_times(std::optional<TimeNs> atime, std::optional<TimeNs> mtime, TimeNs ctime) {
     std::lock_guard lock(m_mutex);
     m_atime = atime ? atime : m_atime;
     m_mtime = mtime ? mtime : m_mtime;

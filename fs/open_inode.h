@@ -35,7 +35,10 @@ class OpenInode {
 public:
     // `record` is the inode as stored when its first handle opened.
     OpenInode(InodeNumber ino, VolumeId volume, const ObjectPool& pool, const InodeRecord& record)
-        : m_ino(ino), m_volume(volume), m_pool(pool), m_object(record.object),
+        : m_ino(ino),
+          m_volume(volume),
+          m_pool(pool),
+          m_object(record.object),
           m_size(record.size) {}
 
     // Registers a handle that may write; `truncate` empties the file (O_TRUNC).

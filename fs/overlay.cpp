@@ -74,7 +74,9 @@ double Filesystem::cache_timeout(InodeNumber ino) const {
     return (m_lower && (ino & k_lower_ino_bit)) ? k_lower_timeout : k_upper_timeout;
 }
 
-double Filesystem::negative_timeout() const { return m_lower ? k_lower_timeout : k_upper_timeout; }
+double Filesystem::negative_timeout() const {
+    return m_lower ? k_lower_timeout : k_upper_timeout;
+}
 
 std::string Filesystem::child_path(InodeNumber parent, std::string_view name) const {
     if (!m_lower) {
@@ -92,8 +94,8 @@ Result<Filesystem::Node> Filesystem::resolve(InodeNumber ino) const {
     } else if (upper.error().code != ENOENT) {
         return std::unexpected(upper.error());
     }
-    if (m_lower && (!node.upper || (node.upper->is_dir() &&
-                                    !(node.upper->flags & InodeRecord::k_opaque)))) {
+    if (m_lower &&
+        (!node.upper || (node.upper->is_dir() && !(node.upper->flags & InodeRecord::k_opaque)))) {
         auto path = ino == k_root_inode ? std::optional<std::string>("") : m_inodes.path_of(ino);
         if (path) {
             node.path = *path;
@@ -352,8 +354,8 @@ Result<Filesystem::RenamePlan> Filesystem::prepare_rename(InodeNumber parent, st
     // A directory with lower entries cannot move: they stay at their path (overlayfs says
     // EXDEV too, and mv falls back to copying).
     if (src_dir && src_node->lower) {
-        return make_error(EXDEV, fmt::format("cannot move directory {} of the source tree",
-                                             src->path));
+        return make_error(EXDEV,
+                          fmt::format("cannot move directory {} of the source tree", src->path));
     }
     RenamePlan plan;
     plan.moved = src->ino();
@@ -375,7 +377,8 @@ Result<Filesystem::RenamePlan> Filesystem::prepare_rename(InodeNumber parent, st
         if (flags & RENAME_EXCHANGE) {
             if (dst_dir && dst_node.lower) {
                 return make_error(EXDEV, fmt::format("cannot move directory {} of the source "
-                                                     "tree", dst->path));
+                                                     "tree",
+                                                     dst->path));
             }
             if (auto up = copy_up(dst->ino()); !up) {
                 return std::unexpected(up.error());
@@ -384,8 +387,8 @@ Result<Filesystem::RenamePlan> Filesystem::prepare_rename(InodeNumber parent, st
         } else if (src_dir != dst_dir) {
             return make_error(src_dir ? ENOTDIR : EISDIR,
                               fmt::format("'{}' and '{}' differ in type", name, new_name));
-        } else if (dst_dir && dst_node.lower && !(dst_node.upper && (dst_node.upper->flags &
-                                                                     InodeRecord::k_opaque))) {
+        } else if (dst_dir && dst_node.lower &&
+                   !(dst_node.upper && (dst_node.upper->flags & InodeRecord::k_opaque))) {
             if (auto empty = check_empty(dst_node); !empty) {
                 return std::unexpected(empty.error());
             }

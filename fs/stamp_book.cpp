@@ -27,8 +27,8 @@ TimeNs StampBook::shown_mtime(const std::string& path, const struct stat& st) {
         return to_ns(st.st_mtim);
     }
     std::lock_guard lock(m_mutex);
-    m_seen[path] = Seen{st.st_dev, st.st_ino, st.st_size, to_ns(st.st_mtim), to_ns(st.st_ctim),
-                        *shown};
+    m_seen[path] =
+        Seen{st.st_dev, st.st_ino, st.st_size, to_ns(st.st_mtim), to_ns(st.st_ctim), *shown};
     return *shown;
 }
 

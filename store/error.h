@@ -4,12 +4,12 @@
 // person that names the path or object involved and, where there is one, the fix.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <cstring>
 #include <expected>
 #include <string>
-
-#include <fmt/format.h>
 
 namespace fbfs {
 
@@ -27,7 +27,9 @@ inline std::unexpected<Error> sys_error(int code, std::string_view what) {
 }
 
 // sys_error() with the current errno.
-inline std::unexpected<Error> errno_error(std::string_view what) { return sys_error(errno, what); }
+inline std::unexpected<Error> errno_error(std::string_view what) {
+    return sys_error(errno, what);
+}
 
 inline std::unexpected<Error> make_error(int code, std::string message) {
     return std::unexpected(Error{code, std::move(message)});

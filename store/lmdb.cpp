@@ -10,8 +10,12 @@ namespace fbfs {
 
 namespace {
 
-MDB_val to_val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
-std::string_view from_val(const MDB_val& v) { return {static_cast<const char*>(v.mv_data), v.mv_size}; }
+MDB_val to_val(std::string_view s) {
+    return MDB_val{s.size(), const_cast<char*>(s.data())};
+}
+std::string_view from_val(const MDB_val& v) {
+    return {static_cast<const char*>(v.mv_data), v.mv_size};
+}
 
 // Holds 1 MiB of disk beside the environment, if it is not held already (best effort).
 void make_reserve(const std::filesystem::path& path) {
@@ -43,7 +47,8 @@ std::unexpected<Error> lmdb_error(int rc, std::string_view what) {
 LmdbEnv::LmdbEnv(MDB_env* env) : m_env(env), m_resize(std::make_unique<std::shared_mutex>()) {}
 
 LmdbEnv::LmdbEnv(LmdbEnv&& other) noexcept
-    : m_env(std::exchange(other.m_env, nullptr)), m_reserve(std::move(other.m_reserve)),
+    : m_env(std::exchange(other.m_env, nullptr)),
+      m_reserve(std::move(other.m_reserve)),
       m_resize(std::move(other.m_resize)) {}
 
 LmdbEnv& LmdbEnv::operator=(LmdbEnv&& other) noexcept {
@@ -215,7 +220,9 @@ LmdbTxn& LmdbTxn::operator=(LmdbTxn&& other) noexcept {
     return *this;
 }
 
-LmdbTxn::~LmdbTxn() { abort(); }
+LmdbTxn::~LmdbTxn() {
+    abort();
+}
 
 Result<void> LmdbTxn::commit() {
     // mdb_txn_commit frees the txn even when it fails: clear the handle first.
@@ -277,7 +284,9 @@ Result<LmdbCursor> LmdbTxn::cursor(Dbi dbi) const {
 // ---- LmdbCursor -------------------------------------------------------------------------------
 
 LmdbCursor::LmdbCursor(LmdbCursor&& other) noexcept
-    : m_cursor(std::exchange(other.m_cursor, nullptr)), m_key(other.m_key), m_value(other.m_value) {}
+    : m_cursor(std::exchange(other.m_cursor, nullptr)),
+      m_key(other.m_key),
+      m_value(other.m_value) {}
 
 LmdbCursor& LmdbCursor::operator=(LmdbCursor&& other) noexcept {
     if (this != &other) {
@@ -318,8 +327,12 @@ Result<bool> LmdbCursor::seek(std::string_view key) {
     // LMDB refuses an empty key (MDB_BAD_VALSIZE) even for MDB_SET_RANGE, yet every key is >= "".
     return key.empty() ? move(MDB_FIRST) : move(MDB_SET_RANGE, key);
 }
-Result<bool> LmdbCursor::first() { return move(MDB_FIRST); }
-Result<bool> LmdbCursor::next() { return move(MDB_NEXT); }
+Result<bool> LmdbCursor::first() {
+    return move(MDB_FIRST);
+}
+Result<bool> LmdbCursor::next() {
+    return move(MDB_NEXT);
+}
 
 Result<void> LmdbCursor::del() {
     if (int rc = mdb_cursor_del(m_cursor, 0); rc != 0) {
@@ -339,7 +352,8 @@ Result<void> for_each_prefix(
         if (!more) {
             return std::unexpected(more.error());
         }
-        if (!*more || !cursor->key().starts_with(prefix) || !visit(cursor->key(), cursor->value())) {
+        if (!*more || !cursor->key().starts_with(prefix) ||
+            !visit(cursor->key(), cursor->value())) {
             return {};
         }
     }

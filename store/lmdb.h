@@ -15,12 +15,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
-#include <memory>
-#include <mutex>
 #include <utility>
 
 #include "store/error.h"

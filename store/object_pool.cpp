@@ -76,7 +76,7 @@ Result<void> write_all(int fd, const std::byte* data, std::size_t size, const fs
 // A file being written in tmp/. Unlinked on destruction unless keep() was called after the
 // file was renamed into the pool, so a failed put leaves nothing behind. Move-only.
 class TempFile {
-  public:
+public:
     static Result<TempFile> create(const fs::path& dir) {
         std::string pattern = (dir / "put-XXXXXX").string();
         int fd = ::mkostemp(pattern.data(), O_CLOEXEC);
@@ -101,7 +101,7 @@ class TempFile {
     const fs::path& path() const { return m_path; }
     void keep() { m_path.clear(); }
 
-  private:
+private:
     TempFile(UniqueFd fd, fs::path path) : m_fd(std::move(fd)), m_path(std::move(path)) {}
 
     UniqueFd m_fd;

@@ -70,8 +70,8 @@ private:
 };
 
 std::unexpected<Error> corrupt(std::string_view what) {
-    return make_error(EIO, fmt::format("corrupt {} record in the store metadata (run fbfs verify)",
-                                       what));
+    return make_error(
+        EIO, fmt::format("corrupt {} record in the store metadata (run fbfs verify)", what));
 }
 
 constexpr std::uint32_t k_has_object = 1u << 31;  // encoding-only flag: an object id follows
@@ -83,7 +83,7 @@ TimeNs to_ns(const struct timespec& ts) {
 }
 
 struct timespec to_timespec(TimeNs ns) {
-    struct timespec ts{};
+    struct timespec ts {};
     ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
     ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
     if (ts.tv_nsec < 0) {
@@ -94,7 +94,7 @@ struct timespec to_timespec(TimeNs ns) {
 }
 
 TimeNs now_ns() {
-    struct timespec ts{};
+    struct timespec ts {};
     clock_gettime(CLOCK_REALTIME, &ts);
     return to_ns(ts);
 }
@@ -132,9 +132,13 @@ Result<InodeRecord> InodeRecord::decode(std::string_view bytes) {
     return r;
 }
 
-bool DirentValue::is_whiteout() const { return type == DT_WHT; }
+bool DirentValue::is_whiteout() const {
+    return type == DT_WHT;
+}
 
-std::string DirentValue::encode() const { return Writer().le(ino).le(type).take(); }
+std::string DirentValue::encode() const {
+    return Writer().le(ino).le(type).take();
+}
 
 Result<DirentValue> DirentValue::decode(std::string_view bytes) {
     DirentValue v;
@@ -160,7 +164,9 @@ Result<LowerStamp> LowerStamp::decode(std::string_view bytes) {
     return s;
 }
 
-std::string VolumeRecord::encode() const { return Writer().le(id).le(next_inode).take(); }
+std::string VolumeRecord::encode() const {
+    return Writer().le(id).le(next_inode).take();
+}
 
 Result<VolumeRecord> VolumeRecord::decode(std::string_view bytes) {
     VolumeRecord v;
@@ -171,9 +177,13 @@ Result<VolumeRecord> VolumeRecord::decode(std::string_view bytes) {
     return v;
 }
 
-std::string volume_prefix(VolumeId volume) { return Writer().be(volume).take(); }
+std::string volume_prefix(VolumeId volume) {
+    return Writer().be(volume).take();
+}
 
-std::string inode_key(VolumeId volume, InodeNumber ino) { return Writer().be(volume).be(ino).take(); }
+std::string inode_key(VolumeId volume, InodeNumber ino) {
+    return Writer().be(volume).be(ino).take();
+}
 
 std::string dirent_prefix(VolumeId volume, InodeNumber parent) {
     return Writer().be(volume).be(parent).take();
@@ -198,7 +208,9 @@ std::optional<InodeNumber> inode_of_key(std::string_view key) {
     return ino;
 }
 
-std::string encode_u64(std::uint64_t value) { return Writer().le(value).take(); }
+std::string encode_u64(std::uint64_t value) {
+    return Writer().le(value).take();
+}
 
 std::optional<std::uint64_t> decode_u64(std::string_view bytes) {
     std::uint64_t v = 0;
@@ -212,12 +224,14 @@ std::optional<std::uint64_t> decode_u64(std::string_view bytes) {
 Result<void> check_volume_name(std::string_view name) {
     bool ok = !name.empty() && name.size() <= 128 && name.front() != '.';
     for (char c : name) {
-        ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
+        ok =
+            ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
     }
     if (!ok) {
-        return make_error(EINVAL, fmt::format("invalid volume name '{}' (use 1-128 letters, digits, "
-                                              "'.', '_' or '-', not starting with '.')",
-                                              name));
+        return make_error(EINVAL,
+                          fmt::format("invalid volume name '{}' (use 1-128 letters, digits, "
+                                      "'.', '_' or '-', not starting with '.')",
+                                      name));
     }
     return {};
 }

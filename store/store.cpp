@@ -13,7 +13,7 @@ namespace {
 
 // Checks that `root` is a directory this user can read and write.
 Result<void> check_directory(const fs::path& root) {
-    struct stat st{};
+    struct stat st {};
     if (::stat(root.c_str(), &st) != 0) {
         if (errno == ENOENT) {
             return make_error(ENOENT, fmt::format("store {} does not exist (check --store or "
@@ -67,8 +67,8 @@ Result<void> create_store_dirs(const fs::path& root) {
     if (!fs::exists(root, ec)) {
         fs::create_directories(root.parent_path(), ec);
         if (::mkdir(root.c_str(), 0700) != 0 && errno != EEXIST) {
-            return errno_error(fmt::format("cannot create store {} (use another --store)",
-                                           root.string()));
+            return errno_error(
+                fmt::format("cannot create store {} (use another --store)", root.string()));
         }
     }
     if (auto ok = check_directory(root); !ok) {
@@ -159,11 +159,11 @@ Result<void> Store::check_schema() {
                                                m_root.string()));
         }
         if (*version > k_schema_version) {
-            return make_error(EPROTO,
-                              fmt::format("store {} was written by a newer fbfs (metadata schema {}, "
-                                          "this fbfs reads up to {}): upgrade fbfs or use "
-                                          "another --store",
-                                          m_root.string(), *version, k_schema_version));
+            return make_error(
+                EPROTO, fmt::format("store {} was written by a newer fbfs (metadata schema {}, "
+                                    "this fbfs reads up to {}): upgrade fbfs or use "
+                                    "another --store",
+                                    m_root.string(), *version, k_schema_version));
         }
         return {};
     });

@@ -12,7 +12,8 @@ namespace fbfs {
 
 namespace {
 
-std::filesystem::path lock_path(const std::filesystem::path& store_root, const std::string& volume) {
+std::filesystem::path lock_path(const std::filesystem::path& store_root,
+                                const std::string& volume) {
     return store_root / "locks" / (volume + ".lock");
 }
 
@@ -30,7 +31,7 @@ std::optional<pid_t> read_pid(int fd) {
 // flock(2): both belong to the open file and die with the holder, but only this kind can be
 // tested without being taken (F_OFD_GETLK), so holder() never makes a concurrent acquire() fail.
 struct flock whole_file(short type) {
-    struct flock lock{};
+    struct flock lock {};
     lock.l_type = type;
     lock.l_whence = SEEK_SET;
     return lock;

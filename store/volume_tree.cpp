@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <linux/fs.h>
-
 #include <unistd.h>
 
 #include <map>
@@ -13,7 +12,9 @@ namespace {
 
 constexpr InodeNumber k_inode_batch = 1024;
 
-std::uint8_t dirent_type(std::uint32_t mode) { return static_cast<std::uint8_t>(IFTODT(mode)); }
+std::uint8_t dirent_type(std::uint32_t mode) {
+    return static_cast<std::uint8_t>(IFTODT(mode));
+}
 
 // The working set of one write transaction: inode records read once, changed in memory, and
 // written (or deleted) together by flush(), so a rename within one directory touches it once.
@@ -140,8 +141,8 @@ public:
         r.ctime = now;
         Unlinked out{ino, r};
         if (r.nlink == 0) {
-            auto marked = keep_open ? m_txn.put(m_t.orphans, inode_key(m_vol, ino), "")
-                                    : Result<void>();
+            auto marked =
+                keep_open ? m_txn.put(m_t.orphans, inode_key(m_vol, ino), "") : Result<void>();
             if (!marked) {
                 return std::unexpected(marked.error());
             }
@@ -214,7 +215,9 @@ private:
     std::map<InodeNumber, std::optional<ObjectId>> m_original_objects;
 };
 
-void touch(InodeRecord& record, TimeNs now) { record.mtime = record.ctime = now; }
+void touch(InodeRecord& record, TimeNs now) {
+    record.mtime = record.ctime = now;
+}
 
 // Inside the write transaction that is about to name object `id`: puts the sealed file holding
 // its bytes into the pool unless the pool has it, so the object exists before anything names it.
@@ -295,8 +298,11 @@ Result<VolumeTree> VolumeTree::open(Store& store, std::string_view name, std::ui
 }
 
 VolumeTree::VolumeTree(VolumeTree&& other) noexcept
-    : m_store(other.m_store), m_name(std::move(other.m_name)), m_id(other.m_id),
-      m_next_inode(other.m_next_inode), m_inode_limit(other.m_inode_limit) {}
+    : m_store(other.m_store),
+      m_name(std::move(other.m_name)),
+      m_id(other.m_id),
+      m_next_inode(other.m_next_inode),
+      m_inode_limit(other.m_inode_limit) {}
 
 Result<InodeNumber> VolumeTree::allocate_inode() {
     std::lock_guard lock(m_alloc_mutex);
@@ -382,8 +388,8 @@ Result<std::vector<NamedEntry>> VolumeTree::list(InodeNumber dir) const {
     return out;
 }
 
-Result<NewInode> VolumeTree::create(InodeNumber parent, std::string_view name,
-                                    InodeRecord record, const CreateOptions& options) {
+Result<NewInode> VolumeTree::create(InodeNumber parent, std::string_view name, InodeRecord record,
+                                    const CreateOptions& options) {
     auto ino = options.ino ? Result<InodeNumber>(*options.ino) : allocate_inode();
     if (!ino) {
         return std::unexpected(ino.error());
@@ -413,8 +419,8 @@ Result<NewInode> VolumeTree::create(InodeNumber parent, std::string_view name,
             }
         }
         if (record.object && !options.sealed.empty()) {
-            auto put = publish_if_missing(pool, *record.object, record.size, options.sealed,
-                                          published);
+            auto put =
+                publish_if_missing(pool, *record.object, record.size, options.sealed, published);
             if (!put) {
                 return put;
             }

@@ -1,10 +1,9 @@
 // fbfs stat / verify / --help as a user runs them: exit codes, messages, and that bad input
 // changes nothing.
-#include <catch2/catch.hpp>
-
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <set>
 
@@ -23,7 +22,7 @@ namespace {
 std::set<std::string> snapshot(const fs::path& dir) {
     std::set<std::string> out;
     for (const auto& entry : fs::recursive_directory_iterator(dir)) {
-        struct stat st{};
+        struct stat st {};
         lstat(entry.path().c_str(), &st);
         out.insert(entry.path().string() + " " + std::to_string(st.st_size) + " " +
                    std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec));
@@ -104,8 +103,8 @@ TEST_CASE("CLI: verify of a store this user cannot read is one clear line, exit 
     TempDir tmp;
     make_store_with(tmp / "store", {"some bytes"});
     // The store stays 0700 root; its parent lets everyone through to find it.
-    fs::permissions(tmp.path(), fs::perms::owner_all | fs::perms::others_exec |
-                                    fs::perms::group_exec);
+    fs::permissions(tmp.path(),
+                    fs::perms::owner_all | fs::perms::others_exec | fs::perms::group_exec);
     auto before = snapshot(tmp.path());
     // Root reads everything, so verify runs as the unprivileged user 'nobody'.
     auto result = fbfs::test::run({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
@@ -130,7 +129,8 @@ TEST_CASE("CLI: verify names a corrupt object and exits 1; a clean store exits 0
     auto corrupt = run_cli({"verify", "--store", (tmp / "store").string()});
     CHECK(corrupt.status == 1);
     CHECK_THAT(corrupt.err, Catch::Contains(id.hex()));
-    CHECK_THAT(corrupt.err, !Catch::Contains(fbfs::ObjectId::of(std::string_view("first object")).hex()));
+    CHECK_THAT(corrupt.err,
+               !Catch::Contains(fbfs::ObjectId::of(std::string_view("first object")).hex()));
 }
 
 TEST_CASE("CLI: stat counts objects and stored bytes", "[cli]") {

@@ -187,7 +187,7 @@ RunResult fbfs_umount(const fs::path& mountpoint) {
 // Whatever is mounted at a path when it goes out of scope is unmounted, and its daemon waited
 // for (and killed by pid if it outlives the mount by long), whether the test passed or not.
 class MountpointGuard {
-  public:
+public:
     explicit MountpointGuard(fs::path mountpoint) : m_mountpoint(std::move(mountpoint)) {}
     ~MountpointGuard() {
         try {
@@ -210,7 +210,7 @@ class MountpointGuard {
     MountpointGuard(const MountpointGuard&) = delete;
     MountpointGuard& operator=(const MountpointGuard&) = delete;
 
-  private:
+private:
     fs::path m_mountpoint;
 };
 
@@ -218,7 +218,7 @@ class MountpointGuard {
 // has it 0600, while desktop distributions and hosted CI runners have it 0666: the mode users
 // actually meet.
 class DevFuseOpenToAll {
-  public:
+public:
     DevFuseOpenToAll() {
         struct stat st {};
         if (::stat("/dev/fuse", &st) != 0) {
@@ -233,13 +233,13 @@ class DevFuseOpenToAll {
     DevFuseOpenToAll(const DevFuseOpenToAll&) = delete;
     DevFuseOpenToAll& operator=(const DevFuseOpenToAll&) = delete;
 
-  private:
+private:
     mode_t m_mode = 0600;
 };
 
 // A user made for one test (fbfs-test-<random>, with a home), deleted with its home afterwards.
 class ThrowawayUser {
-  public:
+public:
     ThrowawayUser() : m_name("fbfs-test-" + random_suffix()) {
         auto made = run({"useradd", "--create-home", "--shell", "/bin/sh", m_name});
         if (made.status != 0) {
@@ -271,7 +271,7 @@ class ThrowawayUser {
     gid_t gid() const { return m_gid; }
     const fs::path& home() const { return m_home; }
 
-  private:
+private:
     std::string m_name;
     uid_t m_uid = 0;
     gid_t m_gid = 0;
@@ -291,7 +291,7 @@ RunResult sh_as(const std::string& user, uid_t uid, gid_t gid, const fs::path& h
 
 // A tmpfs of `size` mounted at `path` for one test, unmounted afterwards.
 class SmallTmpfs {
-  public:
+public:
     SmallTmpfs(fs::path path, const std::string& size) : m_path(std::move(path)) {
         fs::create_directories(m_path);
         auto mounted = run({"mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", m_path});
@@ -307,7 +307,7 @@ class SmallTmpfs {
     SmallTmpfs(const SmallTmpfs&) = delete;
     SmallTmpfs& operator=(const SmallTmpfs&) = delete;
 
-  private:
+private:
     fs::path m_path;
 };
 

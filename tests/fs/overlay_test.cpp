@@ -239,7 +239,7 @@ RunResult fbfs_mount(const fs::path& store, const fs::path& mountpoint,
 // Whatever is mounted at `mountpoint` when this goes out of scope is unmounted (with a time
 // limit, in case the daemon is stuck), whether the test passed or not.
 class MountpointGuard {
-  public:
+public:
     explicit MountpointGuard(fs::path mountpoint) : m_mountpoint(std::move(mountpoint)) {}
     ~MountpointGuard() {
         try {
@@ -253,7 +253,7 @@ class MountpointGuard {
     MountpointGuard(const MountpointGuard&) = delete;
     MountpointGuard& operator=(const MountpointGuard&) = delete;
 
-  private:
+private:
     fs::path m_mountpoint;
 };
 

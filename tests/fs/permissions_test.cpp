@@ -87,7 +87,7 @@ const char* filesystem_name(const fs::path& dir) {
 // A mount made by root with --allow-other (store tmp/store, mountpoint tmp/mnt) and a native
 // directory tmp/native beside it, both root's and 0755, under a directory anyone may walk.
 class MountAndNative {
-  public:
+public:
     MountAndNative() : m_mounted({"--allow-other"}) {
         fs::permissions(m_mounted.tmp.path(), fs::perms(0755));
         fs::create_directory(native());
@@ -123,7 +123,7 @@ class MountAndNative {
         }
     }
 
-  private:
+private:
     MountedStore m_mounted;
 };
 

@@ -83,7 +83,7 @@ struct CompilerRuns {
 // A test's two runners: the store, the fixed mountpoint, and a launcher that appends each
 // command line it runs to a log outside the mount.
 class Runners {
-  public:
+public:
     Runners() : m_root(fs::canonical(m_tmp.path())) {
         fs::create_directories(m_root / "bin");
         write_file(launcher(),
@@ -143,7 +143,7 @@ class Runners {
                 fs::last_write_time(checkout / probe.path().lexically_relative(copy)));
     }
 
-  private:
+private:
     TempDir m_tmp;
     fs::path m_root;
 };

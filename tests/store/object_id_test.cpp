@@ -1,7 +1,6 @@
 #include "store/object_id.h"
 
 #include <catch2/catch.hpp>
-
 #include <string>
 
 using fbfs::ObjectId;
@@ -12,8 +11,7 @@ TEST_CASE("ObjectId: SHA-256 matches the FIPS 180-2 known answers") {
           "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     CHECK(ObjectId::of(std::string_view("abc")).hex() ==
           "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    CHECK(ObjectId::of(std::string_view(
-                           "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))
+    CHECK(ObjectId::of(std::string_view("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))
               .hex() == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 }
 

@@ -40,7 +40,7 @@ std::set<std::string> listing(const fs::path& dir) {
 
 // Sets an environment variable for the life of the object, then restores the old value.
 class ScopedEnv {
-  public:
+public:
     ScopedEnv(const char* name, const char* value) : m_name(name) {
         if (const char* old = std::getenv(name)) {
             m_old = old;
@@ -51,7 +51,7 @@ class ScopedEnv {
     ScopedEnv(const ScopedEnv&) = delete;
     ScopedEnv& operator=(const ScopedEnv&) = delete;
 
-  private:
+private:
     void set(const char* value) {
         if (value != nullptr) {
             ::setenv(m_name, value, 1);

@@ -20,7 +20,7 @@
 namespace fbfs::test {
 
 class Mount {
-  public:
+public:
     Mount(std::filesystem::path store, std::filesystem::path mountpoint,
           std::vector<std::string> extra_args = {});
     ~Mount();
@@ -40,7 +40,7 @@ class Mount {
     const std::filesystem::path& path() const { return m_mountpoint; }
     std::filesystem::path operator/(const std::string& name) const { return m_mountpoint / name; }
 
-  private:
+private:
     std::filesystem::path m_store;
     std::filesystem::path m_mountpoint;
     std::vector<std::string> m_extra_args;

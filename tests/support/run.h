@@ -17,9 +17,9 @@ struct RunResult {
 };
 
 struct RunOptions {
-    std::string cwd;                          // empty: the test's own
-    std::map<std::string, std::string> env;   // added to (or replacing in) the test's environment
-    std::string input;                        // written to the program's standard input
+    std::string cwd;                         // empty: the test's own
+    std::map<std::string, std::string> env;  // added to (or replacing in) the test's environment
+    std::string input;                       // written to the program's standard input
 };
 
 RunResult run(const std::vector<std::string>& argv, const RunOptions& options = {});

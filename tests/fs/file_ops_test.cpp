@@ -604,10 +604,7 @@ TEST_CASE("Mount: chmod changes the mode and the ctime but not the mtime", "[fus
 }
 
 TEST_CASE("Mount: chown as root changes the owner and group", "[fuse]") {
-    if (::geteuid() != 0) {
-        WARN("not root: chown to another user cannot be tested");
-        return;
-    }
+    fbfs::test::require_root();
     MountedStore m;
     put_file(m / "f", "x");
     REQUIRE(outcome(::chown((m / "f").c_str(), 1234, 1234)) == "ok");

@@ -39,9 +39,9 @@ using fbfs::test::is_fuse_mounted;
 using fbfs::test::Mount;
 using fbfs::test::mounts_at;
 using fbfs::test::read_file;
+using fbfs::test::require_root;
 using fbfs::test::run;
 using fbfs::test::run_cli;
-using fbfs::test::running_as_root;
 using fbfs::test::RunOptions;
 using fbfs::test::RunResult;
 using fbfs::test::sys_error;
@@ -446,9 +446,7 @@ TEST_CASE("fbfs mount: a store that does not exist yet is created with its pool 
 }
 
 TEST_CASE("fbfs mount: a store the user cannot write is refused with a line naming it", "[fuse]") {
-    if (!running_as_root()) {
-        return;
-    }
+    require_root();
     DevFuseOpenToAll dev_fuse;
     TempDir tmp;
     fs::permissions(tmp.path(), fs::perms::owner_all | fs::perms::group_read |
@@ -582,9 +580,7 @@ TEST_CASE("Two volumes of one store mount at once, share objects and keep separa
 
 TEST_CASE("An ordinary user mounts with fusermount3, builds inside, and the mount is theirs alone",
           "[fuse]") {
-    if (!running_as_root()) {
-        return;
-    }
+    require_root();
     DevFuseOpenToAll dev_fuse;
     ThrowawayUser user;
     // The home's mode decides nothing below: nobody may walk to the mountpoint.
@@ -647,9 +643,7 @@ make -q
 
 TEST_CASE("A store that runs out of space fails the write with ENOSPC and recovers after a delete",
           "[fuse]") {
-    if (!running_as_root()) {
-        return;
-    }
+    require_root();
     TempDir tmp;
     SmallTmpfs small(tmp / "small", "4m");
     auto store = tmp / "small" / "store";

@@ -29,8 +29,8 @@
 
 namespace fs = std::filesystem;
 using fbfs::test::MountedStore;
+using fbfs::test::require_root;
 using fbfs::test::run;
-using fbfs::test::running_as_root;
 using fbfs::test::RunOptions;
 using fbfs::test::RunResult;
 using fbfs::test::TempDir;
@@ -153,9 +153,7 @@ std::int64_t ctime_ns(const fs::path& path) {
 
 TEST_CASE("Permissions: with --allow-other another user reads only what the modes let it read",
           "[fuse]") {
-    if (!running_as_root()) {
-        return;
-    }
+    require_root();
     MountAndNative sides;
     sides.set_up("echo public > pub && chmod 644 pub && echo secret > priv && chmod 600 priv");
 
@@ -171,9 +169,7 @@ TEST_CASE("Permissions: with --allow-other another user reads only what the mode
 
 TEST_CASE("Permissions: another user creates files only in directories whose modes let it",
           "[fuse]") {
-    if (!running_as_root()) {
-        return;
-    }
+    require_root();
     MountAndNative sides;
     sides.set_up("mkdir shut open && chmod 755 shut && chmod 777 open");
 
@@ -189,9 +185,7 @@ TEST_CASE("Permissions: another user creates files only in directories whose mod
 
 TEST_CASE("Permissions: another user cannot chmod or chown a root file, nor give its own away",
           "[fuse]") {
-    if (!running_as_root()) {
-        return;
-    }
+    require_root();
     MountAndNative sides;
     sides.set_up("echo x > rootfile && chmod 644 rootfile && mkdir open && chmod 777 open");
 
@@ -211,9 +205,7 @@ TEST_CASE("Permissions: another user cannot chmod or chown a root file, nor give
 
 TEST_CASE("Permissions: in a sticky directory another user removes its own files but not root's",
           "[fuse]") {
-    if (!running_as_root()) {
-        return;
-    }
+    require_root();
     MountAndNative sides;
     sides.set_up("mkdir sticky && chmod 1777 sticky && echo root > sticky/roots");
 
@@ -240,9 +232,7 @@ TEST_CASE("Permissions: in a sticky directory another user removes its own files
 
 TEST_CASE("Permissions: another user's write or truncate clears setuid and setgid as ext4 does",
           "[fuse]") {
-    if (!running_as_root()) {
-        return;
-    }
+    require_root();
     MountAndNative sides;
     sides.set_up(
         "for f in appended truncated rootwrite; do touch $f && chown 65534:65534 $f && "
@@ -262,9 +252,7 @@ TEST_CASE("Permissions: another user's write or truncate clears setuid and setgi
 }
 
 TEST_CASE("Permissions: chown by root clears setuid and setgid as ext4 does", "[fuse]") {
-    if (!running_as_root()) {
-        return;
-    }
+    require_root();
     MountAndNative sides;
     sides.set_up(
         "touch u g ug nx && chmod 4755 u && chmod 2755 g && chmod 6755 ug && chmod 2745 nx");
@@ -276,9 +264,7 @@ TEST_CASE("Permissions: chown by root clears setuid and setgid as ext4 does", "[
 
 TEST_CASE("Permissions: a user's chmod g+s on a file of a group it is not in drops setgid",
           "[fuse]") {
-    if (!running_as_root()) {
-        return;
-    }
+    require_root();
     MountAndNative sides;
     sides.set_up(std::string("touch theirs && chown 65534:") + k_other_group + " theirs");
 
@@ -292,9 +278,7 @@ TEST_CASE("Permissions: a user's chmod g+s on a file of a group it is not in dro
 
 TEST_CASE("Permissions: chmod, chown, link, rename, write and truncate each advance ctime",
           "[fuse]") {
-    if (!running_as_root()) {
-        return;
-    }
+    require_root();
     MountAndNative sides;
     sides.set_up("echo start > f");
 
@@ -339,9 +323,7 @@ TEST_CASE("Permissions: chmod, chown, link, rename, write and truncate each adva
 
 TEST_CASE("Permissions: a setgid directory gives new files its group and subdirectories setgid",
           "[fuse]") {
-    if (!running_as_root()) {
-        return;
-    }
+    require_root();
     MountAndNative sides;
     sides.set_up(std::string("mkdir shared && chown 0:") + k_other_group +
                  " shared && chmod 2777 shared");
@@ -365,9 +347,7 @@ TEST_CASE("Permissions: a setgid directory gives new files its group and subdire
 
 TEST_CASE("Permissions: fbfs mount by a user without fusermount3 names it and the fuse3 package",
           "[fuse]") {
-    if (!running_as_root()) {
-        return;
-    }
+    require_root();
     // /dev/fuse is 0600 on some machines (this one) and 0666 where users meet it. fbfs checks for
     // fusermount3 before it opens /dev/fuse, but open it to all for this test anyway, so a
     // reordering of those checks cannot make this test about /dev/fuse instead. Restored after.

@@ -206,4 +206,9 @@ bool running_as_root() {
     return false;
 }
 
+void require_root() {
+    INFO("this test needs root (scripts/test and CI run as root)");
+    REQUIRE(running_as_root());
+}
+
 }  // namespace fbfs::test

@@ -76,5 +76,8 @@ std::set<std::string> names_in(const std::filesystem::path& dir);
 
 // True if the test runs as root; otherwise WARNs that nothing was asserted and returns false.
 bool running_as_root();
+// Fails the test unless it runs as root (CI does): these tests change owners, mount tmpfs or
+// act as other users, and a test that asserts nothing when it cannot run would pass silently.
+void require_root();
 
 }  // namespace fbfs::test

@@ -10,23 +10,6 @@ namespace fbfs {
 
 namespace {
 
-// Copies `size` bytes of `from` into `to` inside the kernel.
-Result<void> copy_content(int from, int to, std::uint64_t size) {
-    loff_t in = 0;
-    loff_t out = 0;
-    while (static_cast<std::uint64_t>(in) < size) {
-        ssize_t n =
-            ::copy_file_range(from, &in, to, &out, size - static_cast<std::uint64_t>(in), 0);
-        if (n < 0) {
-            return errno_error("copying a file into its staging file");
-        }
-        if (n == 0) {
-            break;
-        }
-    }
-    return {};
-}
-
 Result<void> sync_object(const ObjectPool& pool, const ObjectId& id) {
     auto path = pool.object_path(id);
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -79,23 +62,21 @@ Result<void> OpenInode::ensure_staging() {
     if (m_staging_fd) {
         return {};
     }
-    std::string pattern = (m_pool.tmp_dir() / fmt::format("staging-{}-XXXXXX", m_volume)).string();
-    UniqueFd fd(::mkostemp(pattern.data(), O_CLOEXEC));
-    if (!fd) {
-        return errno_error(
-            fmt::format("cannot create a staging file in {}", m_pool.tmp_dir().string()));
-    }
+    // An object never changes, so copying it to its end copies exactly m_size bytes.
+    Result<UniqueFd> object = UniqueFd();
     if (m_object && m_size > 0) {
-        auto object = m_pool.open_object(*m_object);
-        auto copied = object ? copy_content(object->get(), fd.get(), m_size)
-                             : Result<void>(std::unexpected(object.error()));
-        if (!copied) {
-            ::unlink(pattern.c_str());
-            return copied;
+        object = m_pool.open_object(*m_object);
+        if (!object) {
+            return std::unexpected(object.error());
         }
     }
-    m_staging_path = pattern;
-    m_staging_fd = std::make_shared<UniqueFd>(std::move(fd));
+    auto staged =
+        m_pool.copy_to_temp(*object ? object->get() : -1, fmt::format("staging-{}-", m_volume));
+    if (!staged) {
+        return std::unexpected(staged.error());
+    }
+    m_staging_path = std::move(staged->path);
+    m_staging_fd = std::make_shared<UniqueFd>(std::move(staged->fd));
     return {};
 }
 

@@ -35,26 +35,14 @@ std::string base_of(const std::string& path) {
 // as volume `volume`'s staging files are, so a killed daemon's leftovers go at the next mount.
 Result<PutResult> stage_copy(const ObjectPool& pool, VolumeId volume, int from,
                              std::filesystem::path& staged) {
-    std::string pattern = (pool.tmp_dir() / fmt::format("staging-{}-up-XXXXXX", volume)).string();
-    UniqueFd to(::mkostemp(pattern.data(), O_CLOEXEC));
-    if (!to) {
-        return errno_error(fmt::format("cannot create a file in {}", pool.tmp_dir().string()));
+    auto copy = pool.copy_to_temp(from, fmt::format("staging-{}-up-", volume));
+    if (!copy) {
+        return std::unexpected(copy.error());
     }
-    staged = pattern;
-    for (;;) {
-        ssize_t n = ::copy_file_range(from, nullptr, to.get(), nullptr, std::size_t{1} << 30, 0);
-        if (n == 0) {
-            break;
-        }
-        if (n < 0) {
-            int error = errno;
-            ::unlink(pattern.c_str());
-            return sys_error(error, "copying a source file up into the volume");
-        }
-    }
+    staged = copy->path;
     auto sealed = pool.seal(staged);
     if (!sealed) {
-        ::unlink(pattern.c_str());
+        ::unlink(staged.c_str());
     }
     return sealed;
 }

@@ -77,8 +77,8 @@ Result<void> write_all(int fd, const std::byte* data, std::size_t size, const fs
 // file was renamed into the pool, so a failed put leaves nothing behind. Move-only.
 class TempFile {
 public:
-    static Result<TempFile> create(const fs::path& dir) {
-        std::string pattern = (dir / "put-XXXXXX").string();
+    static Result<TempFile> create(const fs::path& dir, std::string_view prefix = "put-") {
+        std::string pattern = (dir / (std::string(prefix) + "XXXXXX")).string();
         int fd = ::mkostemp(pattern.data(), O_CLOEXEC);
         if (fd < 0) {
             return errno_error(fmt::format("cannot create a temporary file in {}", dir.string()));
@@ -100,6 +100,11 @@ public:
     int fd() const { return m_fd.get(); }
     const fs::path& path() const { return m_path; }
     void keep() { m_path.clear(); }
+    // Keeps the file and hands over its fd.
+    UniqueFd release() {
+        keep();
+        return std::move(m_fd);
+    }
 
 private:
     TempFile(UniqueFd fd, fs::path path) : m_fd(std::move(fd)), m_path(std::move(path)) {}
@@ -376,6 +381,24 @@ Result<PutResult> ObjectPool::seal(const fs::path& file) const {
         return errno_error(fmt::format("cannot chmod {}", file.string()));
     }
     return PutResult{hashed->id, hashed->size, false};
+}
+
+Result<TempCopy> ObjectPool::copy_to_temp(int from, std::string_view prefix) const {
+    auto temp = TempFile::create(m_tmp, prefix);
+    if (!temp) {
+        return std::unexpected(temp.error());
+    }
+    std::uint64_t size = 0;
+    if (from >= 0) {
+        std::atomic<bool> never{false};
+        auto copied = copy_range(from, 0, *temp, never);
+        if (!copied) {
+            return std::unexpected(copied.error());
+        }
+        size = *copied;
+    }
+    fs::path path = temp->path();
+    return TempCopy{temp->release(), std::move(path), size};
 }
 
 Result<PutResult> ObjectPool::hash_fd(int fd) {

@@ -28,6 +28,13 @@ struct PutResult {
     bool deduped = false;  // the object was already in the pool; nothing new was stored
 };
 
+// A file of the pool's tmp/ that a caller fills and later publishes (see copy_to_temp()).
+struct TempCopy {
+    UniqueFd fd;  // open for reading and writing
+    std::filesystem::path path;
+    std::uint64_t size = 0;  // bytes copied into it
+};
+
 class ObjectPool {
 public:
     // Opens the pool under `root`, creating objects/ and tmp/ (0700) if missing.
@@ -52,6 +59,11 @@ public:
     Result<PutResult> publish(const std::filesystem::path& file, const ObjectId& id,
                               std::uint64_t size) const;
 
+    // Makes a new file in tmp_dir() named `prefix` and a unique suffix, holding the bytes of
+    // `from` from offset 0 to its end (nothing if `from` is -1), copied inside the kernel where
+    // the two filesystems allow it and through a buffer where they do not. On failure no file
+    // remains.
+    Result<TempCopy> copy_to_temp(int from, std::string_view prefix) const;
     // Hashes `fd` from offset 0 to its end, storing nothing: what its id would be.
     static Result<PutResult> hash_fd(int fd);
 

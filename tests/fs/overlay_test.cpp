@@ -623,6 +623,32 @@ TEST_CASE("Overlay: chmod of a lower file copies it up with its bytes and mtime"
     o.finish();
 }
 
+TEST_CASE("Overlay: a source on another filesystem than the store copies up", "[fuse]") {
+    fbfs::test::require_root();
+    // The kernel copies between files of one filesystem only (copy_file_range gives EXDEV
+    // otherwise), and a CI checkout and the store are often on different ones.
+    TempDir tmp;
+    const auto source = tmp / "src";
+    fs::create_directories(source);
+    struct Tmpfs {
+        fs::path at;
+        ~Tmpfs() { fbfs::test::run({"umount", "-l", at.string()}); }
+    } tmpfs{source};
+    REQUIRE(fbfs::test::run({"mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", source.string()})
+                .status == 0);
+    put_file(source / "a.txt", "lower\n");
+    {
+        Mount m(tmp / "store", tmp / "mnt", {"--source", source.string()});
+        auto fd = open_fd(m / "a.txt", O_WRONLY | O_APPEND);
+        write_all(fd.get(), "upper\n");
+        fd.reset();
+        CHECK(read_path(m / "a.txt") == "lower\nupper\n");
+        m.remount();
+        CHECK(read_path(m / "a.txt") == "lower\nupper\n");
+    }
+    CHECK(read_path(source / "a.txt") == "lower\n");
+}
+
 TEST_CASE("Overlay: chown of a lower file or symlink copies it up with the new owner", "[fuse]") {
     fbfs::test::require_root();
     Overlay o;

@@ -1,9 +1,10 @@
-// fbfs stat, fbfs verify, and the commands of later releases (pack, unpack).
+// fbfs stat and fbfs verify.
 #include <fmt/format.h>
 
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/display.h"
 #include "fs/mount_table.h"
 #include "store/store.h"
 #include "store/store_stats.h"
@@ -11,17 +12,6 @@
 namespace fbfs::cli {
 
 namespace {
-
-std::string human(std::uint64_t bytes) {
-    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double value = static_cast<double>(bytes);
-    int unit = 0;
-    while (value >= 1024 && unit < 4) {
-        value /= 1024;
-        ++unit;
-    }
-    return unit == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", value, units[unit]);
-}
 
 int print_stats(const std::string& store_path, const std::string& only_volume, bool json) {
     auto store = Store::open(store_path, Store::Mode::open_existing);
@@ -138,21 +128,6 @@ void add_store_commands(CLI::App& app, Action& action) {
                                      "ones (exit 1 if any)");
     add_store_option(*check, store);
     check->callback([&action] { action = [] { return verify(store); }; });
-
-    for (const char* later : {"pack", "unpack"}) {
-        auto* command =
-            app.add_subcommand(later, std::string(later == std::string("pack")
-                                                      ? "Pack volumes into one file for a CI cache"
-                                                      : "Unpack a pack file into a store") +
-                                          " (not built yet)");
-        command->allow_extras();
-        command->callback([&action, later] {
-            action = [later] {
-                std::fprintf(stderr, "fbfs: '%s' is not built yet in this release\n", later);
-                return 2;
-            };
-        });
-    }
 }
 
 }  // namespace fbfs::cli

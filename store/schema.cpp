@@ -5,69 +5,11 @@
 #include <cctype>
 #include <cstring>
 
+#include "store/byte_codec.h"
+
 namespace fbfs {
 
 namespace {
-
-// Appends and reads fixed-width integers. Writer/Reader keep the encodings below one line each.
-class Writer {
-public:
-    template <class T>
-    Writer& le(T value) {
-        auto u = static_cast<std::make_unsigned_t<T>>(value);
-        for (std::size_t i = 0; i < sizeof(T); ++i) {
-            m_out.push_back(static_cast<char>(u >> (8 * i) & 0xff));
-        }
-        return *this;
-    }
-    template <class T>
-    Writer& be(T value) {
-        auto u = static_cast<std::make_unsigned_t<T>>(value);
-        for (std::size_t i = sizeof(T); i-- > 0;) {
-            m_out.push_back(static_cast<char>(u >> (8 * i) & 0xff));
-        }
-        return *this;
-    }
-    Writer& bytes(std::string_view s) {
-        m_out.append(s);
-        return *this;
-    }
-    std::string take() { return std::move(m_out); }
-
-private:
-    std::string m_out;
-};
-
-class Reader {
-public:
-    explicit Reader(std::string_view in) : m_in(in) {}
-    template <class T>
-    bool le(T& value) {
-        if (m_in.size() < sizeof(T)) {
-            return false;
-        }
-        std::make_unsigned_t<T> u = 0;
-        for (std::size_t i = 0; i < sizeof(T); ++i) {
-            u = static_cast<std::make_unsigned_t<T>>(
-                u | static_cast<std::uint64_t>(static_cast<unsigned char>(m_in[i])) << (8 * i));
-        }
-        value = static_cast<T>(u);
-        m_in.remove_prefix(sizeof(T));
-        return true;
-    }
-    bool bytes(std::size_t n, std::string_view& out) {
-        if (m_in.size() < n) {
-            return false;
-        }
-        out = m_in.substr(0, n);
-        m_in.remove_prefix(n);
-        return true;
-    }
-    std::string_view rest() const { return m_in; }
-
-private:
-    std::string_view m_in;
-};
 
 std::unexpected<Error> corrupt(std::string_view what) {
     return make_error(
@@ -100,7 +42,7 @@ TimeNs now_ns() {
 }
 
 std::string InodeRecord::encode() const {
-    Writer w;
+    ByteWriter w;
     std::uint32_t stored_flags = flags | (object ? k_has_object : 0);
     w.le(mode).le(uid).le(gid).le(nlink).le(size).le(rdev).le(atime).le(mtime).le(ctime);
     w.le(stored_flags);
@@ -113,7 +55,7 @@ std::string InodeRecord::encode() const {
 
 Result<InodeRecord> InodeRecord::decode(std::string_view bytes) {
     InodeRecord r;
-    Reader in(bytes);
+    ByteReader in(bytes);
     std::uint32_t stored_flags = 0;
     if (!(in.le(r.mode) && in.le(r.uid) && in.le(r.gid) && in.le(r.nlink) && in.le(r.size) &&
           in.le(r.rdev) && in.le(r.atime) && in.le(r.mtime) && in.le(r.ctime) &&
@@ -137,12 +79,12 @@ bool DirentValue::is_whiteout() const {
 }
 
 std::string DirentValue::encode() const {
-    return Writer().le(ino).le(type).take();
+    return ByteWriter().le(ino).le(type).take();
 }
 
 Result<DirentValue> DirentValue::decode(std::string_view bytes) {
     DirentValue v;
-    Reader in(bytes);
+    ByteReader in(bytes);
     if (!(in.le(v.ino) && in.le(v.type)) || !in.rest().empty()) {
         return corrupt("directory entry");
     }
@@ -150,12 +92,12 @@ Result<DirentValue> DirentValue::decode(std::string_view bytes) {
 }
 
 std::string LowerStamp::encode() const {
-    return Writer().bytes(sha256.raw()).le(size).le(shown_mtime).take();
+    return ByteWriter().bytes(sha256.raw()).le(size).le(shown_mtime).take();
 }
 
 Result<LowerStamp> LowerStamp::decode(std::string_view bytes) {
     LowerStamp s;
-    Reader in(bytes);
+    ByteReader in(bytes);
     std::string_view raw;
     if (!(in.bytes(ObjectId::k_size, raw) && in.le(s.size) && in.le(s.shown_mtime))) {
         return corrupt("lower stamp");
@@ -165,12 +107,12 @@ Result<LowerStamp> LowerStamp::decode(std::string_view bytes) {
 }
 
 std::string VolumeRecord::encode() const {
-    return Writer().le(id).le(next_inode).take();
+    return ByteWriter().le(id).le(next_inode).take();
 }
 
 Result<VolumeRecord> VolumeRecord::decode(std::string_view bytes) {
     VolumeRecord v;
-    Reader in(bytes);
+    ByteReader in(bytes);
     if (!(in.le(v.id) && in.le(v.next_inode))) {
         return corrupt("volume");
     }
@@ -178,23 +120,23 @@ Result<VolumeRecord> VolumeRecord::decode(std::string_view bytes) {
 }
 
 std::string volume_prefix(VolumeId volume) {
-    return Writer().be(volume).take();
+    return ByteWriter().be(volume).take();
 }
 
 std::string inode_key(VolumeId volume, InodeNumber ino) {
-    return Writer().be(volume).be(ino).take();
+    return ByteWriter().be(volume).be(ino).take();
 }
 
 std::string dirent_prefix(VolumeId volume, InodeNumber parent) {
-    return Writer().be(volume).be(parent).take();
+    return ByteWriter().be(volume).be(parent).take();
 }
 
 std::string dirent_key(VolumeId volume, InodeNumber parent, std::string_view name) {
-    return Writer().be(volume).be(parent).bytes(name).take();
+    return ByteWriter().be(volume).be(parent).bytes(name).take();
 }
 
 std::string stamp_key(VolumeId volume, std::string_view relative_path) {
-    return Writer().be(volume).bytes(relative_path).take();
+    return ByteWriter().be(volume).bytes(relative_path).take();
 }
 
 std::optional<InodeNumber> inode_of_key(std::string_view key) {
@@ -209,12 +151,12 @@ std::optional<InodeNumber> inode_of_key(std::string_view key) {
 }
 
 std::string encode_u64(std::uint64_t value) {
-    return Writer().le(value).take();
+    return ByteWriter().le(value).take();
 }
 
 std::optional<std::uint64_t> decode_u64(std::string_view bytes) {
     std::uint64_t v = 0;
-    Reader in(bytes);
+    ByteReader in(bytes);
     if (!in.le(v) || !in.rest().empty()) {
         return std::nullopt;
     }

@@ -251,4 +251,36 @@ Result<bool> Store::remove_unreferenced(LmdbTxn& txn, std::string_view key) {
     return unlink;
 }
 
+Result<void> adjust_object_ref(LmdbTxn& txn, const Tables& tables, const ObjectId& id, int delta) {
+    auto raw = txn.get(tables.refs, id.raw());
+    if (!raw) {
+        return std::unexpected(raw.error());
+    }
+    std::uint64_t before = *raw ? decode_u64(**raw).value_or(0) : 0;
+    std::uint64_t count = delta > 0 ? before + 1 : (before > 0 ? before - 1 : 0);
+    Result<bool> listed = false;
+    if (count == 0) {
+        listed = txn.del(tables.refs, id.raw());
+        return listed ? txn.put(tables.dead, id.raw(), "") : std::unexpected(listed.error());
+    }
+    if (before == 0) {
+        listed = txn.del(tables.dead, id.raw());
+    }
+    return listed ? txn.put(tables.refs, id.raw(), encode_u64(count))
+                  : std::unexpected(listed.error());
+}
+
+Result<VolumeId> unused_volume_id(const LmdbTxn& txn, const Tables& tables) {
+    VolumeId max_id = 0;
+    auto walked = for_each_prefix(txn, tables.volumes, "", [&](auto, std::string_view value) {
+        auto record = VolumeRecord::decode(value);
+        max_id = record ? std::max(max_id, record->id) : max_id;
+        return true;
+    });
+    if (!walked) {
+        return std::unexpected(walked.error());
+    }
+    return max_id + 1;
+}
+
 }  // namespace fbfs

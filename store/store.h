@@ -38,6 +38,14 @@ struct VolumeInfo {
     VolumeRecord record;
 };
 
+// Within a write transaction: counts one inode more (`delta` > 0) or less for object `id`. An
+// object no inode names any more is listed in `dead` for Store::remove_dead_objects(); one named
+// again leaves that list.
+Result<void> adjust_object_ref(LmdbTxn& txn, const Tables& tables, const ObjectId& id, int delta);
+
+// The id a new volume takes: one more than the largest in use.
+Result<VolumeId> unused_volume_id(const LmdbTxn& txn, const Tables& tables);
+
 class Store {
 public:
     enum class Mode { open_existing, create_if_missing };

@@ -184,28 +184,8 @@ private:
         return gone ? Result<void>() : std::unexpected(gone.error());
     }
 
-    // Counts one inode more or less for an object. An object no inode names any more is listed
-    // in `dead` for Store::remove_dead_objects(); one named again leaves that list.
     Result<void> adjust_ref(const std::optional<ObjectId>& id, int delta) {
-        if (!id) {
-            return {};
-        }
-        auto raw = m_txn.get(m_t.refs, id->raw());
-        if (!raw) {
-            return std::unexpected(raw.error());
-        }
-        std::uint64_t before = *raw ? decode_u64(**raw).value_or(0) : 0;
-        std::uint64_t count = delta > 0 ? before + 1 : (before > 0 ? before - 1 : 0);
-        Result<bool> listed = false;
-        if (count == 0) {
-            listed = m_txn.del(m_t.refs, id->raw());
-            return listed ? m_txn.put(m_t.dead, id->raw(), "") : std::unexpected(listed.error());
-        }
-        if (before == 0) {
-            listed = m_txn.del(m_t.dead, id->raw());
-        }
-        return listed ? m_txn.put(m_t.refs, id->raw(), encode_u64(count))
-                      : std::unexpected(listed.error());
+        return id ? adjust_object_ref(m_txn, m_t, *id, delta) : Result<void>();
     }
 
     LmdbTxn& m_txn;
@@ -269,17 +249,11 @@ Result<VolumeTree> VolumeTree::open(Store& store, std::string_view name, std::ui
             id = record->id;
             return {};
         }
-        // A new volume takes the next free id: one more than the largest in use.
-        VolumeId max_id = 0;
-        auto walked = for_each_prefix(txn, t.volumes, "", [&](auto, std::string_view value) {
-            auto record = VolumeRecord::decode(value);
-            max_id = record ? std::max(max_id, record->id) : max_id;
-            return true;
-        });
-        if (!walked) {
-            return walked;
+        auto unused = unused_volume_id(txn, t);
+        if (!unused) {
+            return std::unexpected(unused.error());
         }
-        id = max_id + 1;
+        id = *unused;
         InodeRecord root;
         root.mode = S_IFDIR | 0755;
         root.uid = uid;

@@ -1,0 +1,374 @@
+#include "store/pack_reader.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <memory>
+#include <optional>
+#include <unordered_map>
+
+namespace fbfs {
+
+namespace {
+
+using pack::damaged;
+
+constexpr std::size_t k_read_chunk = std::size_t{1} << 20;
+
+// A forward-only reader over an fd with a buffer, counting the bytes consumed. When the fd is a
+// regular file its length is known, so a length that runs past the end is caught before reading.
+class Input {
+public:
+    explicit Input(int fd) : m_fd(fd) {
+        struct stat st {};
+        off_t at = ::lseek(fd, 0, SEEK_CUR);
+        if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && at >= 0) {
+            m_length = static_cast<std::uint64_t>(st.st_size - at);
+        }
+    }
+
+    std::uint64_t offset() const { return m_offset; }
+
+    // Whatever is buffered, reading more if nothing is; empty at the end of the input.
+    Result<std::string_view> available() {
+        if (m_pos == m_buffer.size()) {
+            m_buffer.resize(k_read_chunk);
+            m_pos = 0;
+            ssize_t n = 0;
+            do {
+                n = ::read(m_fd, m_buffer.data(), m_buffer.size());
+            } while (n < 0 && errno == EINTR);
+            if (n < 0) {
+                return errno_error("cannot read the pack");
+            }
+            m_buffer.resize(static_cast<std::size_t>(n));
+        }
+        return std::string_view(m_buffer).substr(m_pos);
+    }
+    void consume(std::size_t n) {
+        m_pos += n;
+        m_offset += n;
+    }
+
+    // Exactly `n` bytes of `what`, or an error saying the pack ends (or would end) first.
+    Result<std::string> take(std::uint64_t n, std::string_view what) {
+        if (m_length && n > *m_length - m_offset) {
+            return damaged(fmt::format("the {} at byte {} needs {} bytes, but the file ends "
+                                       "{} bytes later: it is truncated",
+                                       what, m_offset, n, *m_length - m_offset));
+        }
+        std::string out;
+        while (out.size() < n) {
+            auto bytes = available();
+            if (!bytes) {
+                return std::unexpected(bytes.error());
+            }
+            if (bytes->empty()) {
+                return truncated(what);
+            }
+            std::size_t part = static_cast<std::size_t>(std::min<std::uint64_t>(bytes->size(), n - out.size()));
+            out.append(bytes->substr(0, part));
+            consume(part);
+        }
+        return out;
+    }
+
+    std::unexpected<Error> truncated(std::string_view what) const {
+        return damaged(fmt::format("it is truncated: it ends at byte {}, inside the {}", m_offset,
+                                   what));
+    }
+
+private:
+    int m_fd;
+    std::optional<std::uint64_t> m_length;
+    std::uint64_t m_offset = 0;
+    std::string m_buffer;
+    std::size_t m_pos = 0;
+};
+
+Result<std::string> read_section(Input& in, pack::SectionKind kind) {
+    auto head = in.take(pack::k_section_header_size, pack::section_name(kind));
+    if (!head) {
+        return std::unexpected(head.error());
+    }
+    auto header = pack::decode_section_header(*head, kind);
+    if (!header) {
+        return std::unexpected(header.error());
+    }
+    if (header->stored_size > ZSTD_compressBound(header->raw_size)) {
+        return damaged(fmt::format("the {} claims {} stored bytes for {} raw bytes",
+                                   pack::section_name(kind), header->stored_size,
+                                   header->raw_size));
+    }
+    auto stored = in.take(header->stored_size, pack::section_name(kind));
+    if (!stored) {
+        return std::unexpected(stored.error());
+    }
+    return pack::open_section(*header, *head, *stored);
+}
+
+struct DctxFree {
+    void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
+};
+
+// Cuts the decompressed object stream into objects, hashing each and passing wanted bytes on.
+class ObjectCutter {
+public:
+    ObjectCutter(const std::vector<pack::PackedObject>& objects, const std::vector<bool>& wanted,
+                 PackSink& sink, const ProgressFn& progress)
+        : m_objects(objects), m_wanted(wanted), m_sink(sink), m_progress(progress) {
+        for (const auto& o : objects) {
+            m_done.bytes_total += o.size;
+        }
+        m_done.objects_total = objects.size();
+    }
+
+    std::uint64_t total() const { return m_done.bytes_total; }
+
+    Result<void> add(std::string_view bytes) {
+        while (!bytes.empty()) {
+            if (auto ok = finish_empty(); !ok) {
+                return ok;
+            }
+            if (m_index == m_objects.size()) {
+                return damaged("its frames hold more bytes than its object table lists");
+            }
+            const auto& object = m_objects[m_index];
+            std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), object.size - m_in_object));
+            std::string_view part = bytes.substr(0, take);
+            m_sha.update(part.data(), part.size());
+            if (m_wanted[m_index]) {
+                if (auto ok = m_sink.object_bytes(m_index, part); !ok) {
+                    return ok;
+                }
+            }
+            bytes.remove_prefix(take);
+            m_in_object += take;
+            m_done.bytes_done += take;
+            if (m_in_object == object.size) {
+                if (auto ok = end_object(); !ok) {
+                    return ok;
+                }
+            }
+        }
+        if (m_progress) {
+            m_progress(m_done);
+        }
+        return {};
+    }
+
+    // Objects of no bytes need no frame; they end as soon as the stream reaches them.
+    Result<void> finish_empty() {
+        while (m_index < m_objects.size() && m_objects[m_index].size == 0) {
+            if (auto ok = end_object(); !ok) {
+                return ok;
+            }
+        }
+        return {};
+    }
+
+private:
+    Result<void> end_object() {
+        if (m_sha.finish() != m_objects[m_index].id) {
+            return damaged(fmt::format("object {} does not match its id",
+                                       m_objects[m_index].id.hex()));
+        }
+        if (m_wanted[m_index]) {
+            if (auto ok = m_sink.object_end(m_index); !ok) {
+                return ok;
+            }
+        }
+        ++m_index;
+        ++m_done.objects_done;
+        m_in_object = 0;
+        return {};
+    }
+
+    const std::vector<pack::PackedObject>& m_objects;
+    const std::vector<bool>& m_wanted;
+    PackSink& m_sink;
+    const ProgressFn& m_progress;
+    std::size_t m_index = 0;
+    std::uint64_t m_in_object = 0;
+    Sha256 m_sha;
+    Progress m_done;
+};
+
+// Decompresses frames until the object stream is complete, recording each frame as it was found.
+Result<std::vector<pack::FrameInfo>> read_frames(Input& in, ObjectCutter& cutter) {
+    std::unique_ptr<ZSTD_DCtx, DctxFree> dctx(ZSTD_createDCtx());
+    if (!dctx) {
+        return make_error(ENOMEM, "cannot allocate a zstd decoder");
+    }
+    ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, pack::k_max_window_log);
+    std::string out(ZSTD_DStreamOutSize(), '\0');
+    std::vector<pack::FrameInfo> frames;
+    std::uint64_t produced = 0;
+    while (produced < cutter.total()) {
+        pack::FrameInfo frame;
+        Sha256 sha;
+        ZSTD_DCtx_reset(dctx.get(), ZSTD_reset_session_only);
+        std::size_t rc = 1;
+        while (rc != 0) {
+            auto bytes = in.available();
+            if (!bytes) {
+                return std::unexpected(bytes.error());
+            }
+            if (bytes->empty()) {
+                return in.truncated(fmt::format("frame {}", frames.size()));
+            }
+            ZSTD_inBuffer src{bytes->data(), bytes->size(), 0};
+            ZSTD_outBuffer dst{out.data(), out.size(), 0};
+            rc = ZSTD_decompressStream(dctx.get(), &dst, &src);
+            if (ZSTD_isError(rc)) {
+                return damaged(fmt::format("frame {} does not decompress ({})", frames.size(),
+                                           ZSTD_getErrorName(rc)));
+            }
+            sha.update(bytes->data(), src.pos);
+            in.consume(src.pos);
+            frame.stored_size += src.pos;
+            frame.raw_size += dst.pos;
+            produced += dst.pos;
+            if (frame.raw_size > pack::k_max_frame_raw || produced > cutter.total()) {
+                return damaged(fmt::format("frame {} holds more bytes than the object table "
+                                           "lists",
+                                           frames.size()));
+            }
+            if (auto ok = cutter.add({out.data(), dst.pos}); !ok) {
+                return std::unexpected(ok.error());
+            }
+        }
+        if (frame.raw_size == 0) {
+            return damaged(fmt::format("frame {} is empty", frames.size()));
+        }
+        frame.sha256 = sha.finish();
+        frames.push_back(frame);
+    }
+    if (auto ok = cutter.finish_empty(); !ok) {
+        return std::unexpected(ok.error());
+    }
+    return frames;
+}
+
+Result<void> check_frame_table(const std::vector<pack::FrameInfo>& listed,
+                               const std::vector<pack::FrameInfo>& found) {
+    if (listed.size() != found.size()) {
+        return damaged(fmt::format("its frame table lists {} frames, but it holds {}",
+                                   listed.size(), found.size()));
+    }
+    for (std::size_t i = 0; i < listed.size(); ++i) {
+        if (listed[i].raw_size != found[i].raw_size ||
+            listed[i].stored_size != found[i].stored_size || listed[i].sha256 != found[i].sha256) {
+            return damaged(fmt::format("frame {} does not match its checksum in the frame table",
+                                       i));
+        }
+    }
+    return {};
+}
+
+Result<PackContents> read_contents(Input& in, pack::Footer& found) {
+    found.object_table_offset = in.offset();
+    auto table = read_section(in, pack::SectionKind::object_table);
+    if (!table) {
+        return std::unexpected(table.error());
+    }
+    auto objects = pack::decode_object_table(*table);
+    if (!objects) {
+        return std::unexpected(objects.error());
+    }
+    found.metadata_offset = in.offset();
+    auto metadata = read_section(in, pack::SectionKind::metadata);
+    if (!metadata) {
+        return std::unexpected(metadata.error());
+    }
+    auto volumes = pack::decode_metadata(*metadata, *objects);
+    if (!volumes) {
+        return std::unexpected(volumes.error());
+    }
+    std::unordered_map<ObjectId, std::uint64_t> sizes;
+    for (const auto& o : *objects) {
+        sizes.emplace(o.id, o.size);
+    }
+    std::unordered_map<ObjectId, bool> named;
+    for (const auto& v : *volumes) {
+        if (auto ok = check_snapshot(v, sizes); !ok) {
+            return damaged(ok.error().message);
+        }
+        for (const auto& [ino, record] : v.inodes) {
+            if (record.object) {
+                named[*record.object] = true;
+            }
+        }
+    }
+    if (named.size() != sizes.size()) {
+        return damaged("its object table lists objects that no volume names");
+    }
+    return PackContents{std::move(*volumes), std::move(*objects)};
+}
+
+}  // namespace
+
+Result<ReadSummary> read_pack(int fd, PackSink& sink, const ProgressFn& progress) {
+    Input in(fd);
+    auto header = in.take(pack::k_header_size, "header");
+    if (!header) {
+        return std::unexpected(header.error());
+    }
+    if (auto ok = pack::check_header(*header); !ok) {
+        return std::unexpected(ok.error());
+    }
+    pack::Footer found;
+    auto contents = read_contents(in, found);
+    if (!contents) {
+        return std::unexpected(contents.error());
+    }
+    auto wanted = sink.begin(*contents);
+    if (!wanted) {
+        return std::unexpected(wanted.error());
+    }
+    found.frames_offset = in.offset();
+    ObjectCutter cutter(contents->objects, *wanted, sink, progress);
+    auto frames = read_frames(in, cutter);
+    if (!frames) {
+        return std::unexpected(frames.error());
+    }
+    found.frame_table_offset = in.offset();
+    auto table = read_section(in, pack::SectionKind::frame_table);
+    if (!table) {
+        return std::unexpected(table.error());
+    }
+    auto listed = pack::decode_frame_table(*table);
+    if (!listed) {
+        return std::unexpected(listed.error());
+    }
+    if (auto ok = check_frame_table(*listed, *frames); !ok) {
+        return std::unexpected(ok.error());
+    }
+    found.footer_offset = in.offset();
+    auto tail = in.take(pack::k_footer_size, "footer");
+    if (!tail) {
+        return std::unexpected(tail.error());
+    }
+    auto footer = pack::decode_footer(*tail);
+    if (!footer) {
+        return std::unexpected(footer.error());
+    }
+    if (footer->metadata_offset != found.metadata_offset ||
+        footer->frames_offset != found.frames_offset ||
+        footer->frame_table_offset != found.frame_table_offset ||
+        footer->footer_offset != found.footer_offset ||
+        footer->object_table_offset != found.object_table_offset) {
+        return damaged("its footer's offsets do not match where its parts are");
+    }
+    auto rest = in.available();
+    if (!rest) {
+        return std::unexpected(rest.error());
+    }
+    if (!rest->empty()) {
+        return damaged(fmt::format("it has bytes after its footer, at byte {}", in.offset()));
+    }
+    return ReadSummary{in.offset()};
+}
+
+}  // namespace fbfs

@@ -1,0 +1,19 @@
+// Progress: how far a long store operation (pack, unpack) has come, for a display to show.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace fbfs {
+
+struct Progress {
+    std::uint64_t bytes_done = 0;  // of object bytes
+    std::uint64_t bytes_total = 0;
+    std::uint64_t objects_done = 0;
+    std::uint64_t objects_total = 0;
+};
+
+// Called often (every chunk of bytes); cheap implementations only, or throttle inside.
+using ProgressFn = std::function<void(const Progress&)>;
+
+}  // namespace fbfs

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 
@@ -19,6 +20,20 @@ namespace fbfs::cli {
 namespace {
 
 namespace fs = std::filesystem;
+
+volatile std::sig_atomic_t g_interrupted = 0;
+
+// Ctrl-C or a TERM stops pack and unpack at the next chunk, so their cleanup runs (no temp files
+// left, the store as it was); a second one ends the process at once.
+void on_signal(int signal) {
+    g_interrupted = 1;
+    std::signal(signal, SIG_DFL);
+}
+
+void stop_on_signals() {
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+}
 
 struct PackArgs {
     std::string store;
@@ -97,11 +112,15 @@ int run_pack(const PackArgs& args) {
         }
         file.emplace(std::move(*created));
     }
+    stop_on_signals();
     ProgressLine line("fbfs pack");
     PackOptions options;
     options.level = args.level;
     auto packed = pack_store(**store, args.volumes, file ? file->fd() : STDOUT_FILENO, options,
-                             [&](const Progress& p) { line.update(p); });
+                             [&](const Progress& p) {
+                                 line.update(p);
+                                 return g_interrupted == 0;
+                             });
     line.clear();
     if (!packed) {
         return fail(packed.error().message);
@@ -145,9 +164,13 @@ int run_unpack(const std::string& store_path, const std::string& input) {
     if (!store) {
         return fail(store.error().message);
     }
+    stop_on_signals();
     ProgressLine line("fbfs unpack");
     auto unpacked = unpack(**store, fd ? fd.get() : STDIN_FILENO,
-                           [&](const Progress& p) { line.update(p); });
+                           [&](const Progress& p) {
+                               line.update(p);
+                               return g_interrupted == 0;
+                           });
     line.clear();
     if (!unpacked) {
         store->reset();

@@ -152,8 +152,8 @@ public:
                 }
             }
         }
-        if (m_progress) {
-            m_progress(m_done);
+        if (m_progress && !m_progress(m_done)) {
+            return cancelled();
         }
         return {};
     }

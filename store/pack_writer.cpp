@@ -191,8 +191,8 @@ Result<void> copy_object(const pack::PackedObject& object, const OpenObject& ope
         }
         left -= chunk.size();
         done.bytes_done += chunk.size();
-        if (progress) {
-            progress(done);
+        if (progress && !progress(done)) {
+            return cancelled();
         }
     }
     if (sha.finish() != object.id) {

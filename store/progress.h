@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <functional>
 
+#include "store/error.h"
+
 namespace fbfs {
 
 struct Progress {
@@ -13,7 +15,12 @@ struct Progress {
     std::uint64_t objects_total = 0;
 };
 
-// Called often (every chunk of bytes); cheap implementations only, or throttle inside.
-using ProgressFn = std::function<void(const Progress&)>;
+// Called often (every chunk of bytes); cheap implementations only, or throttle inside. Returning
+// false stops the operation: it fails with ECANCELED and cleans up as after any other error.
+using ProgressFn = std::function<bool(const Progress&)>;
+
+inline std::unexpected<Error> cancelled() {
+    return make_error(ECANCELED, "interrupted; nothing was changed");
+}
 
 }  // namespace fbfs

@@ -4,7 +4,12 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include <condition_variable>
+#include <deque>
 #include <memory>
+#include <mutex>
+#include <thread>
+#include <utility>
 #include <optional>
 #include <unordered_map>
 
@@ -195,8 +200,91 @@ private:
     Progress m_done;
 };
 
+// Hands decompressed bytes from the thread that reads and decompresses to the thread that cuts,
+// hashes and stores them, so the two halves of unpacking run on two cores. Bounded, so memory
+// stays small; either side can stop the other.
+class ChunkPipe {
+public:
+    static constexpr std::size_t k_chunk = std::size_t{1} << 20;
+    static constexpr std::size_t k_depth = 8;
+
+    // Blocks while the pipe is full. False once the consumer has stopped.
+    bool push(std::string chunk) {
+        std::unique_lock lock(m_mutex);
+        m_changed.wait(lock, [&] { return m_queue.size() < k_depth || m_stopped; });
+        if (m_stopped) {
+            return false;
+        }
+        m_queue.push_back(std::move(chunk));
+        m_changed.notify_all();
+        return true;
+    }
+    // The next chunk; nullopt once the producer closed the pipe and everything was taken.
+    std::optional<std::string> pop() {
+        std::unique_lock lock(m_mutex);
+        m_changed.wait(lock, [&] { return !m_queue.empty() || m_closed; });
+        if (m_queue.empty()) {
+            return std::nullopt;
+        }
+        std::string chunk = std::move(m_queue.front());
+        m_queue.pop_front();
+        m_changed.notify_all();
+        return chunk;
+    }
+    void close() {
+        std::lock_guard lock(m_mutex);
+        m_closed = true;
+        m_changed.notify_all();
+    }
+    void stop() {
+        std::lock_guard lock(m_mutex);
+        m_stopped = true;
+        m_changed.notify_all();
+    }
+
+private:
+    std::mutex m_mutex;
+    std::condition_variable m_changed;
+    std::deque<std::string> m_queue;
+    bool m_closed = false;
+    bool m_stopped = false;
+};
+
+// Runs `cutter` over what arrives through `pipe` on its own thread; result() joins it.
+class CutterThread {
+public:
+    CutterThread(ObjectCutter& cutter, ChunkPipe& pipe)
+        : m_thread([this, &cutter, &pipe] {
+              while (auto chunk = pipe.pop()) {
+                  if (m_result) {
+                      m_result = cutter.add(*chunk);
+                  }
+                  if (!m_result) {
+                      pipe.stop();
+                  }
+              }
+              if (m_result) {
+                  m_result = cutter.finish_empty();
+              }
+          }) {}
+    ~CutterThread() {
+        if (m_thread.joinable()) {
+            m_thread.join();
+        }
+    }
+    Result<void> result() {
+        m_thread.join();
+        return m_result;
+    }
+
+private:
+    Result<void> m_result;
+    std::thread m_thread;
+};
+
 // Decompresses frames until the object stream is complete, recording each frame as it was found.
-Result<std::vector<pack::FrameInfo>> read_frames(Input& in, ObjectCutter& cutter) {
+Result<std::vector<pack::FrameInfo>> read_frames(Input& in, std::uint64_t total,
+                                                 ChunkPipe& pipe) {
     std::unique_ptr<ZSTD_DCtx, DctxFree> dctx(ZSTD_createDCtx());
     if (!dctx) {
         return make_error(ENOMEM, "cannot allocate a zstd decoder");
@@ -205,7 +293,8 @@ Result<std::vector<pack::FrameInfo>> read_frames(Input& in, ObjectCutter& cutter
     std::string out(ZSTD_DStreamOutSize(), '\0');
     std::vector<pack::FrameInfo> frames;
     std::uint64_t produced = 0;
-    while (produced < cutter.total()) {
+    std::string pending;
+    while (produced < total) {
         pack::FrameInfo frame;
         Sha256 sha;
         ZSTD_DCtx_reset(dctx.get(), ZSTD_reset_session_only);
@@ -230,13 +319,14 @@ Result<std::vector<pack::FrameInfo>> read_frames(Input& in, ObjectCutter& cutter
             frame.stored_size += src.pos;
             frame.raw_size += dst.pos;
             produced += dst.pos;
-            if (frame.raw_size > pack::k_max_frame_raw || produced > cutter.total()) {
+            if (frame.raw_size > pack::k_max_frame_raw || produced > total) {
                 return damaged(fmt::format("frame {} holds more bytes than the object table "
                                            "lists",
                                            frames.size()));
             }
-            if (auto ok = cutter.add({out.data(), dst.pos}); !ok) {
-                return std::unexpected(ok.error());
+            pending.append(out.data(), dst.pos);
+            if (pending.size() >= ChunkPipe::k_chunk && !pipe.push(std::exchange(pending, {}))) {
+                return cancelled();  // the cutter stopped; its error is the one to report
             }
         }
         if (frame.raw_size == 0) {
@@ -245,8 +335,8 @@ Result<std::vector<pack::FrameInfo>> read_frames(Input& in, ObjectCutter& cutter
         frame.sha256 = sha.finish();
         frames.push_back(frame);
     }
-    if (auto ok = cutter.finish_empty(); !ok) {
-        return std::unexpected(ok.error());
+    if (!pending.empty() && !pipe.push(std::move(pending))) {
+        return cancelled();
     }
     return frames;
 }
@@ -329,7 +419,14 @@ Result<ReadSummary> read_pack(int fd, PackSink& sink, const ProgressFn& progress
     }
     found.frames_offset = in.offset();
     ObjectCutter cutter(contents->objects, *wanted, sink, progress);
-    auto frames = read_frames(in, cutter);
+    ChunkPipe pipe;
+    CutterThread cutting(cutter, pipe);
+    auto frames = read_frames(in, cutter.total(), pipe);
+    pipe.close();
+    auto cut = cutting.result();
+    if (!cut) {
+        return std::unexpected(cut.error());
+    }
     if (!frames) {
         return std::unexpected(frames.error());
     }

@@ -35,7 +35,7 @@ inline constexpr std::size_t k_section_header_size = 56;
 inline constexpr std::size_t k_footer_size = 80;
 
 // What a reader accepts at most; beyond these a pack is refused as damaged or hostile.
-inline constexpr std::uint64_t k_max_section_raw = std::uint64_t{4} << 30;
+inline constexpr std::uint64_t k_max_section_raw = std::uint64_t{1} << 30;
 inline constexpr std::uint64_t k_max_frame_raw = std::uint64_t{1} << 30;
 inline constexpr int k_max_window_log = 27;  // 128 MiB of decoder memory per frame
 

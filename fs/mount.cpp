@@ -144,10 +144,9 @@ Result<void> check_request(const MountRequest& request) {
         return std::unexpected(store.error());
     }
     if (auto pid = VolumeLock::holder(request.store, request.volume)) {
-        return make_error(EBUSY, fmt::format("volume '{}' of store {} is already served by pid {} "
-                                             "(unmount it with fbfs umount, or mount another "
-                                             "--volume)",
-                                             request.volume, request.store.string(), *pid));
+        return std::unexpected(VolumeLock::busy(request.store, request.volume, *pid,
+                                                "unmount it with fbfs umount, or mount another "
+                                                "--volume"));
     }
     return {};
 }

@@ -286,11 +286,10 @@ Result<PackSummary> pack_store(Store& store, const std::vector<std::string>& nam
     for (const auto& name : names) {
         auto lock = VolumeLock::acquire(store.root(), name);
         if (!lock && lock.error().code == EBUSY) {
-            return make_error(EBUSY, fmt::format("volume '{}' is mounted (served by pid {}); "
-                                                 "unmount it with fbfs umount before packing, "
-                                                 "so the files open there are in the pack",
-                                                 name,
-                                                 VolumeLock::holder(store.root(), name).value_or(0)));
+            return std::unexpected(VolumeLock::busy(
+                store.root(), name, VolumeLock::holder(store.root(), name).value_or(0),
+                "unmount it with fbfs umount before packing, so the files open there are in the "
+                "pack"));
         }
         if (!lock) {
             return std::unexpected(lock.error());

@@ -15,9 +15,8 @@ namespace fbfs {
 namespace {
 
 std::unexpected<Error> served(const Store& store, const std::string& volume, pid_t pid) {
-    return make_error(EBUSY, fmt::format("volume '{}' of store {} is mounted (served by pid {}); "
-                                         "unmount it with fbfs umount before unpacking",
-                                         volume, store.root().string(), pid));
+    return std::unexpected(
+        VolumeLock::busy(store.root(), volume, pid, "unmount it with fbfs umount before unpacking"));
 }
 
 // Receives a pack's objects into temp files of the pool and keeps the volumes for commit().

@@ -37,7 +37,43 @@ struct flock whole_file(short type) {
     return lock;
 }
 
+// What process `pid` is doing with a volume, from its command line: "pack", "unpack", or "" for
+// anything else (a mount's daemon).
+std::string holder_command(pid_t pid) {
+    std::string args;
+    if (UniqueFd fd(::open(fmt::format("/proc/{}/cmdline", pid).c_str(), O_RDONLY | O_CLOEXEC));
+        fd) {
+        char buf[4096];
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        args.assign(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+    }
+    // The subcommand is the first argument after the program that is not an option.
+    for (std::size_t at = args.find('\0'); at != std::string::npos && at + 1 < args.size();) {
+        std::size_t end = args.find('\0', at + 1);
+        std::string arg = args.substr(at + 1, end - at - 1);
+        if (!arg.starts_with("-")) {
+            return arg == "pack" || arg == "unpack" ? arg : "";
+        }
+        at = end;
+    }
+    return "";
+}
+
 }  // namespace
+
+Error VolumeLock::busy(const std::filesystem::path& store_root, const std::string& volume,
+                       pid_t pid, std::string_view when_mounted) {
+    std::string command = pid > 0 ? holder_command(pid) : "";
+    std::string who = pid > 0 ? std::to_string(pid) : "unknown";
+    if (!command.empty()) {
+        return Error{EBUSY, fmt::format("volume '{}' of store {} is in use by pid {} (fbfs {}); "
+                                        "wait for it to finish",
+                                        volume, store_root.string(), who, command)};
+    }
+    return Error{EBUSY, fmt::format("volume '{}' of store {} is already served by pid {}, which "
+                                    "mounted it ({})",
+                                    volume, store_root.string(), who, when_mounted)};
+}
 
 Result<VolumeLock> VolumeLock::acquire(const std::filesystem::path& store_root,
                                        const std::string& volume) {
@@ -54,12 +90,8 @@ Result<VolumeLock> VolumeLock::acquire(const std::filesystem::path& store_root,
         if (errno != EAGAIN && errno != EACCES) {
             return errno_error(fmt::format("cannot lock {}", path.string()));
         }
-        auto pid = read_pid(fd.get());
-        return make_error(EBUSY, fmt::format("volume '{}' of store {} is already served by pid {} "
-                                             "(unmount it with fbfs umount, or mount another "
-                                             "--volume)",
-                                             volume, store_root.string(),
-                                             pid ? std::to_string(*pid) : "unknown"));
+        return std::unexpected(busy(store_root, volume, read_pid(fd.get()).value_or(0),
+                                    "unmount it with fbfs umount, or mount another --volume"));
     }
     VolumeLock lock(std::move(fd));
     lock.record_pid();

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "store/error.h"
 #include "store/unique_fd.h"
@@ -26,6 +27,11 @@ public:
     // The pid holding the lock on `volume`, if any holds it (0 if its pid cannot be read).
     static std::optional<pid_t> holder(const std::filesystem::path& store_root,
                                        const std::string& volume);
+
+    // The error for `volume` held by `pid`: it says whether a mount serves it — then
+    // `when_mounted` says what to do — or an fbfs pack or unpack is using it.
+    static Error busy(const std::filesystem::path& store_root, const std::string& volume,
+                      pid_t pid, std::string_view when_mounted);
 
     // Records the current process as the holder (after a daemon forked, the pid changed).
     void record_pid() const;

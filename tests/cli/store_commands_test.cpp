@@ -55,12 +55,6 @@ TEST_CASE("CLI: --help lists every subcommand and --version prints the version",
     CHECK_THAT(version.out, Catch::StartsWith("fbfs 0."));
 }
 
-TEST_CASE("CLI: a subcommand not built yet says so and exits 2", "[cli]") {
-    auto pack = run_cli({"pack", "-o", "x.pack"});
-    CHECK(pack.status == 2);
-    CHECK_THAT(pack.err, Catch::Contains("not built yet"));
-}
-
 TEST_CASE("CLI: a usage error exits 2", "[cli]") {
     CHECK(run_cli({"no-such-command"}).status == 2);
     CHECK(run_cli({"mount"}).status == 2);  // MOUNTPOINT is required

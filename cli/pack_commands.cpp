@@ -141,6 +141,40 @@ int run_pack(const PackArgs& args) {
     return 0;
 }
 
+// Remembers what of a store's path does not exist yet — the first missing directory on the way
+// to it, or the store directory's contents if it is an empty directory — so that undo() can
+// remove exactly what creating the store made.
+class StoreCleanup {
+public:
+    explicit StoreCleanup(const fs::path& store) {
+        std::error_code ec;
+        fs::path path = fs::absolute(store, ec);
+        if (fs::is_directory(path, ec)) {
+            m_empty_dir = fs::is_empty(path, ec) ? path : fs::path();
+            return;
+        }
+        while (!path.empty() && !fs::exists(path, ec) && path != path.parent_path()) {
+            m_first_missing = path;
+            path = path.parent_path();
+        }
+    }
+    void undo() const {
+        std::error_code ec;
+        if (!m_first_missing.empty()) {
+            fs::remove_all(m_first_missing, ec);
+        }
+        if (!m_empty_dir.empty()) {
+            for (const auto& entry : fs::directory_iterator(m_empty_dir, ec)) {
+                fs::remove_all(entry.path(), ec);
+            }
+        }
+    }
+
+private:
+    fs::path m_first_missing;
+    fs::path m_empty_dir;
+};
+
 int run_unpack(const std::string& store_path, const std::string& input) {
     UniqueFd fd;
     if (input != "-") {
@@ -157,11 +191,11 @@ int run_unpack(const std::string& store_path, const std::string& input) {
     } else if (::isatty(STDIN_FILENO)) {
         return fail("will not read a pack from a terminal; redirect stdin or give FILE");
     }
-    // A store this command creates goes again if the unpack fails: nothing is left behind.
-    std::error_code ec;
-    bool existed = fs::exists(store_path, ec);
+    // What this command creates for the store goes again if the unpack fails.
+    StoreCleanup cleanup(store_path);
     auto store = Store::open(store_path, Store::Mode::create_if_missing);
     if (!store) {
+        cleanup.undo();
         return fail(store.error().message);
     }
     stop_on_signals();
@@ -174,9 +208,7 @@ int run_unpack(const std::string& store_path, const std::string& input) {
     line.clear();
     if (!unpacked) {
         store->reset();
-        if (!existed) {
-            fs::remove_all(store_path, ec);
-        }
+        cleanup.undo();
         return fail(unpacked.error().message);
     }
     std::fprintf(stderr,

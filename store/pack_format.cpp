@@ -185,9 +185,13 @@ std::string encode_header() {
 }
 
 Result<void> check_header(std::string_view bytes) {
-    if (bytes.size() < k_header_size || bytes.substr(0, k_magic.size()) != k_magic) {
+    if (bytes.substr(0, k_magic.size()) != k_magic.substr(0, bytes.size()) || bytes.empty()) {
         return make_error(EINVAL, "not an fbfs pack (it does not start with FBFSPACK); give a "
                                   "file that fbfs pack wrote");
+    }
+    if (bytes.size() < k_header_size) {
+        return damaged(fmt::format("it is truncated: it ends at byte {}, inside the header",
+                                   bytes.size()));
     }
     if (digest(bytes.substr(0, k_header_digested)).raw() !=
         bytes.substr(k_header_digested, ObjectId::k_size)) {
@@ -325,12 +329,17 @@ Result<std::vector<PackedObject>> decode_object_table(std::string_view raw) {
     }
     std::vector<PackedObject> objects(count);
     std::unordered_set<ObjectId> seen;
+    std::uint64_t total = 0;
     for (auto& o : objects) {
         read_id(in, o.id);
         in.le(o.size);
         if (!seen.insert(o.id).second) {
             return damaged(fmt::format("the object table lists {} twice", o.id.hex()));
         }
+        if (o.size > k_max_stream - total) {
+            return damaged("the object table's sizes add up to more than any pack holds");
+        }
+        total += o.size;
     }
     return objects;
 }

@@ -37,6 +37,7 @@ inline constexpr std::size_t k_footer_size = 80;
 // What a reader accepts at most; beyond these a pack is refused as damaged or hostile.
 inline constexpr std::uint64_t k_max_section_raw = std::uint64_t{1} << 30;
 inline constexpr std::uint64_t k_max_frame_raw = std::uint64_t{1} << 30;
+inline constexpr std::uint64_t k_max_stream = std::uint64_t{1} << 56;  // all objects' bytes
 inline constexpr int k_max_window_log = 27;  // 128 MiB of decoder memory per frame
 
 enum class SectionKind : std::uint32_t { metadata = 1, object_table = 2, frame_table = 3 };
@@ -69,8 +70,9 @@ struct SectionHeader {
 };
 
 std::string encode_header();
-// Checks magic, digest and version, in that order, so a damaged header is reported as damaged
-// and only an intact one from a newer fbfs as newer.
+// Checks magic, length, digest and version, in that order, so a damaged header is reported as
+// damaged and only an intact one from a newer fbfs as newer. `bytes` may be short: the start of
+// a file shorter than a header (a prefix of the magic is a truncated pack, anything else none).
 Result<void> check_header(std::string_view bytes);
 
 // A whole section: header and stored bytes, the raw bytes compressed at `level`.

@@ -58,7 +58,19 @@ public:
 
     // Exactly `n` bytes of `what`, or an error saying the pack ends (or would end) first.
     Result<std::string> take(std::uint64_t n, std::string_view what) {
-        if (m_length && n > *m_length - m_offset) {
+        return take(n, what, false);
+    }
+    // Up to `n` bytes: fewer only at the end of the input.
+    Result<std::string> take_up_to(std::uint64_t n) { return take(n, "", true); }
+
+    std::unexpected<Error> truncated(std::string_view what) const {
+        return damaged(fmt::format("it is truncated: it ends at byte {}, inside the {}", m_offset,
+                                   what));
+    }
+
+private:
+    Result<std::string> take(std::uint64_t n, std::string_view what, bool short_ok) {
+        if (!short_ok && m_length && n > *m_length - m_offset) {
             return damaged(fmt::format("the {} at byte {} needs {} bytes, but the file ends "
                                        "{} bytes later: it is truncated",
                                        what, m_offset, n, *m_length - m_offset));
@@ -70,7 +82,7 @@ public:
                 return std::unexpected(bytes.error());
             }
             if (bytes->empty()) {
-                return truncated(what);
+                return short_ok ? Result<std::string>(std::move(out)) : truncated(what);
             }
             std::size_t part = static_cast<std::size_t>(std::min<std::uint64_t>(bytes->size(), n - out.size()));
             out.append(bytes->substr(0, part));
@@ -79,12 +91,6 @@ public:
         return out;
     }
 
-    std::unexpected<Error> truncated(std::string_view what) const {
-        return damaged(fmt::format("it is truncated: it ends at byte {}, inside the {}", m_offset,
-                                   what));
-    }
-
-private:
     int m_fd;
     std::optional<std::uint64_t> m_length;
     std::uint64_t m_offset = 0;
@@ -130,6 +136,8 @@ public:
     }
 
     std::uint64_t total() const { return m_done.bytes_total; }
+    // Whether every object has arrived; false after a stream that ended early.
+    bool complete() const { return m_index == m_objects.size(); }
 
     Result<void> add(std::string_view bytes) {
         while (!bytes.empty()) {
@@ -401,7 +409,8 @@ Result<PackContents> read_contents(Input& in, pack::Footer& found) {
 
 Result<ReadSummary> read_pack(int fd, PackSink& sink, const ProgressFn& progress) {
     Input in(fd);
-    auto header = in.take(pack::k_header_size, "header");
+    // What is no pack at all is told apart from a pack cut short by its first bytes.
+    auto header = in.take_up_to(pack::k_header_size);
     if (!header) {
         return std::unexpected(header.error());
     }
@@ -418,17 +427,27 @@ Result<ReadSummary> read_pack(int fd, PackSink& sink, const ProgressFn& progress
         return std::unexpected(wanted.error());
     }
     found.frames_offset = in.offset();
+    if (wanted->size() != contents->objects.size()) {
+        return make_error(EINVAL, "the pack's reader was asked for objects it does not hold");
+    }
     ObjectCutter cutter(contents->objects, *wanted, sink, progress);
     ChunkPipe pipe;
     CutterThread cutting(cutter, pipe);
     auto frames = read_frames(in, cutter.total(), pipe);
     pipe.close();
     auto cut = cutting.result();
+    // The reading side's own failure says most; ECANCELED only means the cutting side stopped.
+    if (!frames && frames.error().code != ECANCELED) {
+        return std::unexpected(frames.error());
+    }
     if (!cut) {
         return std::unexpected(cut.error());
     }
     if (!frames) {
         return std::unexpected(frames.error());
+    }
+    if (!cutter.complete()) {
+        return damaged("its frames end before its last object");
     }
     found.frame_table_offset = in.offset();
     auto table = read_section(in, pack::SectionKind::frame_table);

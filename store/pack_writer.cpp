@@ -137,9 +137,13 @@ std::vector<pack::PackedObject> objects_in_order(const std::vector<VolumeSnapsho
     };
     for (const auto& v : volumes) {
         std::vector<InodeNumber> todo{k_root_inode};
+        std::unordered_set<InodeNumber> walked;  // a damaged store's loop is walked once
         while (!todo.empty()) {
             InodeNumber dir = todo.back();
             todo.pop_back();
+            if (!walked.insert(dir).second) {
+                continue;
+            }
             auto first = std::lower_bound(
                 v.entries.begin(), v.entries.end(), dir,
                 [](const SnapshotEntry& e, InodeNumber parent) { return e.parent < parent; });

@@ -37,19 +37,18 @@ public:
 
     // Whatever is buffered, reading more if nothing is; empty at the end of the input.
     Result<std::string_view> available() {
-        if (m_pos == m_buffer.size()) {
-            m_buffer.resize(k_read_chunk);
-            m_pos = 0;
+        if (m_pos == m_size) {
+            m_pos = m_size = 0;
             ssize_t n = 0;
             do {
-                n = ::read(m_fd, m_buffer.data(), m_buffer.size());
+                n = ::read(m_fd, m_buffer.get(), k_read_chunk);
             } while (n < 0 && errno == EINTR);
             if (n < 0) {
                 return errno_error("cannot read the pack");
             }
-            m_buffer.resize(static_cast<std::size_t>(n));
+            m_size = static_cast<std::size_t>(n);
         }
-        return std::string_view(m_buffer).substr(m_pos);
+        return std::string_view(m_buffer.get() + m_pos, m_size - m_pos);
     }
     void consume(std::size_t n) {
         m_pos += n;
@@ -94,7 +93,8 @@ private:
     int m_fd;
     std::optional<std::uint64_t> m_length;
     std::uint64_t m_offset = 0;
-    std::string m_buffer;
+    std::unique_ptr<char[]> m_buffer{new char[k_read_chunk]};  // not zeroed: read() fills it
+    std::size_t m_size = 0;
     std::size_t m_pos = 0;
 };
 
@@ -208,16 +208,35 @@ private:
     Progress m_done;
 };
 
+// Decompressed bytes on their way from one thread to the other: a buffer of ChunkPipe::k_chunk
+// bytes, `size` of them used.
+struct Chunk {
+    std::unique_ptr<char[]> data;
+    std::size_t size = 0;
+    std::string_view bytes() const { return {data.get(), size}; }
+};
+
 // Hands decompressed bytes from the thread that reads and decompresses to the thread that cuts,
-// hashes and stores them, so the two halves of unpacking run on two cores. Bounded, so memory
-// stays small; either side can stop the other.
+// hashes and stores them, so the two halves of unpacking run on two cores. Bounded, and its
+// buffers go round rather than being allocated anew, so memory stays small and warm; either
+// side can stop the other.
 class ChunkPipe {
 public:
-    static constexpr std::size_t k_chunk = std::size_t{1} << 20;
+    static constexpr std::size_t k_chunk = std::size_t{256} << 10;
     static constexpr std::size_t k_depth = 8;
 
+    // An empty buffer: one the consumer gave back, or a new one.
+    Chunk empty() {
+        std::lock_guard lock(m_mutex);
+        if (m_free.empty()) {
+            return Chunk{std::unique_ptr<char[]>(new char[k_chunk]), 0};
+        }
+        Chunk chunk = std::move(m_free.back());
+        m_free.pop_back();
+        return chunk;
+    }
     // Blocks while the pipe is full. False once the consumer has stopped.
-    bool push(std::string chunk) {
+    bool push(Chunk chunk) {
         std::unique_lock lock(m_mutex);
         m_changed.wait(lock, [&] { return m_queue.size() < k_depth || m_stopped; });
         if (m_stopped) {
@@ -228,16 +247,21 @@ public:
         return true;
     }
     // The next chunk; nullopt once the producer closed the pipe and everything was taken.
-    std::optional<std::string> pop() {
+    std::optional<Chunk> pop() {
         std::unique_lock lock(m_mutex);
         m_changed.wait(lock, [&] { return !m_queue.empty() || m_closed; });
         if (m_queue.empty()) {
             return std::nullopt;
         }
-        std::string chunk = std::move(m_queue.front());
+        Chunk chunk = std::move(m_queue.front());
         m_queue.pop_front();
         m_changed.notify_all();
         return chunk;
+    }
+    void give_back(Chunk chunk) {
+        std::lock_guard lock(m_mutex);
+        chunk.size = 0;
+        m_free.push_back(std::move(chunk));
     }
     void close() {
         std::lock_guard lock(m_mutex);
@@ -253,7 +277,8 @@ public:
 private:
     std::mutex m_mutex;
     std::condition_variable m_changed;
-    std::deque<std::string> m_queue;
+    std::deque<Chunk> m_queue;
+    std::vector<Chunk> m_free;
     bool m_closed = false;
     bool m_stopped = false;
 };
@@ -265,8 +290,9 @@ public:
         : m_thread([this, &cutter, &pipe] {
               while (auto chunk = pipe.pop()) {
                   if (m_result) {
-                      m_result = cutter.add(*chunk);
+                      m_result = cutter.add(chunk->bytes());
                   }
+                  pipe.give_back(std::move(*chunk));
                   if (!m_result) {
                       pipe.stop();
                   }
@@ -298,10 +324,9 @@ Result<std::vector<pack::FrameInfo>> read_frames(Input& in, std::uint64_t total,
         return make_error(ENOMEM, "cannot allocate a zstd decoder");
     }
     ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, pack::k_max_window_log);
-    std::string out(ZSTD_DStreamOutSize(), '\0');
     std::vector<pack::FrameInfo> frames;
     std::uint64_t produced = 0;
-    std::string pending;
+    Chunk chunk = pipe.empty();
     while (produced < total) {
         pack::FrameInfo frame;
         Sha256 sha;
@@ -316,7 +341,7 @@ Result<std::vector<pack::FrameInfo>> read_frames(Input& in, std::uint64_t total,
                 return in.truncated(fmt::format("frame {}", frames.size()));
             }
             ZSTD_inBuffer src{bytes->data(), bytes->size(), 0};
-            ZSTD_outBuffer dst{out.data(), out.size(), 0};
+            ZSTD_outBuffer dst{chunk.data.get(), ChunkPipe::k_chunk, chunk.size};
             rc = ZSTD_decompressStream(dctx.get(), &dst, &src);
             if (ZSTD_isError(rc)) {
                 return damaged(fmt::format("frame {} does not decompress ({})", frames.size(),
@@ -325,16 +350,19 @@ Result<std::vector<pack::FrameInfo>> read_frames(Input& in, std::uint64_t total,
             sha.update(bytes->data(), src.pos);
             in.consume(src.pos);
             frame.stored_size += src.pos;
-            frame.raw_size += dst.pos;
-            produced += dst.pos;
+            std::size_t out = dst.pos - chunk.size;
+            chunk.size = dst.pos;
+            frame.raw_size += out;
+            produced += out;
             if (frame.raw_size > pack::k_max_frame_raw || produced > total) {
                 return damaged(fmt::format("frame {} holds more bytes than the object table "
                                            "lists",
                                            frames.size()));
             }
-            pending.append(out.data(), dst.pos);
-            if (pending.size() >= ChunkPipe::k_chunk && !pipe.push(std::exchange(pending, {}))) {
-                return cancelled();  // the cutter stopped; its error is the one to report
+            if (chunk.size == ChunkPipe::k_chunk) {
+                if (!pipe.push(std::exchange(chunk, pipe.empty()))) {
+                    return cancelled();  // the cutter stopped; its error is the one to report
+                }
             }
         }
         if (frame.raw_size == 0) {
@@ -343,7 +371,7 @@ Result<std::vector<pack::FrameInfo>> read_frames(Input& in, std::uint64_t total,
         frame.sha256 = sha.finish();
         frames.push_back(frame);
     }
-    if (!pending.empty() && !pipe.push(std::move(pending))) {
+    if (chunk.size > 0 && !pipe.push(std::move(chunk))) {
         return cancelled();
     }
     return frames;

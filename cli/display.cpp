@@ -19,8 +19,10 @@ std::string human(std::uint64_t bytes) {
 }
 
 ProgressLine::ProgressLine(std::string label)
-    : m_label(std::move(label)), m_enabled(::isatty(STDERR_FILENO) == 1),
-      m_start(std::chrono::steady_clock::now()), m_last(m_start) {}
+    : m_label(std::move(label)),
+      m_enabled(::isatty(STDERR_FILENO) == 1),
+      m_start(std::chrono::steady_clock::now()),
+      m_last(m_start) {}
 
 double ProgressLine::seconds() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - m_start).count();

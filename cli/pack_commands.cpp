@@ -43,8 +43,8 @@ struct PackArgs {
 };
 
 std::string ratio(std::uint64_t logical, std::uint64_t distinct) {
-    return distinct ? fmt::format("{:.1f}x", static_cast<double>(logical) /
-                                                 static_cast<double>(distinct))
+    return distinct ? fmt::format("{:.1f}x",
+                                  static_cast<double>(logical) / static_cast<double>(distinct))
                     : "-";
 }
 
@@ -56,9 +56,10 @@ public:
         std::string path = (dir / ("." + target.filename().string() + ".fbfs-XXXXXX")).string();
         UniqueFd fd(::mkostemp(path.data(), O_CLOEXEC));
         if (!fd) {
-            return errno_error(fmt::format("cannot write in {} (give -o a path in a directory "
-                                           "that exists and you can write to)",
-                                           dir.string()));
+            return errno_error(
+                fmt::format("cannot write in {} (give -o a path in a directory "
+                            "that exists and you can write to)",
+                            dir.string()));
         }
         mode_t mask = ::umask(0);
         ::umask(mask);
@@ -181,9 +182,10 @@ int run_unpack(const std::string& store_path, const std::string& input) {
         fd = UniqueFd(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
         struct stat st {};
         if (!fd) {
-            return fail(fmt::format("cannot open {}: {} (give the path of a pack that fbfs pack "
-                                    "wrote)",
-                                    input, std::strerror(errno)));
+            return fail(
+                fmt::format("cannot open {}: {} (give the path of a pack that fbfs pack "
+                            "wrote)",
+                            input, std::strerror(errno)));
         }
         if (::fstat(fd.get(), &st) == 0 && S_ISDIR(st.st_mode)) {
             return fail(input + " is a directory; give the path of a pack file");
@@ -200,11 +202,10 @@ int run_unpack(const std::string& store_path, const std::string& input) {
     }
     stop_on_signals();
     ProgressLine line("fbfs unpack");
-    auto unpacked = unpack(**store, fd ? fd.get() : STDIN_FILENO,
-                           [&](const Progress& p) {
-                               line.update(p);
-                               return g_interrupted == 0;
-                           });
+    auto unpacked = unpack(**store, fd ? fd.get() : STDIN_FILENO, [&](const Progress& p) {
+        line.update(p);
+        return g_interrupted == 0;
+    });
     line.clear();
     if (!unpacked) {
         store->reset();
@@ -251,9 +252,8 @@ void add_pack_commands(CLI::App& app, Action& action) {
         "Objects already in the store are kept; other volumes are left alone. Creates the store "
         "if missing.\n"
         "Example: fbfs unpack ~/fbfs.pack && fbfs mount --source \"$PWD\" /tmp/fbfs/ws");
-    unpack_command->callback([&action] {
-        action = [] { return run_unpack(unpack_store, unpack_input); };
-    });
+    unpack_command->callback(
+        [&action] { action = [] { return run_unpack(unpack_store, unpack_input); }; });
 }
 
 }  // namespace fbfs::cli

@@ -12,9 +12,9 @@ namespace fbfs::pack {
 
 namespace {
 
-constexpr std::size_t k_header_digested = 16;         // magic, version, flags
+constexpr std::size_t k_header_digested = 16;          // magic, version, flags
 constexpr std::size_t k_section_header_digested = 24;  // kind, flags, stored size, raw size
-constexpr std::size_t k_footer_digested = 40;         // the five offsets
+constexpr std::size_t k_footer_digested = 40;          // the five offsets
 constexpr std::uint8_t k_has_object = 1;
 
 ObjectId digest(std::string_view a, std::string_view b = {}) {
@@ -48,8 +48,8 @@ Result<std::string> decompress_exact(std::string_view stored, std::uint64_t raw_
         rc = ZSTD_decompressStream(dctx.get(), &o, &in);
         out.resize(used + o.pos);
         if (ZSTD_isError(rc)) {
-            return damaged(fmt::format("the {} does not decompress ({})", what,
-                                       ZSTD_getErrorName(rc)));
+            return damaged(
+                fmt::format("the {} does not decompress ({})", what, ZSTD_getErrorName(rc)));
         }
         if (out.size() > raw_size) {
             return damaged(fmt::format("the {} holds more than its {} bytes", what, raw_size));
@@ -169,12 +169,12 @@ std::unexpected<Error> damaged(std::string_view what) {
 
 std::string_view section_name(SectionKind kind) {
     switch (kind) {
-    case SectionKind::metadata:
-        return "metadata";
-    case SectionKind::object_table:
-        return "object table";
-    case SectionKind::frame_table:
-        return "frame table";
+        case SectionKind::metadata:
+            return "metadata";
+        case SectionKind::object_table:
+            return "object table";
+        case SectionKind::frame_table:
+            return "frame table";
     }
     return "unknown section";
 }
@@ -186,12 +186,13 @@ std::string encode_header() {
 
 Result<void> check_header(std::string_view bytes) {
     if (bytes.substr(0, k_magic.size()) != k_magic.substr(0, bytes.size()) || bytes.empty()) {
-        return make_error(EINVAL, "not an fbfs pack (it does not start with FBFSPACK); give a "
-                                  "file that fbfs pack wrote");
+        return make_error(EINVAL,
+                          "not an fbfs pack (it does not start with FBFSPACK); give a "
+                          "file that fbfs pack wrote");
     }
     if (bytes.size() < k_header_size) {
-        return damaged(fmt::format("it is truncated: it ends at byte {}, inside the header",
-                                   bytes.size()));
+        return damaged(
+            fmt::format("it is truncated: it ends at byte {}, inside the header", bytes.size()));
     }
     if (digest(bytes.substr(0, k_header_digested)).raw() !=
         bytes.substr(k_header_digested, ObjectId::k_size)) {
@@ -209,8 +210,8 @@ Result<void> check_header(std::string_view bytes) {
                                       version, k_version));
     }
     if (version == 0 || flags != 0) {
-        return damaged(fmt::format("version {} with flags {:#x} is no valid header", version,
-                                   flags));
+        return damaged(
+            fmt::format("version {} with flags {:#x} is no valid header", version, flags));
     }
     return {};
 }
@@ -252,7 +253,8 @@ Result<SectionHeader> decode_section_header(std::string_view bytes, SectionKind 
 Result<std::string> open_section(const SectionHeader& header, std::string_view header_bytes,
                                  std::string_view stored) {
     if (digest(header_bytes.substr(0, k_section_header_digested), stored) != header.sha256) {
-        return damaged(fmt::format("the {} does not match its checksum", section_name(header.kind)));
+        return damaged(
+            fmt::format("the {} does not match its checksum", section_name(header.kind)));
     }
     return decompress_exact(stored, header.raw_size, section_name(header.kind));
 }
@@ -381,8 +383,8 @@ std::string encode_footer(const Footer& f) {
 }
 
 Result<Footer> decode_footer(std::string_view bytes) {
-    if (bytes.size() != k_footer_size || bytes.substr(k_footer_size - k_end_magic.size()) !=
-                                             k_end_magic) {
+    if (bytes.size() != k_footer_size ||
+        bytes.substr(k_footer_size - k_end_magic.size()) != k_end_magic) {
         return damaged("it does not end with the footer FBFSEND");
     }
     if (digest(bytes.substr(0, k_footer_digested)).raw() !=

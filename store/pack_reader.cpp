@@ -8,10 +8,10 @@
 #include <deque>
 #include <memory>
 #include <mutex>
-#include <thread>
-#include <utility>
 #include <optional>
+#include <thread>
 #include <unordered_map>
+#include <utility>
 
 namespace fbfs {
 
@@ -63,16 +63,17 @@ public:
     Result<std::string> take_up_to(std::uint64_t n) { return take(n, "", true); }
 
     std::unexpected<Error> truncated(std::string_view what) const {
-        return damaged(fmt::format("it is truncated: it ends at byte {}, inside the {}", m_offset,
-                                   what));
+        return damaged(
+            fmt::format("it is truncated: it ends at byte {}, inside the {}", m_offset, what));
     }
 
 private:
     Result<std::string> take(std::uint64_t n, std::string_view what, bool short_ok) {
         if (!short_ok && m_length && n > *m_length - m_offset) {
-            return damaged(fmt::format("the {} at byte {} needs {} bytes, but the file ends "
-                                       "{} bytes later: it is truncated",
-                                       what, m_offset, n, *m_length - m_offset));
+            return damaged(
+                fmt::format("the {} at byte {} needs {} bytes, but the file ends "
+                            "{} bytes later: it is truncated",
+                            what, m_offset, n, *m_length - m_offset));
         }
         std::string out;
         while (out.size() < n) {
@@ -83,7 +84,8 @@ private:
             if (bytes->empty()) {
                 return short_ok ? Result<std::string>(std::move(out)) : truncated(what);
             }
-            std::size_t part = static_cast<std::size_t>(std::min<std::uint64_t>(bytes->size(), n - out.size()));
+            std::size_t part =
+                static_cast<std::size_t>(std::min<std::uint64_t>(bytes->size(), n - out.size()));
             out.append(bytes->substr(0, part));
             consume(part);
         }
@@ -148,7 +150,8 @@ public:
                 return damaged("its frames hold more bytes than its object table lists");
             }
             const auto& object = m_objects[m_index];
-            std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), object.size - m_in_object));
+            std::size_t take = static_cast<std::size_t>(
+                std::min<std::uint64_t>(bytes.size(), object.size - m_in_object));
             std::string_view part = bytes.substr(0, take);
             m_sha.update(part.data(), part.size());
             if (m_wanted[m_index]) {
@@ -184,8 +187,8 @@ public:
 private:
     Result<void> end_object() {
         if (m_sha.finish() != m_objects[m_index].id) {
-            return damaged(fmt::format("object {} does not match its id",
-                                       m_objects[m_index].id.hex()));
+            return damaged(
+                fmt::format("object {} does not match its id", m_objects[m_index].id.hex()));
         }
         if (m_wanted[m_index]) {
             if (auto ok = m_sink.object_end(m_index); !ok) {
@@ -317,8 +320,7 @@ private:
 };
 
 // Decompresses frames until the object stream is complete, recording each frame as it was found.
-Result<std::vector<pack::FrameInfo>> read_frames(Input& in, std::uint64_t total,
-                                                 ChunkPipe& pipe) {
+Result<std::vector<pack::FrameInfo>> read_frames(Input& in, std::uint64_t total, ChunkPipe& pipe) {
     std::unique_ptr<ZSTD_DCtx, DctxFree> dctx(ZSTD_createDCtx());
     if (!dctx) {
         return make_error(ENOMEM, "cannot allocate a zstd decoder");
@@ -355,9 +357,10 @@ Result<std::vector<pack::FrameInfo>> read_frames(Input& in, std::uint64_t total,
             frame.raw_size += out;
             produced += out;
             if (frame.raw_size > pack::k_max_frame_raw || produced > total) {
-                return damaged(fmt::format("frame {} holds more bytes than the object table "
-                                           "lists",
-                                           frames.size()));
+                return damaged(
+                    fmt::format("frame {} holds more bytes than the object table "
+                                "lists",
+                                frames.size()));
             }
             if (chunk.size == ChunkPipe::k_chunk) {
                 if (!pipe.push(std::exchange(chunk, pipe.empty()))) {
@@ -386,8 +389,8 @@ Result<void> check_frame_table(const std::vector<pack::FrameInfo>& listed,
     for (std::size_t i = 0; i < listed.size(); ++i) {
         if (listed[i].raw_size != found[i].raw_size ||
             listed[i].stored_size != found[i].stored_size || listed[i].sha256 != found[i].sha256) {
-            return damaged(fmt::format("frame {} does not match its checksum in the frame table",
-                                       i));
+            return damaged(
+                fmt::format("frame {} does not match its checksum in the frame table", i));
         }
     }
     return {};

@@ -54,7 +54,9 @@ struct CctxFree {
 class FrameWriter {
 public:
     FrameWriter(Output& out, std::uint64_t total, const PackOptions& options)
-        : m_out(out), m_left_total(total), m_frame_size(std::max<std::uint64_t>(options.frame_size, 1)),
+        : m_out(out),
+          m_left_total(total),
+          m_frame_size(std::max<std::uint64_t>(options.frame_size, 1)),
           m_buffer(ZSTD_CStreamOutSize(), '\0') {
         m_cctx.reset(ZSTD_createCCtx());
         unsigned threads = options.threads ? options.threads : std::thread::hardware_concurrency();
@@ -75,9 +77,11 @@ public:
                 ZSTD_CCtx_reset(m_cctx.get(), ZSTD_reset_session_only);
                 ZSTD_CCtx_setPledgedSrcSize(m_cctx.get(), m_frame_left);
             }
-            std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), m_frame_left));
+            std::size_t take =
+                static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), m_frame_left));
             bool last = take == m_frame_left;
-            if (auto ok = compress(bytes.substr(0, take), last ? ZSTD_e_end : ZSTD_e_continue); !ok) {
+            if (auto ok = compress(bytes.substr(0, take), last ? ZSTD_e_end : ZSTD_e_continue);
+                !ok) {
                 return ok;
             }
             bytes.remove_prefix(take);
@@ -234,9 +238,8 @@ Result<PackSummary> write_pack(int fd, const std::vector<VolumeSnapshot>& volume
     }
     footer.metadata_offset = out.offset();
     if (ok) {
-        ok = out.write(pack::encode_section(pack::SectionKind::metadata,
-                                            pack::encode_metadata(volumes, objects),
-                                            options.level));
+        ok = out.write(pack::encode_section(
+            pack::SectionKind::metadata, pack::encode_metadata(volumes, objects), options.level));
     }
     if (!ok) {
         return std::unexpected(ok.error());
@@ -279,11 +282,12 @@ Result<PackSummary> pack_store(Store& store, const std::vector<std::string>& nam
         }
     }
     for (const auto& name : names) {
-        auto found = std::find_if(all->begin(), all->end(), [&](auto& v) { return v.name == name; });
+        auto found =
+            std::find_if(all->begin(), all->end(), [&](auto& v) { return v.name == name; });
         if (found == all->end()) {
-            return make_error(ENOENT, fmt::format("the store {} has no volume '{}' (it has: {})",
-                                                  store.root().string(), name,
-                                                  known.empty() ? "none" : known));
+            return make_error(
+                ENOENT, fmt::format("the store {} has no volume '{}' (it has: {})",
+                                    store.root().string(), name, known.empty() ? "none" : known));
         }
     }
     std::vector<VolumeLock> locks;

@@ -22,8 +22,8 @@
 namespace fbfs {
 
 struct PackOptions {
-    int level = 3;                                    // zstd level, 1..19
-    unsigned threads = 0;                             // zstd workers; 0: one per core
+    int level = 3;                                       // zstd level, 1..19
+    unsigned threads = 0;                                // zstd workers; 0: one per core
     std::uint64_t frame_size = std::uint64_t{64} << 20;  // object-stream bytes per frame
 };
 

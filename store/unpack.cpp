@@ -15,8 +15,8 @@ namespace fbfs {
 namespace {
 
 std::unexpected<Error> served(const Store& store, const std::string& volume, pid_t pid) {
-    return std::unexpected(
-        VolumeLock::busy(store.root(), volume, pid, "unmount it with fbfs umount before unpacking"));
+    return std::unexpected(VolumeLock::busy(store.root(), volume, pid,
+                                            "unmount it with fbfs umount before unpacking"));
 }
 
 // Receives a pack's objects into temp files of the pool and keeps the volumes for commit().
@@ -60,8 +60,8 @@ public:
             std::string path = (m_store.pool().tmp_dir() / "unpack-XXXXXX").string();
             m_file = UniqueFd(::mkostemp(path.data(), O_CLOEXEC));
             if (!m_file) {
-                return errno_error(fmt::format("cannot create a file in {}",
-                                               m_store.pool().tmp_dir().string()));
+                return errno_error(
+                    fmt::format("cannot create a file in {}", m_store.pool().tmp_dir().string()));
             }
             m_temps[index] = path;
         }

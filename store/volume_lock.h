@@ -30,8 +30,8 @@ public:
 
     // The error for `volume` held by `pid`: it says whether a mount serves it — then
     // `when_mounted` says what to do — or an fbfs pack or unpack is using it.
-    static Error busy(const std::filesystem::path& store_root, const std::string& volume,
-                      pid_t pid, std::string_view when_mounted);
+    static Error busy(const std::filesystem::path& store_root, const std::string& volume, pid_t pid,
+                      std::string_view when_mounted);
 
     // Records the current process as the holder (after a daemon forked, the pid changed).
     void record_pid() const;

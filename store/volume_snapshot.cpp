@@ -32,7 +32,9 @@ std::unexpected<Error> bad(const VolumeSnapshot& s, const std::string& what) {
 // Everything about one inode that does not depend on the others.
 Result<void> check_inode(const VolumeSnapshot& s, InodeNumber ino, const InodeRecord& r,
                          const std::unordered_map<ObjectId, std::uint64_t>& object_sizes) {
-    auto where = [&](std::string_view what) { return bad(s, fmt::format("inode {} {}", ino, what)); };
+    auto where = [&](std::string_view what) {
+        return bad(s, fmt::format("inode {} {}", ino, what));
+    };
     if (ino == 0) {
         return bad(s, "has an inode numbered 0");
     }
@@ -40,16 +42,17 @@ Result<void> check_inode(const VolumeSnapshot& s, InodeNumber ino, const InodeRe
         return where(fmt::format("has mode {:o}, which is no file mode", r.mode));
     }
     switch (r.mode & S_IFMT) {
-    case S_IFREG:
-    case S_IFDIR:
-    case S_IFLNK:
-    case S_IFIFO:
-    case S_IFSOCK:
-    case S_IFCHR:
-    case S_IFBLK:
-        break;
-    default:
-        return where(fmt::format("has file type {:o}, which fbfs does not know", r.mode & S_IFMT));
+        case S_IFREG:
+        case S_IFDIR:
+        case S_IFLNK:
+        case S_IFIFO:
+        case S_IFSOCK:
+        case S_IFCHR:
+        case S_IFBLK:
+            break;
+        default:
+            return where(
+                fmt::format("has file type {:o}, which fbfs does not know", r.mode & S_IFMT));
     }
     if ((r.flags & ~static_cast<std::uint32_t>(InodeRecord::k_opaque)) != 0 ||
         (r.flags != 0 && !r.is_dir())) {
@@ -153,8 +156,8 @@ Result<VolumeSnapshot> read_snapshot(const LmdbTxn& txn, const Tables& tables,
                 failed = entry ? corrupt_key("directory entry") : std::unexpected(entry.error());
                 return false;
             }
-            s.entries.push_back({parent_of_dirent_key(key),
-                                 std::string(key.substr(k_dirent_prefix)), *entry});
+            s.entries.push_back(
+                {parent_of_dirent_key(key), std::string(key.substr(k_dirent_prefix)), *entry});
             return true;
         });
     }
@@ -192,8 +195,8 @@ Result<void> check_snapshot(const VolumeSnapshot& s,
             return ok;
         }
         if (ino < (InodeNumber{1} << 63) && ino >= s.next_inode) {
-            return bad(s, fmt::format("inode {} is beyond the volume's next inode {}", ino,
-                                      s.next_inode));
+            return bad(
+                s, fmt::format("inode {} is beyond the volume's next inode {}", ino, s.next_inode));
         }
     }
 

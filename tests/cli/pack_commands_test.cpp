@@ -22,6 +22,7 @@
 #include "store/volume_lock.h"
 #include "store/volume_snapshot.h"
 #include "store/volume_tree.h"
+#include "tests/support/must.h"
 #include "tests/support/posix.h"
 #include "tests/support/run.h"
 #include "tests/support/temp_dir.h"
@@ -42,19 +43,9 @@ using fbfs::test::run_cli;
 using fbfs::test::RunOptions;
 using fbfs::test::TempDir;
 
+using fbfs::test::must;
+
 namespace {
-
-template <class T>
-T must(Result<T> result) {
-    INFO((result ? std::string() : result.error().message));
-    REQUIRE(result);
-    return std::move(*result);
-}
-
-void must(const Result<void>& result) {
-    INFO((result ? std::string() : result.error().message));
-    REQUIRE(result);
-}
 
 std::size_t lines(const std::string& text) {
     return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
@@ -88,7 +79,8 @@ void add_volume(const fs::path& root, const std::string& name, const std::string
     auto dir = make(k_root_inode, "src", S_IFDIR | 0755, "");
     auto file = make(dir, "a.txt", S_IFREG | 0644, text);
     make(dir, "copy.txt", S_IFREG | 0644, text);
-    make(dir, "data.bin", S_IFREG | 0600, fbfs::test::random_bytes(std::hash<std::string>{}(flavor), 3000));
+    make(dir, "data.bin", S_IFREG | 0600,
+         fbfs::test::random_bytes(std::hash<std::string>{}(flavor), 3000));
     make(k_root_inode, "empty", S_IFREG | 0644, "");
     make(k_root_inode, "link", S_IFLNK | 0777, "src/a.txt");
     must(tree.link(file, k_root_inode, "hard.txt"));
@@ -135,8 +127,8 @@ std::map<std::string, std::string> files_of(const fs::path& dir) {
     for (const auto& entry : fs::recursive_directory_iterator(dir)) {
         std::string relative = entry.path().lexically_relative(dir).string();
         struct stat st = fbfs::test::lstat_of(entry.path());
-        std::string line = fbfs::test::file_type(st.st_mode) + " mode=" +
-                           std::to_string(st.st_mode & 07777);
+        std::string line =
+            fbfs::test::file_type(st.st_mode) + " mode=" + std::to_string(st.st_mode & 07777);
         bool lock = relative.find("locks/") != std::string::npos;  // a pid, rewritten by design
         if (S_ISREG(st.st_mode) && !lock) {
             line += " size=" + std::to_string(st.st_size);
@@ -163,8 +155,8 @@ struct State {
 State state_of(const fs::path& dir, std::initializer_list<fs::path> stores) {
     State s{files_of(dir), {}};
     for (const auto& store : stores) {
-        s.stores[store.string()] = fs::exists(store / "meta") ? volumes_of(store)
-                                                              : std::vector<std::string>{"none"};
+        s.stores[store.string()] =
+            fs::exists(store / "meta") ? volumes_of(store) : std::vector<std::string>{"none"};
     }
     return s;
 }
@@ -182,9 +174,8 @@ void check_unchanged(const State& before, const State& after) {
         auto b = before.files.find(path);
         auto a = after.files.find(path);
         if (b == before.files.end() || a == after.files.end() || b->second != a->second) {
-            changes += "  " + path + ": " +
-                       (b == before.files.end() ? "<missing>" : b->second) + " -> " +
-                       (a == after.files.end() ? "<missing>" : a->second) + "\n";
+            changes += "  " + path + ": " + (b == before.files.end() ? "<missing>" : b->second) +
+                       " -> " + (a == after.files.end() ? "<missing>" : a->second) + "\n";
         }
     }
     for (const auto& [store, volumes] : before.stores) {
@@ -288,8 +279,8 @@ TEST_CASE("cli pack: pack -o FILE then unpack into another store gives the same 
 TEST_CASE("cli pack: --volume packs only that volume", "[cli][pack]") {
     Fixture f;
     auto pack_path = f.out / "lib.pack";
-    auto packed = run_cli({"pack", "--store", f.src.string(), "--volume", "lib", "-o",
-                           pack_path.string()});
+    auto packed =
+        run_cli({"pack", "--store", f.src.string(), "--volume", "lib", "-o", pack_path.string()});
     INFO(packed.err);
     REQUIRE(packed.status == 0);
     CHECK_THAT(packed.err, Catch::StartsWith("fbfs pack: 1 volumes, 2 objects"));
@@ -353,8 +344,8 @@ TEST_CASE("cli pack: pack from a store that does not exist is refused and create
 TEST_CASE("cli pack: pack --volume the store lacks names it and writes nothing", "[cli][pack]") {
     Fixture f;
     auto before = state_of(f.tmp.path(), {f.src});
-    auto result = run_cli({"pack", "--store", f.src.string(), "--volume", "nope", "-o",
-                           (f.out / "x.pack").string()});
+    auto result = run_cli(
+        {"pack", "--store", f.src.string(), "--volume", "nope", "-o", (f.out / "x.pack").string()});
     check_refused(result, {"'nope'", "app", "lib"});
     check_unchanged(before, state_of(f.tmp.path(), {f.src}));
     CHECK(fbfs::test::names_in(f.out).empty());
@@ -401,16 +392,15 @@ TEST_CASE("cli pack: --level outside 1..19 is a usage error that writes nothing"
     }
 }
 
-TEST_CASE("cli pack: an existing -o file is replaced only when the pack succeeds",
-          "[cli][pack]") {
+TEST_CASE("cli pack: an existing -o file is replaced only when the pack succeeds", "[cli][pack]") {
     Fixture f;
     auto target = f.out / "ci.pack";
     fbfs::test::write_file(target, "the pack of yesterday");
 
     SECTION("a volume that does not exist") {
         auto before = state_of(f.tmp.path(), {f.src});
-        auto result = run_cli({"pack", "--store", f.src.string(), "--volume", "nope", "-o",
-                               target.string()});
+        auto result =
+            run_cli({"pack", "--store", f.src.string(), "--volume", "nope", "-o", target.string()});
         check_refused(result, {"'nope'"});
         check_unchanged(before, state_of(f.tmp.path(), {f.src}));
     }
@@ -490,8 +480,7 @@ TEST_CASE("cli pack: unpack of a directory is refused", "[cli][pack]") {
     CHECK_FALSE(fs::exists(f.tmp / "new"));
 }
 
-TEST_CASE("cli pack: unpack of a damaged pack leaves an existing store unchanged",
-          "[cli][pack]") {
+TEST_CASE("cli pack: unpack of a damaged pack leaves an existing store unchanged", "[cli][pack]") {
     Fixture f;
     auto dst = f.tmp / "dst";
     add_volume(dst, "app", "old");
@@ -505,8 +494,8 @@ TEST_CASE("cli pack: unpack of a damaged pack leaves an existing store unchanged
     // Cut short, from stdin.
     auto cut = f.good_bytes();
     cut.resize(cut.size() * 2 / 3);
-    auto truncated = run_cli({"unpack", "--store", dst.string(), "-"},
-                             {.cwd = "", .env = {}, .input = cut});
+    auto truncated =
+        run_cli({"unpack", "--store", dst.string(), "-"}, {.cwd = "", .env = {}, .input = cut});
     check_refused(truncated, {"damaged", "truncated"});
     check_unchanged(before, state_of(f.tmp.path(), {f.src, dst}));
     // Not a pack at all.

@@ -30,6 +30,7 @@
 #include "store/object_id.h"
 #include "store/unique_fd.h"
 #include "store/volume_lock.h"
+#include "tests/support/make_project.h"
 #include "tests/support/mount.h"
 #include "tests/support/posix.h"
 #include "tests/support/run.h"
@@ -407,19 +408,7 @@ std::set<std::string> write_make_project(const fs::path& root) {
                                         "int main(void) {\n    int sum = 1;\n" + calls +
                                         "    printf(\"%d\\n\", sum);\n    return 0;\n}\n");
     sources.insert("src/main.c");
-    write_file(root / "Makefile",
-               "CFLAGS = -O1\n"
-               "SRCS := $(wildcard src/*.c)\n"
-               "OBJS := $(patsubst src/%.c,build/%.o,$(SRCS))\n"
-               ".PHONY: all\n"
-               "all: build/app\n"
-               "build/app: $(OBJS)\n"
-               "\t$(CC) -o $@ $^\n"
-               "build/%.o: src/%.c | build\n"
-               "\t$(CC) $(CFLAGS) -Iinclude -MMD -MP -c $< -o $@\n"
-               "build:\n"
-               "\tmkdir -p $@\n"
-               "-include $(OBJS:.o=.d)\n");
+    write_file(root / "Makefile", std::string(fbfs::test::k_depfile_makefile));
     return sources;
 }
 

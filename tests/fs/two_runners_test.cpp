@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/make_project.h"
 #include "tests/support/mount.h"
 #include "tests/support/run.h"
 #include "tests/support/temp_dir.h"
@@ -214,19 +215,7 @@ MakeProject write_make_project(const fs::path& root) {
                                         "int main(void) {\n    int sum = 1;\n" + calls +
                                         "    printf(\"%d\\n\", sum);\n    return 0;\n}\n");
     project.units.push_back("src/main.c");
-    write_file(root / "Makefile",
-               "CFLAGS = -O1\n"
-               "SRCS := $(wildcard src/*.c)\n"
-               "OBJS := $(patsubst src/%.c,build/%.o,$(SRCS))\n"
-               ".PHONY: all\n"
-               "all: build/app\n"
-               "build/app: $(OBJS)\n"
-               "\t$(CC) -o $@ $^\n"
-               "build/%.o: src/%.c | build\n"
-               "\t$(CC) $(CFLAGS) -Iinclude -MMD -MP -c $< -o $@\n"
-               "build:\n"
-               "\tmkdir -p $@\n"
-               "-include $(OBJS:.o=.d)\n");
+    write_file(root / "Makefile", std::string(fbfs::test::k_depfile_makefile));
     return project;
 }
 

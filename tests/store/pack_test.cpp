@@ -36,6 +36,7 @@
 #include "store/volume_lock.h"
 #include "store/volume_snapshot.h"
 #include "store/volume_tree.h"
+#include "tests/support/must.h"
 #include "tests/support/posix.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tree.h"
@@ -62,6 +63,8 @@ using fbfs::VolumeSnapshot;
 using fbfs::VolumeTree;
 using fbfs::test::TempDir;
 
+using fbfs::test::must;
+
 namespace {
 
 constexpr TimeNs k_time = 1'700'000'000'123'456'789;
@@ -73,18 +76,6 @@ std::uint32_t owner_uid() {
 }
 std::uint32_t owner_gid() {
     return ::geteuid() == 0 ? 5678 : ::getegid();
-}
-
-template <class T>
-T must(Result<T> result) {
-    INFO((result ? std::string() : result.error().message));
-    REQUIRE(result);
-    return std::move(*result);
-}
-
-void must(const Result<void>& result) {
-    INFO((result ? std::string() : result.error().message));
-    REQUIRE(result);
 }
 
 std::unique_ptr<Store> open_store(const fs::path& root) {
@@ -154,10 +145,11 @@ std::string pack_snapshots(const std::vector<VolumeSnapshot>& volumes,
 // ---- what a store holds -------------------------------------------------------------------------
 
 std::string describe(const InodeRecord& r) {
-    return fmt::format("mode={:o} uid={} gid={} nlink={} size={} rdev={} atime={} mtime={} "
-                       "ctime={} flags={} object={} target={}",
-                       r.mode, r.uid, r.gid, r.nlink, r.size, r.rdev, r.atime, r.mtime, r.ctime,
-                       r.flags, r.object ? r.object->hex() : "-", r.symlink_target);
+    return fmt::format(
+        "mode={:o} uid={} gid={} nlink={} size={} rdev={} atime={} mtime={} "
+        "ctime={} flags={} object={} target={}",
+        r.mode, r.uid, r.gid, r.nlink, r.size, r.rdev, r.atime, r.mtime, r.ctime, r.flags,
+        r.object ? r.object->hex() : "-", r.symlink_target);
 }
 
 // One line per part of a volume, so two volumes compare line by line.
@@ -167,8 +159,8 @@ std::vector<std::string> describe(const VolumeSnapshot& v) {
         out.push_back(fmt::format("inode {} {}", ino, describe(record)));
     }
     for (const auto& e : v.entries) {
-        out.push_back(fmt::format("entry {}/{} -> {} type {}", e.parent, e.name, e.value.ino,
-                                  e.value.type));
+        out.push_back(
+            fmt::format("entry {}/{} -> {} type {}", e.parent, e.name, e.value.ino, e.value.type));
     }
     for (const auto& s : v.stamps) {
         out.push_back(fmt::format("stamp {} {} {} {}", s.path, s.stamp.sha256.hex(), s.stamp.size,
@@ -202,12 +194,13 @@ std::map<std::string, std::vector<std::string>> volumes_of(Store& store) {
 std::map<std::string, std::string> refs_of(Store& store) {
     std::map<std::string, std::string> out;
     must(store.env().read([&](LmdbTxn& txn) -> Result<void> {
-        auto walked = fbfs::for_each_prefix(txn, store.tables().refs, "", [&](auto key, auto value) {
-            auto id = ObjectId::from_raw(key);
-            auto count = fbfs::decode_u64(value);
-            out[id ? id->hex() : "bad key"] = count ? std::to_string(*count) : "bad count";
-            return true;
-        });
+        auto walked =
+            fbfs::for_each_prefix(txn, store.tables().refs, "", [&](auto key, auto value) {
+                auto id = ObjectId::from_raw(key);
+                auto count = fbfs::decode_u64(value);
+                out[id ? id->hex() : "bad key"] = count ? std::to_string(*count) : "bad count";
+                return true;
+            });
         if (!walked) {
             return walked;
         }
@@ -265,8 +258,10 @@ std::string differences(const Map& before, const Map& after) {
         auto b = before.find(key);
         auto a = after.find(key);
         if (b == before.end() || a == after.end() || !(b->second == a->second)) {
-            out += "  " + key + (b == before.end() ? " appeared" : a == after.end() ? " vanished"
-                                                                                   : " changed") +
+            out += "  " + key +
+                   (b == before.end()  ? " appeared"
+                    : a == after.end() ? " vanished"
+                                       : " changed") +
                    "\n";
         }
     }
@@ -330,7 +325,8 @@ void check_pool_consistent(Store& store) {
     }
     CHECK(refs_of(store) == expected);
     std::set<std::string> in_pool;
-    must(store.pool().for_each([&](const ObjectId& id, std::uint64_t) { in_pool.insert(id.hex()); }));
+    must(store.pool().for_each(
+        [&](const ObjectId& id, std::uint64_t) { in_pool.insert(id.hex()); }));
     std::set<std::string> wanted;
     for (const auto& [hex, count] : named) {
         wanted.insert(hex);
@@ -390,8 +386,7 @@ void build_volume(Store& store, const std::string& name, const std::string& flav
     make(k_root_inode, "link", S_IFLNK | 0777, std::nullopt, 0, "src/main.c");
     make(k_root_inode, "pipe", S_IFIFO | 0644);
     make(src, "sock", S_IFSOCK | 0755);
-    auto opaque = make(k_root_inode, "opaque", S_IFDIR | 0755, std::nullopt,
-                       InodeRecord::k_opaque);
+    auto opaque = make(k_root_inode, "opaque", S_IFDIR | 0755, std::nullopt, InodeRecord::k_opaque);
     make(opaque, "inner.txt", S_IFREG | 0644, "inner " + flavor + "\n");
     make(opaque, "nested", S_IFDIR | 0700);
     must(tree.add_whiteout(k_root_inode, "deleted"));
@@ -476,7 +471,8 @@ Layout layout_of(std::string_view bytes) {
 std::string section_raw(std::string_view bytes, std::uint64_t from, std::uint64_t to,
                         pack::SectionKind kind) {
     auto part = bytes.substr(from, to - from);
-    auto header = must(pack::decode_section_header(part.substr(0, pack::k_section_header_size), kind));
+    auto header =
+        must(pack::decode_section_header(part.substr(0, pack::k_section_header_size), kind));
     return must(pack::open_section(header, part.substr(0, pack::k_section_header_size),
                                    part.substr(pack::k_section_header_size)));
 }
@@ -534,8 +530,7 @@ std::string assemble(const Parts& p) {
 }
 
 std::string header_with(std::uint32_t version, std::uint32_t flags) {
-    std::string head =
-        fbfs::ByteWriter().bytes(pack::k_magic).le(version).le(flags).take();
+    std::string head = fbfs::ByteWriter().bytes(pack::k_magic).le(version).le(flags).take();
     fbfs::Sha256 sha;
     sha.update(head.data(), head.size());
     return head + std::string(sha.finish().raw());
@@ -603,7 +598,8 @@ void add_empty_file(VolumeSnapshot& v, InodeNumber ino, const std::string& name)
 
 // ---- round trips --------------------------------------------------------------------------------
 
-TEST_CASE("pack: a store's volume comes back exactly from a pack into a new store", "[store][pack]") {
+TEST_CASE("pack: a store's volume comes back exactly from a pack into a new store",
+          "[store][pack]") {
     Source source;
     auto bytes = pack_of(*source.store);
     REQUIRE(bytes.starts_with("FBFSPACK"));
@@ -817,8 +813,7 @@ TEST_CASE("pack: unpack keeps owners as root and gives files to the user otherwi
     }
 }
 
-TEST_CASE("pack: a pack taken apart and encoded again with pack_format unpacks",
-          "[store][pack]") {
+TEST_CASE("pack: a pack taken apart and encoded again with pack_format unpacks", "[store][pack]") {
     // The crafted packs below change one thing in packs made this way; this shows that the rest
     // of what they do is right.
     Source source;
@@ -868,8 +863,8 @@ TEST_CASE("pack: a pack cut short at any byte is refused as truncated and change
     for (std::size_t length = 0; length < bytes.size(); ++length) {
         auto prefix = std::string_view(bytes).substr(0, length);
         for (bool pipe : {false, true}) {
-            auto result = pipe ? unpack_pipe(*target.store, prefix)
-                               : unpack_file(*target.store, prefix);
+            auto result =
+                pipe ? unpack_pipe(*target.store, prefix) : unpack_file(*target.store, prefix);
             std::string where = fmt::format("{} bytes from a {}: ", length, pipe ? "pipe" : "file");
             if (result) {
                 failures.push_back(where + "accepted");
@@ -895,7 +890,8 @@ TEST_CASE("pack: a pack cut short at any byte is refused as truncated and change
     check_unchanged(before, state_of(*target.store));
 }
 
-TEST_CASE("pack: a pack with any one byte changed is refused and changes nothing", "[store][pack]") {
+TEST_CASE("pack: a pack with any one byte changed is refused and changes nothing",
+          "[store][pack]") {
     Source source;
     PackOptions options;
     options.frame_size = 300;
@@ -911,10 +907,10 @@ TEST_CASE("pack: a pack with any one byte changed is refused and changes nothing
         for (bool pipe : {false, true}) {
             unsigned char mask = pipe ? 0xff : 0x01;
             auto changed = flipped(bytes, at, mask);
-            auto result = pipe ? unpack_pipe(*target.store, changed)
-                               : unpack_file(*target.store, changed);
-            std::string where = fmt::format("byte {} ^ {:#x} from a {}: ", at, mask,
-                                            pipe ? "pipe" : "file");
+            auto result =
+                pipe ? unpack_pipe(*target.store, changed) : unpack_file(*target.store, changed);
+            std::string where =
+                fmt::format("byte {} ^ {:#x} from a {}: ", at, mask, pipe ? "pipe" : "file");
             if (result) {
                 failures.push_back(where + "accepted");
                 continue;
@@ -940,8 +936,7 @@ TEST_CASE("pack: a pack with any one byte changed is refused and changes nothing
     check_unchanged(before, state_of(*target.store));
 }
 
-TEST_CASE("pack: a changed byte in each part is reported as damage to that part",
-          "[store][pack]") {
+TEST_CASE("pack: a changed byte in each part is reported as damage to that part", "[store][pack]") {
     Source source;
     auto bytes = pack_of(*source.store);
     auto l = layout_of(bytes);
@@ -1007,7 +1002,8 @@ TEST_CASE("pack: a short file that is not a pack is called not an fbfs pack rath
     CHECK_THAT(error.message, !Catch::Contains("truncated"));
 }
 
-TEST_CASE("pack: a pack from a newer fbfs is refused as newer rather than damaged", "[store][pack]") {
+TEST_CASE("pack: a pack from a newer fbfs is refused as newer rather than damaged",
+          "[store][pack]") {
     Source source;
     auto bytes = pack_of(*source.store);
     Target target;
@@ -1018,7 +1014,8 @@ TEST_CASE("pack: a pack from a newer fbfs is refused as newer rather than damage
     CHECK(error.code == EPROTONOSUPPORT);
 
     // Even with flags this version does not know, and whatever follows the header.
-    check_message(target.refused(header_with(7, 0xff) + std::string(500, '?')), {"version 7", "newer"});
+    check_message(target.refused(header_with(7, 0xff) + std::string(500, '?')),
+                  {"version 7", "newer"});
     // Version 0 and unknown flags in version 1 are damage.
     check_message(target.refused(header_with(0, 0) + bytes.substr(pack::k_header_size)),
                   {"damaged", "version 0"});
@@ -1051,26 +1048,26 @@ TEST_CASE("pack: sizes and counts that run past the file are refused without rea
         auto p = split(bytes);
         auto raw = pack::encode_object_table(p.objects);
         raw.replace(0, 8, fbfs::ByteWriter().le(std::uint64_t{p.objects.size() + 1}).take());
-        auto crafted = assemble_raw(p.header, object_table_section(raw),
-                                    metadata_section(pack::encode_metadata(p.volumes, p.objects)),
-                                    p.frames,
-                                    frame_table_section(pack::encode_frame_table(p.frame_table)));
+        auto crafted =
+            assemble_raw(p.header, object_table_section(raw),
+                         metadata_section(pack::encode_metadata(p.volumes, p.objects)), p.frames,
+                         frame_table_section(pack::encode_frame_table(p.frame_table)));
         check_message(target.refused(crafted), {"damaged", "object table", "count"});
         raw.replace(0, 8, fbfs::ByteWriter().le(~std::uint64_t{0}).take());
-        crafted = assemble_raw(p.header, object_table_section(raw),
-                               metadata_section(pack::encode_metadata(p.volumes, p.objects)),
-                               p.frames,
-                               frame_table_section(pack::encode_frame_table(p.frame_table)));
+        crafted =
+            assemble_raw(p.header, object_table_section(raw),
+                         metadata_section(pack::encode_metadata(p.volumes, p.objects)), p.frames,
+                         frame_table_section(pack::encode_frame_table(p.frame_table)));
         check_message(target.refused(crafted), {"damaged", "object table", "count"});
     }
     SECTION("a frame table counting more frames than it has") {
         auto p = split(bytes);
         auto raw = pack::encode_frame_table(p.frame_table);
         raw.replace(0, 8, fbfs::ByteWriter().le(std::uint64_t{p.frame_table.size() + 1}).take());
-        auto crafted = assemble_raw(p.header,
-                                    object_table_section(pack::encode_object_table(p.objects)),
-                                    metadata_section(pack::encode_metadata(p.volumes, p.objects)),
-                                    p.frames, frame_table_section(raw));
+        auto crafted =
+            assemble_raw(p.header, object_table_section(pack::encode_object_table(p.objects)),
+                         metadata_section(pack::encode_metadata(p.volumes, p.objects)), p.frames,
+                         frame_table_section(raw));
         check_message(target.refused(crafted), {"damaged", "frame table", "count"});
     }
     SECTION("a frame table listing a frame that is not there") {
@@ -1096,10 +1093,10 @@ TEST_CASE("pack: sizes and counts that run past the file are refused without rea
         auto p = split(bytes);
         auto raw = pack::encode_metadata(p.volumes, p.objects);
         raw.replace(0, 4, fbfs::ByteWriter().le(std::uint32_t{1000}).take());
-        auto crafted = assemble_raw(p.header,
-                                    object_table_section(pack::encode_object_table(p.objects)),
-                                    metadata_section(raw), p.frames,
-                                    frame_table_section(pack::encode_frame_table(p.frame_table)));
+        auto crafted =
+            assemble_raw(p.header, object_table_section(pack::encode_object_table(p.objects)),
+                         metadata_section(raw), p.frames,
+                         frame_table_section(pack::encode_frame_table(p.frame_table)));
         check_message(target.refused(crafted), {"damaged", "metadata"});
     }
     SECTION("footer offsets that do not match the parts, with a correct checksum") {
@@ -1206,8 +1203,7 @@ TEST_CASE("pack: pack and unpack stopped by their progress callback fail and cha
     CHECK(pack_of(*source.store).starts_with("FBFSPACK"));
 }
 
-TEST_CASE("pack: an object table listing an object no volume names is refused",
-          "[store][pack]") {
+TEST_CASE("pack: an object table listing an object no volume names is refused", "[store][pack]") {
     auto p = split(pack_snapshots({base_volume()}, base_objects()));
     p.objects.push_back({ObjectId::of("stray"), 5});
     Target target;
@@ -1294,8 +1290,8 @@ TEST_CASE("pack: symlink targets pointing outside are stored as data and never f
         INFO(path);
         CHECK(path.starts_with("store"));
         if (!files_before.contains(path)) {
-            bool expected_place = path.starts_with("store/objects/") ||
-                                  path.starts_with("store/locks/");
+            bool expected_place =
+                path.starts_with("store/objects/") || path.starts_with("store/locks/");
             CHECK(expected_place);
             CHECK(line.substr(0, 7) != "symlink");
         }

@@ -16,6 +16,7 @@
 #include "store/lmdb.h"
 #include "store/schema.h"
 #include "store/store.h"
+#include "tests/support/must.h"
 #include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -29,6 +30,8 @@ using fbfs::Result;
 using fbfs::Store;
 using fbfs::VolumeTree;
 using fbfs::test::TempDir;
+
+using fbfs::test::must;
 
 namespace {
 
@@ -77,18 +80,6 @@ InodeRecord symlink_record(std::string target) {
     r.size = target.size();
     r.symlink_target = std::move(target);
     return r;
-}
-
-template <class T>
-T must(Result<T> result) {
-    INFO((result ? std::string() : result.error().message));
-    REQUIRE(result);
-    return std::move(*result);
-}
-
-void must(const Result<void>& result) {
-    INFO((result ? std::string() : result.error().message));
-    REQUIRE(result);
 }
 
 // The error code of a call that must fail.

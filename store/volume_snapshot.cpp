@@ -3,7 +3,7 @@
 #include <dirent.h>
 #include <limits.h>
 
-#include <set>
+#include <tuple>
 
 namespace fbfs {
 
@@ -202,7 +202,7 @@ Result<void> check_snapshot(const VolumeSnapshot& s,
 
     // Names, then the shape: every entry in a directory, every directory named once, every
     // other inode named as often as its link count says, everything reachable from the root.
-    std::set<std::pair<InodeNumber, std::string_view>> seen;
+    const SnapshotEntry* previous_entry = nullptr;
     std::unordered_map<InodeNumber, std::uint32_t> links;
     std::unordered_map<InodeNumber, std::uint32_t> subdirs;
     std::multimap<InodeNumber, InodeNumber> children;
@@ -216,9 +216,12 @@ Result<void> check_snapshot(const VolumeSnapshot& s,
                                       "not a file name",
                                       e.parent, e.name.substr(0, e.name.find('\0'))));
         }
-        if (!seen.emplace(e.parent, e.name).second) {
-            return bad(s, fmt::format("directory inode {} names \"{}\" twice", e.parent, e.name));
+        if (previous_entry && std::tie(e.parent, e.name) <=
+                                  std::tie(previous_entry->parent, previous_entry->name)) {
+            return bad(s, fmt::format("directory inode {} names \"{}\" twice or out of order",
+                                      e.parent, e.name));
         }
+        previous_entry = &e;
         if (e.value.is_whiteout()) {
             if (e.value.ino != 0) {
                 return bad(s, fmt::format("whiteout \"{}\" names inode {}", e.name, e.value.ino));

@@ -30,7 +30,7 @@ double ProgressLine::seconds() const {
 
 void ProgressLine::update(const Progress& p) {
     auto now = std::chrono::steady_clock::now();
-    if (!m_enabled || now - m_last < std::chrono::milliseconds(100)) {
+    if (!m_enabled || (m_shown && now - m_last < std::chrono::milliseconds(100))) {
         return;
     }
     m_last = now;

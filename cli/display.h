@@ -12,9 +12,9 @@ namespace fbfs::cli {
 // "512 B", "1.5 KiB", "6.8 MiB", ...
 std::string human(std::uint64_t bytes);
 
-// A one-line progress display on stderr, redrawn at most ten times a second, shown only when
-// stderr is a terminal: "fbfs pack: 45% 120.0 MiB of 266.0 MiB, 1234/5000 objects, 85.2 MiB/s,
-// 2 s left". clear() erases it before the summary is printed.
+// A one-line progress display on stderr, drawn at the first update and then at most ten times a
+// second, shown only when stderr is a terminal: "fbfs pack: 45% 120.0 MiB of 266.0 MiB, 1234/5000
+// objects, 85.2 MiB/s, 2 s left". clear() erases it before the summary is printed.
 class ProgressLine {
 public:
     explicit ProgressLine(std::string label);

@@ -276,6 +276,34 @@ TEST_CASE("cli pack: pack -o FILE then unpack into another store gives the same 
     CHECK(volumes_of(dst) == volumes_of(f.src));
 }
 
+TEST_CASE("cli pack: on a terminal pack and unpack show progress, then the summary",
+          "[cli][pack]") {
+    REQUIRE(fbfs::test::installed("script"));
+    Fixture f;
+    auto pack_path = f.out / "tty.pack";
+    auto dst = f.tmp / "dst";
+    // script(1) runs the command on a pseudo-terminal, as at a shell; -e passes its status on.
+    auto on_tty = [](const std::string& command) {
+        return fbfs::test::sh("script -qec '" + command + "' /dev/null");
+    };
+    auto packed = on_tty(std::string(FBFS_BINARY) + " pack --store " + f.src.string() + " -o " +
+                         pack_path.string());
+    INFO(packed.out << packed.err);
+    REQUIRE(packed.status == 0);
+    CHECK_THAT(packed.out, Catch::Contains("\r\x1b[Kfbfs pack: ") && Catch::Contains("% ") &&
+                               Catch::Contains(" of ") && Catch::Contains("/4 objects, ") &&
+                               Catch::Contains("/s"));
+    CHECK_THAT(packed.out, Catch::Contains("fbfs pack: 2 volumes, 4 objects, "));
+    auto unpacked = on_tty(std::string(FBFS_BINARY) + " unpack --store " + dst.string() + " " +
+                           pack_path.string());
+    INFO(unpacked.out << unpacked.err);
+    REQUIRE(unpacked.status == 0);
+    CHECK_THAT(unpacked.out, Catch::Contains("\r\x1b[Kfbfs unpack: ") &&
+                                 Catch::Contains("/4 objects, ") && Catch::Contains("/s"));
+    CHECK_THAT(unpacked.out, Catch::Contains("fbfs unpack: 2 volumes, 4 objects (4 new), "));
+    CHECK(volumes_of(dst) == volumes_of(f.src));
+}
+
 TEST_CASE("cli pack: --volume packs only that volume", "[cli][pack]") {
     Fixture f;
     auto pack_path = f.out / "lib.pack";

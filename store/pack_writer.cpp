@@ -1,6 +1,5 @@
 #include "store/pack_writer.h"
 
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -70,6 +69,9 @@ public:
     }
 
     Result<void> add(std::string_view bytes) {
+        if (!m_cctx) {
+            return make_error(ENOMEM, "cannot allocate a zstd encoder");
+        }
         while (!bytes.empty()) {
             if (m_frame_left == 0) {
                 m_frame_left = std::min(m_frame_size, m_left_total);

@@ -13,16 +13,14 @@
 #include <thread>
 #include <utility>
 
+#include "store/fd_io.h"
+
 namespace fbfs {
 
 namespace {
 
 namespace fs = std::filesystem;
 
-// Reads and writes move this much at a time: large enough that syscalls and hasher calls cost
-// nothing next to the bytes, small enough to stay in L2 between the read and the hash (1 MiB
-// measured a little faster than 4 or 8 MiB).
-constexpr std::size_t k_buffer_size = std::size_t{1} << 20;
 // One copy_file_range() call; a put being cancelled notices within one of these.
 constexpr std::size_t k_copy_chunk = std::size_t{16} << 20;
 // Below this a regular file is copied and hashed on the calling thread: a helper thread costs
@@ -36,39 +34,9 @@ struct Hashed {
     std::uint64_t size = 0;
 };
 
-// A name for `fd` in error messages: the path it was opened with, where /proc knows it.
-std::string fd_name(int fd) {
-    std::string link = fmt::format("/proc/self/fd/{}", fd);
-    char target[4096];
-    ssize_t n = ::readlink(link.c_str(), target, sizeof target);
-    if (n <= 0 || static_cast<std::size_t>(n) >= sizeof target) {
-        return fmt::format("fd {}", fd);
-    }
-    return std::string(target, static_cast<std::size_t>(n));
-}
-
-std::unique_ptr<std::byte[]> make_buffer() {
-    return std::make_unique_for_overwrite<std::byte[]>(k_buffer_size);
-}
-
 Result<void> make_dir(const fs::path& dir) {
     if (::mkdir(dir.c_str(), k_dir_mode) != 0 && errno != EEXIST) {
         return errno_error(fmt::format("cannot create directory {}", dir.string()));
-    }
-    return {};
-}
-
-Result<void> write_all(int fd, const std::byte* data, std::size_t size, const fs::path& path) {
-    while (size > 0) {
-        ssize_t n = ::write(fd, data, size);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return errno_error(fmt::format("cannot write {}", path.string()));
-        }
-        data += n;
-        size -= static_cast<std::size_t>(n);
     }
     return {};
 }
@@ -115,54 +83,26 @@ private:
 
 // Reads `src` from its current offset to its end, hashing and appending to `dst`.
 Result<Hashed> copy_stream(int src, const TempFile& dst) {
-    auto buffer = make_buffer();
     Sha256 hasher;
-    std::uint64_t total = 0;
-    for (;;) {
-        ssize_t n = ::read(src, buffer.get(), k_buffer_size);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return errno_error(fmt::format("cannot read {}", fd_name(src)));
-        }
-        if (n == 0) {
-            return Hashed{hasher.finish(), total};
-        }
-        auto size = static_cast<std::size_t>(n);
-        hasher.update(buffer.get(), size);
-        if (auto written = write_all(dst.fd(), buffer.get(), size, dst.path()); !written) {
-            return std::unexpected(written.error());
-        }
-        total += size;
-    }
+    auto total = read_chunks(src, std::nullopt, nullptr, [&](std::string_view chunk) {
+        hasher.update(chunk.data(), chunk.size());
+        return write_all(dst.fd(), chunk, dst.path().string());
+    });
+    return total ? Result<Hashed>(Hashed{hasher.finish(), *total}) : std::unexpected(total.error());
 }
 
 // Hashes `src` from `offset` to its end with pread(). Gives up early, with ECANCELED, once `stop`
 // is set.
 Result<Hashed> hash_range(int src, off_t offset, const std::atomic<bool>& stop) {
-    auto buffer = make_buffer();
     Sha256 hasher;
-    std::uint64_t total = 0;
-    while (!stop.load(std::memory_order_relaxed)) {
-        ssize_t n = ::pread(src, buffer.get(), k_buffer_size, offset);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return errno_error(fmt::format("cannot read {}", fd_name(src)));
-        }
-        if (n == 0) {
-            return Hashed{hasher.finish(), total};
-        }
-        hasher.update(buffer.get(), static_cast<std::size_t>(n));
-        offset += n;
-        total += static_cast<std::uint64_t>(n);
-    }
-    return make_error(ECANCELED, "cancelled");
+    auto total = read_chunks(src, offset, &stop, [&](std::string_view chunk) {
+        hasher.update(chunk.data(), chunk.size());
+        return Result<void>();
+    });
+    return total ? Result<Hashed>(Hashed{hasher.finish(), *total}) : std::unexpected(total.error());
 }
 
-// Copies `src` from `in` to its end into `dst` at `out` with pread()/pwrite(), for filesystems
+// Copies `src` from `in` to its end into `dst` at `out` with pread() and writes, for filesystems
 // that cannot copy_file_range() between these two files.
 Result<std::uint64_t> copy_by_buffer(int src, loff_t in, const TempFile& dst, loff_t out,
                                      const std::atomic<bool>& stop) {
@@ -170,27 +110,9 @@ Result<std::uint64_t> copy_by_buffer(int src, loff_t in, const TempFile& dst, lo
     if (::lseek(dst.fd(), out, SEEK_SET) < 0) {
         return errno_error(fmt::format("cannot seek in {}", dst.path().string()));
     }
-    auto buffer = make_buffer();
-    std::uint64_t total = 0;
-    while (!stop.load(std::memory_order_relaxed)) {
-        ssize_t n = ::pread(src, buffer.get(), k_buffer_size, in);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return errno_error(fmt::format("cannot read {}", fd_name(src)));
-        }
-        if (n == 0) {
-            return total;
-        }
-        auto size = static_cast<std::size_t>(n);
-        if (auto written = write_all(dst.fd(), buffer.get(), size, dst.path()); !written) {
-            return std::unexpected(written.error());
-        }
-        in += n;
-        total += size;
-    }
-    return make_error(ECANCELED, "cancelled");
+    return read_chunks(src, in, &stop, [&](std::string_view chunk) {
+        return write_all(dst.fd(), chunk, dst.path().string());
+    });
 }
 
 // Copies `src` from `offset` to its end into `dst` inside the kernel (no trip through user
@@ -296,7 +218,10 @@ Result<PutResult> ObjectPool::put_bytes(std::span<const std::byte> bytes) const 
     if (!temp) {
         return std::unexpected(temp.error());
     }
-    if (auto written = write_all(temp->fd(), bytes.data(), bytes.size(), temp->path()); !written) {
+    if (auto written =
+            write_all(temp->fd(), {reinterpret_cast<const char*>(bytes.data()), bytes.size()},
+                      temp->path().string());
+        !written) {
         return std::unexpected(written.error());
     }
     if (::fchmod(temp->fd(), k_object_mode) != 0) {

@@ -8,6 +8,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "store/fd_io.h"
 #include "store/pack_format.h"
 #include "store/volume_lock.h"
 
@@ -15,27 +16,17 @@ namespace fbfs {
 
 namespace {
 
-constexpr std::size_t k_read_chunk = std::size_t{1} << 20;
 constexpr int k_window_log = 26;  // 64 MiB: a frame's worth of history for long matches
 
-// A write-only stream over an fd that counts what it wrote; short writes are retried.
+// A write-only stream over an fd that counts what it wrote.
 class Output {
 public:
     explicit Output(int fd) : m_fd(fd) {}
 
     Result<void> write(std::string_view bytes) {
-        while (!bytes.empty()) {
-            ssize_t n = ::write(m_fd, bytes.data(), bytes.size());
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            if (n <= 0) {
-                return errno_error("cannot write the pack");
-            }
-            bytes.remove_prefix(static_cast<std::size_t>(n));
-            m_offset += static_cast<std::uint64_t>(n);
-        }
-        return {};
+        auto ok = write_all(m_fd, bytes, "the pack");
+        m_offset += ok ? bytes.size() : 0;
+        return ok;
     }
     std::uint64_t offset() const { return m_offset; }
 
@@ -173,37 +164,39 @@ std::vector<pack::PackedObject> objects_in_order(const std::vector<VolumeSnapsho
     return objects;
 }
 
+std::unexpected<Error> wrong_size(const pack::PackedObject& object) {
+    return make_error(EIO, fmt::format("object {} in the store does not have its {} bytes (run "
+                                       "fbfs verify)",
+                                       object.id.hex(), object.size));
+}
+
 // Streams one object's bytes into the frames, checking them against its id on the way.
 Result<void> copy_object(const pack::PackedObject& object, const OpenObject& open,
-                         FrameWriter& frames, std::string& buffer, Progress& done,
-                         const ProgressFn& progress) {
+                         FrameWriter& frames, Progress& done, const ProgressFn& progress) {
     auto fd = open(object.id);
     if (!fd) {
         return std::unexpected(fd.error());
     }
     Sha256 sha;
-    std::uint64_t left = object.size;
-    while (left > 0) {
-        ssize_t n = ::read(fd->get(), buffer.data(), std::min<std::uint64_t>(left, buffer.size()));
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return n < 0 ? errno_error(fmt::format("cannot read object {}", object.id.hex()))
-                         : make_error(EIO, fmt::format("object {} is shorter than its {} bytes "
-                                                       "(run fbfs verify)",
-                                                       object.id.hex(), object.size));
-        }
-        std::string_view chunk(buffer.data(), static_cast<std::size_t>(n));
-        sha.update(chunk.data(), chunk.size());
-        if (auto ok = frames.add(chunk); !ok) {
-            return ok;
-        }
-        left -= chunk.size();
-        done.bytes_done += chunk.size();
-        if (progress && !progress(done)) {
-            return cancelled();
-        }
+    std::uint64_t seen = 0;
+    auto read =
+        read_chunks(fd->get(), std::nullopt, nullptr, [&](std::string_view chunk) -> Result<void> {
+            seen += chunk.size();
+            if (seen > object.size) {
+                return wrong_size(object);  // never more bytes in the stream than the table says
+            }
+            sha.update(chunk.data(), chunk.size());
+            if (auto ok = frames.add(chunk); !ok) {
+                return ok;
+            }
+            done.bytes_done += chunk.size();
+            return !progress || progress(done) ? Result<void>() : cancelled();
+        });
+    if (!read) {
+        return std::unexpected(read.error());
+    }
+    if (seen != object.size) {
+        return wrong_size(object);
     }
     if (sha.finish() != object.id) {
         return make_error(EIO, fmt::format("object {} in the store does not match its id (run "
@@ -248,10 +241,9 @@ Result<PackSummary> write_pack(int fd, const std::vector<VolumeSnapshot>& volume
     }
     footer.frames_offset = out.offset();
     FrameWriter frames(out, summary.object_bytes, options);
-    std::string buffer(k_read_chunk, '\0');
     Progress done{0, summary.object_bytes, 0, objects.size()};
     for (const auto& object : objects) {
-        if (auto copied = copy_object(object, open, frames, buffer, done, progress); !copied) {
+        if (auto copied = copy_object(object, open, frames, done, progress); !copied) {
             return std::unexpected(copied.error());
         }
     }

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "store/fd_io.h"
 #include "store/pack_reader.h"
 #include "store/unique_fd.h"
 #include "store/volume_lock.h"
@@ -65,17 +66,7 @@ public:
             }
             m_temps[index] = path;
         }
-        while (!bytes.empty()) {
-            ssize_t n = ::write(m_file.get(), bytes.data(), bytes.size());
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            if (n <= 0) {
-                return errno_error(fmt::format("cannot write {}", m_temps[index]));
-            }
-            bytes.remove_prefix(static_cast<std::size_t>(n));
-        }
-        return {};
+        return write_all(m_file.get(), bytes, m_temps[index]);
     }
 
     Result<void> object_end(std::size_t index) override {

@@ -11,6 +11,7 @@
 #include <optional>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace fbfs {
@@ -419,14 +420,14 @@ Result<PackContents> read_contents(Input& in, pack::Footer& found) {
     for (const auto& o : *objects) {
         sizes.emplace(o.id, o.size);
     }
-    std::unordered_map<ObjectId, bool> named;
+    std::unordered_set<ObjectId> named;
     for (const auto& v : *volumes) {
         if (auto ok = check_snapshot(v, sizes); !ok) {
             return damaged(ok.error().message);
         }
         for (const auto& [ino, record] : v.inodes) {
             if (record.object) {
-                named[*record.object] = true;
+                named.insert(*record.object);
             }
         }
     }
@@ -515,7 +516,7 @@ Result<ReadSummary> read_pack(int fd, PackSink& sink, const ProgressFn& progress
     if (!rest->empty()) {
         return damaged(fmt::format("it has bytes after its footer, at byte {}", in.offset()));
     }
-    return ReadSummary{in.offset()};
+    return ReadSummary{std::move(*contents), in.offset()};
 }
 
 }  // namespace fbfs

@@ -36,6 +36,7 @@ public:
 };
 
 struct ReadSummary {
+    PackContents contents;           // what begin() was shown, handed over once all is checked
     std::uint64_t packed_bytes = 0;  // the pack's length
 };
 

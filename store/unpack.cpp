@@ -20,7 +20,7 @@ std::unexpected<Error> served(const Store& store, const std::string& volume, pid
                                             "unmount it with fbfs umount before unpacking"));
 }
 
-// Receives a pack's objects into temp files of the pool and keeps the volumes for commit().
+// Receives a pack's objects into temp files of the pool until commit().
 // Whatever it has not handed to the pool when it goes is deleted.
 class StoreSink : public PackSink {
 public:
@@ -37,15 +37,6 @@ public:
         for (const auto& v : contents.volumes) {
             if (auto pid = VolumeLock::holder(m_store.root(), v.name)) {
                 return served(m_store, v.name, *pid);
-            }
-        }
-        m_contents = contents;
-        if (::geteuid() != 0) {
-            for (auto& v : m_contents.volumes) {
-                for (auto& [ino, record] : v.inodes) {
-                    record.uid = ::geteuid();
-                    record.gid = ::getegid();
-                }
             }
         }
         m_temps.resize(contents.objects.size());
@@ -82,11 +73,12 @@ public:
         return {};
     }
 
-    // Replaces the volumes and moves the new objects into the pool, in one transaction, with
-    // the volumes locked against mounts.
-    Result<std::size_t> commit() {
+    // Replaces the volumes by the checked `contents` and moves the new objects into the pool,
+    // in one transaction, with the volumes locked against mounts. Returns how many objects the
+    // pool gained.
+    Result<std::size_t> commit(const PackContents& contents) {
         std::vector<VolumeLock> locks;
-        for (const auto& v : m_contents.volumes) {
+        for (const auto& v : contents.volumes) {
             auto lock = VolumeLock::acquire(m_store.root(), v.name);
             if (!lock) {
                 return lock.error().code == EBUSY
@@ -97,7 +89,7 @@ public:
             locks.push_back(std::move(*lock));
         }
         const ObjectPool& pool = m_store.pool();
-        const auto& objects = m_contents.objects;
+        const auto& objects = contents.objects;
         std::vector<bool> published(objects.size());
         auto ok = m_store.env().write([&](LmdbTxn& txn) -> Result<void> {
             for (std::size_t i = 0; i < objects.size(); ++i) {
@@ -116,7 +108,7 @@ public:
                 published[i] = !put->deduped;
                 m_temps[i].clear();
             }
-            for (const auto& v : m_contents.volumes) {
+            for (const auto& v : contents.volumes) {
                 if (auto replaced = replace_volume(txn, m_store.tables(), v); !replaced) {
                     return replaced;
                 }
@@ -134,11 +126,8 @@ public:
         return static_cast<std::size_t>(std::count(published.begin(), published.end(), true));
     }
 
-    const PackContents& contents() const { return m_contents; }
-
 private:
     Store& m_store;
-    PackContents m_contents;
     std::vector<std::string> m_temps;  // per object: its temp file until the pool has it
     UniqueFd m_file;                   // the temp file being written
 };
@@ -151,7 +140,16 @@ Result<UnpackSummary> unpack(Store& store, int fd, const ProgressFn& progress) {
     if (!read) {
         return std::unexpected(read.error());
     }
-    auto added = sink.commit();
+    PackContents& contents = read->contents;
+    if (::geteuid() != 0) {
+        for (auto& v : contents.volumes) {
+            for (auto& [ino, record] : v.inodes) {
+                record.uid = ::geteuid();
+                record.gid = ::getegid();
+            }
+        }
+    }
+    auto added = sink.commit(contents);
     if (!added) {
         return std::unexpected(added.error());
     }
@@ -159,13 +157,13 @@ Result<UnpackSummary> unpack(Store& store, int fd, const ProgressFn& progress) {
     // here is no failure of the unpack.
     (void)store.remove_dead_objects();
     UnpackSummary summary;
-    summary.volumes = sink.contents().volumes.size();
-    summary.objects = sink.contents().objects.size();
+    summary.volumes = contents.volumes.size();
+    summary.objects = contents.objects.size();
     summary.objects_added = *added;
-    for (const auto& v : sink.contents().volumes) {
+    for (const auto& v : contents.volumes) {
         summary.logical_bytes += logical_bytes(v);
     }
-    for (const auto& o : sink.contents().objects) {
+    for (const auto& o : contents.objects) {
         summary.object_bytes += o.size;
     }
     summary.packed_bytes = read->packed_bytes;

@@ -71,7 +71,6 @@ namespace {
 // A command that stops making progress (a daemon that no longer answers, a pack that never
 // ends) fails the test instead of hanging the whole run.
 constexpr const char* k_fbfs_timeout = "300";
-constexpr const char* k_tool_timeout = "600";
 
 // `fbfs ARGS` under a time limit, in the test's environment.
 RunResult fbfs_cli(const std::vector<std::string>& args) {
@@ -352,28 +351,6 @@ void make_rich_tree(const fs::path& m) {
 
 constexpr int k_unit_count = 8;
 
-// Runs the tool argv[0] under a time limit and returns what it printed. Fails the test if the
-// tool is not installed. MAKEFLAGS from a surrounding make is cleared.
-RunResult tool(const std::vector<std::string>& argv, const fs::path& cwd = {}) {
-    INFO(argv.at(0) << " is not on PATH (scripts/deps installs the tools these tests use)");
-    REQUIRE(installed(argv.at(0)));
-    std::vector<std::string> limited{"timeout", "-k", "10", k_tool_timeout};
-    limited.insert(limited.end(), argv.begin(), argv.end());
-    RunOptions options;
-    options.cwd = cwd.string();
-    options.env.emplace("MAKEFLAGS", "");
-    options.env.emplace("MFLAGS", "");
-    return fbfs::test::run(limited, options);
-}
-
-void tool_ok(const std::vector<std::string>& argv, const fs::path& cwd = {}) {
-    auto result = tool(argv, cwd);
-    INFO("`" << command_line(argv) << "` exited with status " << result.status << "\nstdout:\n"
-             << tail(result.out) << "\nstderr:\n"
-             << tail(result.err));
-    REQUIRE(result.status == 0);
-}
-
 std::string unit_name(int i) {
     return "u" + std::to_string(i);
 }
@@ -459,7 +436,9 @@ private:
 RunResult make_in(const fs::path& dir, const CompilerLog& cc, std::vector<std::string> args = {}) {
     std::vector<std::string> argv{"make", cc.cc()};
     argv.insert(argv.end(), args.begin(), args.end());
-    return tool(argv, dir);
+    RunOptions options;
+    options.cwd = dir.string();
+    return fbfs::test::run_tool(argv, options);
 }
 
 // Runs make in `dir` and requires that it compiled exactly `expected` and linked once.
@@ -500,9 +479,9 @@ void require_make_up_to_date(const fs::path& dir, const CompilerLog& cc, const s
 // with mtimes a few seconds after anything runner A wrote. `probe` is a file in it.
 void fresh_copy(const fs::path& checkout, const fs::path& copy, const std::string& probe) {
     fs::create_directories(copy.parent_path());
-    tool_ok({"cp", "-r", checkout.string(), copy.string()});
-    tool_ok({"sh", "-c", "find \"$1\" -exec touch -d @$(( $(date +%s) + 3 )) {} +", "sh",
-             copy.string()});
+    fbfs::test::run_tool_ok({"cp", "-r", checkout.string(), copy.string()});
+    fbfs::test::run_tool_ok({"sh", "-c", "find \"$1\" -exec touch -d @$(( $(date +%s) + 3 )) {} +",
+                             "sh", copy.string()});
     // Otherwise the test could pass without fbfs doing anything.
     REQUIRE(fs::last_write_time(copy / probe) != fs::last_write_time(checkout / probe));
 }

@@ -24,6 +24,8 @@ using fbfs::test::installed;
 using fbfs::test::Mount;
 using fbfs::test::MountedStore;
 using fbfs::test::read_file;
+using fbfs::test::run_tool;
+using fbfs::test::run_tool_ok;
 using fbfs::test::RunOptions;
 using fbfs::test::RunResult;
 using fbfs::test::tail;
@@ -31,32 +33,6 @@ using fbfs::test::TempDir;
 using fbfs::test::write_file;
 
 namespace {
-
-// A build that stops making progress (a daemon that no longer answers) fails the test instead
-// of hanging the whole run.
-constexpr const char* k_tool_timeout = "600";
-
-// Runs the tool argv[0] under a time limit and returns what it printed. Fails the test if the
-// tool is not installed.
-RunResult tool(const std::vector<std::string>& argv, const RunOptions& options = {}) {
-    INFO(argv.at(0)
-         << " is not an executable on PATH (scripts/deps installs the tools these tests use)");
-    REQUIRE(installed(argv.at(0)));
-    std::vector<std::string> limited{"timeout", "-k", "10", k_tool_timeout};
-    limited.insert(limited.end(), argv.begin(), argv.end());
-    return fbfs::test::run(limited, options);
-}
-
-// tool(), requiring exit status 0; the failure message shows the command and what it printed.
-RunResult tool_ok(const std::vector<std::string>& argv, const RunOptions& options = {}) {
-    auto result = tool(argv, options);
-    INFO("`" << command_line(argv) << "` in " << (options.cwd.empty() ? "." : options.cwd)
-             << " exited with status " << result.status << "\nstdout:\n"
-             << tail(result.out) << "\nstderr:\n"
-             << tail(result.err));
-    REQUIRE(result.status == 0);
-    return result;
-}
 
 // The value of `key` in `ccache --print-stats` output (tab-separated "key value" lines).
 long ccache_stat(const std::string& stats, const std::string& key) {
@@ -81,8 +57,8 @@ TEST_CASE(
     MountedStore m;
     const std::string build = (m / "build").string();
 
-    tool_ok({"cmake", "-S", "/usr/src/googletest", "-B", build, "-G", "Ninja"});
-    tool_ok({"ninja", "-C", build});
+    run_tool_ok({"cmake", "-S", "/usr/src/googletest", "-B", build, "-G", "Ninja"});
+    run_tool_ok({"ninja", "-C", build});
     for (const char* library : {"libgtest.a", "libgtest_main.a", "libgmock.a", "libgmock_main.a"}) {
         INFO(library);
         CHECK(fs::is_regular_file(m / "build" / "lib" / library));
@@ -93,16 +69,17 @@ TEST_CASE(
                "TEST(A, B) { EXPECT_EQ(1, 1); }\n");
     RunOptions in_mount;
     in_mount.cwd = m.mount.path().string();
-    tool_ok({"g++", "-std=c++17", "-I/usr/src/googletest/googletest/include", "smoke_test.cpp",
-             "build/lib/libgtest_main.a", "build/lib/libgtest.a", "-pthread", "-o", "smoke_test"},
-            in_mount);
-    auto test_run = tool_ok({(m / "smoke_test").string()}, in_mount);
+    run_tool_ok(
+        {"g++", "-std=c++17", "-I/usr/src/googletest/googletest/include", "smoke_test.cpp",
+         "build/lib/libgtest_main.a", "build/lib/libgtest.a", "-pthread", "-o", "smoke_test"},
+        in_mount);
+    auto test_run = run_tool_ok({(m / "smoke_test").string()}, in_mount);
     INFO(test_run.out);
     CHECK(test_run.out.find("[  PASSED  ] 1 test") != std::string::npos);
 
     // What was built, and the mtimes ninja compares, must persist: nothing left to do.
     m.mount.remount();
-    auto dry_run = tool_ok({"ninja", "-C", build, "-n", "-d", "explain"});
+    auto dry_run = run_tool_ok({"ninja", "-C", build, "-n", "-d", "explain"});
     INFO("ninja -n -d explain after remount:\n" << tail(dry_run.out) << tail(dry_run.err));
     CHECK(dry_run.out.find("ninja: no work to do.") != std::string::npos);
     CHECK(fbfs::test::run({(m / "smoke_test").string()}).status == 0);
@@ -125,7 +102,7 @@ TEST_CASE("Mount: git init, add, commit, status and gc work in a mount", "[fuse]
                        {"GIT_COMMITTER_EMAIL", "test@fbfs.invalid"}};
     auto git = [&](std::vector<std::string> args) {
         args.insert(args.begin(), "git");
-        return tool_ok(args, git_options);
+        return run_tool_ok(args, git_options);
     };
 
     fs::create_directories(m / "repo" / "src");
@@ -150,7 +127,7 @@ TEST_CASE("Mount: git init, add, commit, status and gc work in a mount", "[fuse]
     m.mount.remount();
     // diff-files does not refresh the index: it reports a file whose stat data (inode, times,
     // size) changed across the remount as modified, which status would hide by rehashing it.
-    auto stat_check = tool({"git", "diff-files", "--name-only"}, git_options);
+    auto stat_check = run_tool({"git", "diff-files", "--name-only"}, git_options);
     CHECK(stat_check.status == 0);
     CHECK(stat_check.out.empty());
     CHECK(git({"status", "--porcelain"}).out.empty());
@@ -176,14 +153,14 @@ TEST_CASE("Mount: ccache with CCACHE_DIR inside the mount hits on a second build
     auto build_into = [&](const std::string& out_dir) {
         fs::create_directories(m / out_dir);
         for (const auto& name : sources) {
-            tool_ok({"ccache", "gcc", "-O2", "-c", "src/" + name + ".c", "-o",
-                     out_dir + "/" + name + ".o"},
-                    options);
+            run_tool_ok({"ccache", "gcc", "-O2", "-c", "src/" + name + ".c", "-o",
+                         out_dir + "/" + name + ".o"},
+                        options);
         }
     };
-    auto stats = [&] { return tool_ok({"ccache", "--print-stats"}, options).out; };
+    auto stats = [&] { return run_tool_ok({"ccache", "--print-stats"}, options).out; };
 
-    tool_ok({"ccache", "--zero-stats"}, options);
+    run_tool_ok({"ccache", "--zero-stats"}, options);
     build_into("out1");
     auto first = stats();
     INFO("first pass:\n" << first);
@@ -191,7 +168,7 @@ TEST_CASE("Mount: ccache with CCACHE_DIR inside the mount hits on a second build
 
     // The cache lives in the volume: a new mount of it must still hit.
     m.mount.remount();
-    tool_ok({"ccache", "--zero-stats"}, options);
+    run_tool_ok({"ccache", "--zero-stats"}, options);
     build_into("out2");
     auto second = stats();
     INFO("second pass:\n" << second);

@@ -29,6 +29,8 @@ using fbfs::test::command_line;
 using fbfs::test::installed;
 using fbfs::test::Mount;
 using fbfs::test::read_file;
+using fbfs::test::run_tool;
+using fbfs::test::run_tool_ok;
 using fbfs::test::RunOptions;
 using fbfs::test::RunResult;
 using fbfs::test::tail;
@@ -37,35 +39,7 @@ using fbfs::test::write_file;
 
 namespace {
 
-// A build that stops making progress (a daemon that no longer answers) fails the test instead
-// of hanging the whole run.
-constexpr const char* k_tool_timeout = "600";
 constexpr int k_unit_count = 40;
-
-// Runs the tool argv[0] under a time limit and returns what it printed. Fails the test if the
-// tool is not installed. MAKEFLAGS from a surrounding make (ctest under make) is cleared, so
-// that `-n` or `-j` from outside cannot change what the build does.
-RunResult tool(const std::vector<std::string>& argv, RunOptions options = {}) {
-    INFO(argv.at(0)
-         << " is not an executable on PATH (scripts/deps installs the tools these tests use)");
-    REQUIRE(installed(argv.at(0)));
-    std::vector<std::string> limited{"timeout", "-k", "10", k_tool_timeout};
-    limited.insert(limited.end(), argv.begin(), argv.end());
-    options.env.emplace("MAKEFLAGS", "");
-    options.env.emplace("MFLAGS", "");
-    return fbfs::test::run(limited, options);
-}
-
-// tool(), requiring exit status 0; the failure message shows the command and what it printed.
-RunResult tool_ok(const std::vector<std::string>& argv, const RunOptions& options = {}) {
-    auto result = tool(argv, options);
-    INFO("`" << command_line(argv) << "` in " << (options.cwd.empty() ? "." : options.cwd)
-             << " exited with status " << result.status << "\nstdout:\n"
-             << tail(result.out) << "\nstderr:\n"
-             << tail(result.err));
-    REQUIRE(result.status == 0);
-    return result;
-}
 
 RunOptions in_dir(const fs::path& dir) {
     RunOptions options;
@@ -135,9 +109,9 @@ public:
     // A fresh checkout of `checkout` at `copy`, as runner B's `git clone` would give it: the same
     // bytes with new mtimes, all a few seconds after anything runner A wrote.
     void fresh_copy(const fs::path& checkout, const fs::path& copy) const {
-        tool_ok({"cp", "-r", checkout.string(), copy.string()});
-        tool_ok({"sh", "-c", "find \"$1\" -exec touch -d @$(( $(date +%s) + 3 )) {} +", "sh",
-                 copy.string()});
+        run_tool_ok({"cp", "-r", checkout.string(), copy.string()});
+        run_tool_ok({"sh", "-c", "find \"$1\" -exec touch -d @$(( $(date +%s) + 3 )) {} +", "sh",
+                     copy.string()});
         // Otherwise these tests could pass without fbfs doing anything.
         auto probe = *fs::recursive_directory_iterator(copy);
         REQUIRE(fs::last_write_time(probe.path()) !=
@@ -223,7 +197,7 @@ MakeProject write_make_project(const fs::path& root) {
 RunResult make_in(const Runners& r, std::vector<std::string> args = {}) {
     std::vector<std::string> argv{"make", "CC=" + r.launcher().string() + " gcc"};
     argv.insert(argv.end(), args.begin(), args.end());
-    return tool(argv, in_dir(r.mountpoint()));
+    return run_tool(argv, in_dir(r.mountpoint()));
 }
 
 // Requires that make in the mount has nothing to do: `make -q` exits 0, and `make` says so and
@@ -297,10 +271,10 @@ std::vector<std::string> ninja_steps(const std::string& output) {
 // Requires that ninja has nothing to do in `build`, and that running it compiles nothing.
 void require_ninja_up_to_date(const Runners& r, const std::string& build, const std::string& when) {
     INFO(when);
-    auto dry_run = tool_ok({"ninja", "-C", build, "-n", "-d", "explain"});
+    auto dry_run = run_tool_ok({"ninja", "-C", build, "-n", "-d", "explain"});
     INFO("ninja -n -d explain:\n" << tail(dry_run.out) << tail(dry_run.err));
     CHECK(dry_run.out.find("ninja: no work to do.") != std::string::npos);
-    tool_ok({"ninja", "-C", build});
+    run_tool_ok({"ninja", "-C", build});
     auto runs = r.take();
     INFO("compiler runs:\n" << runs.log);
     CHECK(runs.compiled.empty());
@@ -362,7 +336,7 @@ TEST_CASE("Two runners: a moved store gives the same result", "[fuse]") {
 
     const auto moved = r / "elsewhere" / "store";
     fs::create_directories(moved.parent_path());
-    tool_ok({"cp", "-a", r.store().string(), moved.string()});
+    run_tool_ok({"cp", "-a", r.store().string(), moved.string()});
     fs::remove_all(r.store());
     fs::create_directories(y.parent_path());
     r.fresh_copy(x, y);
@@ -373,7 +347,7 @@ TEST_CASE("Two runners: a moved store gives the same result", "[fuse]") {
     // Nothing in the store depends on the mountpoint, and make's paths are all relative.
     Mount elsewhere(moved, r / "M2", {"--source", y.string()});
     auto query =
-        tool({"make", "-q", "CC=" + r.launcher().string() + " gcc"}, in_dir(elsewhere.path()));
+        run_tool({"make", "-q", "CC=" + r.launcher().string() + " gcc"}, in_dir(elsewhere.path()));
     INFO("make -q at another mountpoint: " << query.out << query.err);
     CHECK(query.status == 0);
 }
@@ -384,15 +358,15 @@ TEST_CASE("Two runners: ninja says no work to do on runner B", "[fuse]") {
     const auto y = r / "runner-b" / "work" / "googletest";
     const auto build = (r.mountpoint() / "build").string();
     fs::create_directories(x.parent_path());
-    tool_ok({"cp", "-r", "/usr/src/googletest", x.string()});
+    run_tool_ok({"cp", "-r", "/usr/src/googletest", x.string()});
     {
         auto a = r.mount(x);
         const auto launcher = r.launcher().string();
-        tool_ok({"cmake", "-S", r.mountpoint().string(), "-B", build, "-G", "Ninja",
-                 "-DCMAKE_C_COMPILER_LAUNCHER=" + launcher,
-                 "-DCMAKE_CXX_COMPILER_LAUNCHER=" + launcher});
+        run_tool_ok({"cmake", "-S", r.mountpoint().string(), "-B", build, "-G", "Ninja",
+                     "-DCMAKE_C_COMPILER_LAUNCHER=" + launcher,
+                     "-DCMAKE_CXX_COMPILER_LAUNCHER=" + launcher});
         r.take();  // configure-time compiler checks
-        tool_ok({"ninja", "-C", build});
+        run_tool_ok({"ninja", "-C", build});
         auto runs = r.take();
         INFO("runner A's compiler runs:\n" << runs.log);
         CHECK(runs.compiled.count("googletest/src/gtest-all.cc") == 1);
@@ -408,13 +382,13 @@ TEST_CASE("Two runners: ninja says no work to do on runner B", "[fuse]") {
 
     append(y / "googletest/src/gtest-all.cc", "// changed on runner B\n");
     auto b = r.mount(y);
-    auto dry_run = tool_ok({"ninja", "-C", build, "-n"});
+    auto dry_run = run_tool_ok({"ninja", "-C", build, "-n"});
     INFO("ninja -n after changing gtest-all.cc:\n" << dry_run.out);
     CHECK(ninja_steps(dry_run.out) ==
           std::vector<std::string>{"Building CXX object googletest/CMakeFiles/gtest.dir/src/"
                                    "gtest-all.cc.o",
                                    "Linking CXX static library lib/libgtest.a"});
-    tool_ok({"ninja", "-C", build});
+    run_tool_ok({"ninja", "-C", build});
     auto runs = r.take();
     INFO("compiler runs:\n" << runs.log);
     CHECK(runs.compiled == std::multiset<std::string>{"googletest/src/gtest-all.cc"});

@@ -135,4 +135,25 @@ void check_refused(const RunResult& result, std::initializer_list<std::string> p
     }
 }
 
+RunResult run_tool(const std::vector<std::string>& argv, RunOptions options) {
+    INFO(argv.at(0)
+         << " is not an executable on PATH (scripts/deps installs the tools these tests use)");
+    REQUIRE(installed(argv.at(0)));
+    std::vector<std::string> limited{"timeout", "-k", "10", "600"};
+    limited.insert(limited.end(), argv.begin(), argv.end());
+    options.env.emplace("MAKEFLAGS", "");
+    options.env.emplace("MFLAGS", "");
+    return run(limited, options);
+}
+
+RunResult run_tool_ok(const std::vector<std::string>& argv, const RunOptions& options) {
+    auto result = run_tool(argv, options);
+    INFO("`" << command_line(argv) << "` in " << (options.cwd.empty() ? "." : options.cwd)
+             << " exited with status " << result.status << "\nstdout:\n"
+             << tail(result.out) << "\nstderr:\n"
+             << tail(result.err));
+    REQUIRE(result.status == 0);
+    return result;
+}
+
 }  // namespace fbfs::test

@@ -36,6 +36,14 @@ std::string command_line(const std::vector<std::string>& argv);
 // True if `name` is an executable file in a directory of $PATH (or, if it holds a slash, is one).
 bool installed(const std::string& name);
 
+// Runs the real tool argv[0] (make, ninja, cmake, git, ccache) under a 600 s time limit, so a
+// mount that stops answering fails the test instead of hanging the run. Fails the test if the
+// tool is not installed. MAKEFLAGS from a surrounding make is cleared, so `-n` or `-j` from
+// outside cannot change what the build does.
+RunResult run_tool(const std::vector<std::string>& argv, RunOptions options = {});
+// run_tool(), requiring exit status 0; the failure message shows the command and its output.
+RunResult run_tool_ok(const std::vector<std::string>& argv, const RunOptions& options = {});
+
 // Asserts (Catch CHECKs) that a refused command failed the way a user can act on: exit status 1
 // and exactly one line on stderr, "fbfs: ...", holding every one of `parts` (the thing and the
 // fix).

@@ -286,6 +286,26 @@ std::vector<std::string> unpack_temps(const Store& store) {
     return out;
 }
 
+// For the loops over every byte: records in `failures`, prefixed by `where`, how the unpack that
+// gave `result` was not a clean refusal — it succeeded, its message is not `named` or is more
+// than one line, or the store is not as `before`.
+void note_unclean_refusal(const Result<UnpackSummary>& result, const std::string& where,
+                          bool (*named)(const std::string& message, std::size_t at), std::size_t at,
+                          Store& store, const StoreState& before,
+                          std::vector<std::string>& failures) {
+    if (result) {
+        failures.push_back(where + "accepted");
+        return;
+    }
+    const auto& message = result.error().message;
+    if (!named(message, at) || message.find('\n') != std::string::npos) {
+        failures.push_back(where + message);
+    }
+    if (!unpack_temps(store).empty() || state_of(store) != before) {
+        failures.push_back(where + "the store changed:\n" + differences(before, state_of(store)));
+    }
+}
+
 std::string joined(const std::vector<std::string>& lines) {
     std::string out;
     for (const auto& line : lines) {
@@ -866,20 +886,13 @@ TEST_CASE("pack: a pack cut short at any byte is refused as truncated and change
             auto result =
                 pipe ? unpack_pipe(*target.store, prefix) : unpack_file(*target.store, prefix);
             std::string where = fmt::format("{} bytes from a {}: ", length, pipe ? "pipe" : "file");
-            if (result) {
-                failures.push_back(where + "accepted");
-                continue;
-            }
-            const auto& message = result.error().message;
-            bool named = message.find("truncated") != std::string::npos ||
-                         (length == 0 && message.find("not an fbfs pack") != std::string::npos);
-            if (!named || message.find('\n') != std::string::npos) {
-                failures.push_back(where + message);
-            }
-            if (!unpack_temps(*target.store).empty() || state_of(*target.store) != before) {
-                failures.push_back(where + "the store changed:\n" +
-                                   differences(before, state_of(*target.store)));
-            }
+            note_unclean_refusal(
+                result, where,
+                [](const std::string& message, std::size_t size) {
+                    return message.find("truncated") != std::string::npos ||
+                           (size == 0 && message.find("not an fbfs pack") != std::string::npos);
+                },
+                length, *target.store, before, failures);
         }
         if (failures.size() > 20) {
             break;
@@ -911,21 +924,14 @@ TEST_CASE("pack: a pack with any one byte changed is refused and changes nothing
                 pipe ? unpack_pipe(*target.store, changed) : unpack_file(*target.store, changed);
             std::string where =
                 fmt::format("byte {} ^ {:#x} from a {}: ", at, mask, pipe ? "pipe" : "file");
-            if (result) {
-                failures.push_back(where + "accepted");
-                continue;
-            }
-            const auto& message = result.error().message;
-            bool named = message.find("damaged") != std::string::npos ||
-                         (at < pack::k_magic.size() &&
-                          message.find("not an fbfs pack") != std::string::npos);
-            if (!named || message.find('\n') != std::string::npos) {
-                failures.push_back(where + message);
-            }
-            if (!unpack_temps(*target.store).empty() || state_of(*target.store) != before) {
-                failures.push_back(where + "the store changed:\n" +
-                                   differences(before, state_of(*target.store)));
-            }
+            note_unclean_refusal(
+                result, where,
+                [](const std::string& message, std::size_t offset) {
+                    return message.find("damaged") != std::string::npos ||
+                           (offset < pack::k_magic.size() &&
+                            message.find("not an fbfs pack") != std::string::npos);
+                },
+                at, *target.store, before, failures);
         }
         if (failures.size() > 20) {
             break;

@@ -3,10 +3,15 @@
 #include <dirent.h>
 #include <fuse_lowlevel.h>
 #include <spdlog/spdlog.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <csignal>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "fs/fuse_device.h"
 
 namespace fbfs {
 
@@ -412,6 +417,43 @@ fuse_lowlevel_ops make_ops() {
 
 const fuse_lowlevel_ops k_ops = make_ops();
 
+// Runs `work` with stderr (fd 2) sent to a memory file and returns what was written there:
+// libfuse and fusermount3, which it runs, say on stderr why a mount failed.
+std::string capture_stderr(const std::function<void()>& work) {
+    int saved = ::dup(STDERR_FILENO);
+    int sink = ::memfd_create("fbfs-mount-stderr", MFD_CLOEXEC);
+    if (saved < 0 || sink < 0 || ::dup2(sink, STDERR_FILENO) < 0) {
+        for (int fd : {saved, sink}) {
+            if (fd >= 0) {
+                ::close(fd);
+            }
+        }
+        work();
+        return "";
+    }
+    work();
+    ::dup2(saved, STDERR_FILENO);
+    ::close(saved);
+    std::string text;
+    char buf[1024];
+    for (off_t at = 0;;) {
+        ssize_t n = ::pread(sink, buf, sizeof buf, at);
+        if (n <= 0 || text.size() > 64 * 1024) {
+            break;
+        }
+        text.append(buf, static_cast<std::size_t>(n));
+        at += n;
+    }
+    ::close(sink);
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
+        text.pop_back();
+    }
+    for (auto& c : text) {
+        c = c == '\n' ? ' ' : c;
+    }
+    return text;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<FuseServer>> FuseServer::mount(Filesystem& fs, const ServeOptions& options) {
@@ -434,9 +476,15 @@ Result<std::unique_ptr<FuseServer>> FuseServer::mount(Filesystem& fs, const Serv
         return make_error(EINVAL, "could not create the FUSE session (see the message above)");
     }
     std::unique_ptr<FuseServer> server(new FuseServer(session));
-    if (fuse_session_mount(session, options.mountpoint.c_str()) != 0) {
-        return make_error(
-            EIO, fmt::format("could not mount {} (see the message above)", options.mountpoint));
+    int mounted = -1;
+    auto said =
+        capture_stderr([&] { mounted = fuse_session_mount(session, options.mountpoint.c_str()); });
+    if (mounted != 0) {
+        if (said.empty()) {
+            said = "libfuse gave no reason";
+        }
+        return make_error(EIO, fmt::format("could not mount {}: {}{}", options.mountpoint, said,
+                                           mount_refusal_hint(said, options.mountpoint)));
     }
     return server;
 }

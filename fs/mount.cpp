@@ -4,10 +4,12 @@
 #include <fcntl.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -19,6 +21,7 @@
 #include <thread>
 
 #include "fs/filesystem.h"
+#include "fs/fuse_device.h"
 #include "fs/fuse_server.h"
 #include "fs/lower_layer.h"
 #include "fs/mount_table.h"
@@ -31,20 +34,6 @@ namespace fbfs {
 namespace fs = std::filesystem;
 
 namespace {
-
-bool on_path(const char* program) {
-    const char* path = std::getenv("PATH");
-    std::string_view rest = path != nullptr ? path : "/usr/bin:/bin";
-    while (!rest.empty()) {
-        auto colon = rest.find(':');
-        fs::path dir(rest.substr(0, colon));
-        if (::access((dir / program).c_str(), X_OK) == 0) {
-            return true;
-        }
-        rest = colon == std::string_view::npos ? "" : rest.substr(colon + 1);
-    }
-    return false;
-}
 
 Result<void> check_mountpoint(const fs::path& mountpoint) {
     auto name = mountpoint.string();
@@ -90,15 +79,13 @@ Result<void> check_mountpoint(const fs::path& mountpoint) {
 }
 
 Result<void> check_fuse_available() {
-    if (::access("/dev/fuse", F_OK) != 0) {
-        return make_error(ENODEV,
-                          "/dev/fuse is missing (load the fuse kernel module: modprobe "
-                          "fuse; in a container, pass --device /dev/fuse)");
+    if (auto device = check_fuse_device(); !device) {
+        return device;
     }
-    if (::geteuid() != 0 && !on_path("fusermount3")) {
-        return make_error(ENOENT,
-                          "fusermount3 is not installed (install the fuse3 package: "
-                          "apt-get install fuse3)");
+    if (::geteuid() != 0) {
+        if (auto fusermount = find_fusermount(); !fusermount) {
+            return std::unexpected(fusermount.error());
+        }
     }
     return {};
 }
@@ -194,6 +181,15 @@ Result<void> serve(const MountRequest& request, const std::function<void(const E
     // Objects a killed daemon freed but had not deleted yet.
     if (auto reaped = (*store)->remove_dead_objects(); !reaped) {
         return std::unexpected(reaped.error());
+    }
+    if (::geteuid() != 0) {
+        auto fusermount = find_fusermount();
+        if (!fusermount) {
+            return std::unexpected(fusermount.error());
+        }
+        if (auto preferred = prefer_fusermount(*fusermount); !preferred) {
+            return preferred;
+        }
     }
     Filesystem filesystem(std::move(*tree), std::move(lower));
     ServeOptions options;
@@ -310,12 +306,21 @@ bool process_gone(pid_t pid) {
     return close == std::string::npos || close + 2 >= line.size() || line[close + 2] == 'Z';
 }
 
-// Runs a program (in `cwd` if given) and returns its exit status, 128 + signal if killed.
-int run_program(const std::vector<std::string>& argv, const fs::path& cwd = {}) {
+// Runs a program (in `cwd` if given) and returns its exit status, 128 + signal if killed, or -1
+// if it could not be started. With `errors`, its stderr is collected there instead of shown.
+int run_program(const std::vector<std::string>& argv, const fs::path& cwd = {},
+                std::string* errors = nullptr) {
+    int err_pipe[2] = {-1, -1};
+    if (errors != nullptr && ::pipe2(err_pipe, O_CLOEXEC) != 0) {
+        return -1;
+    }
     pid_t pid = ::fork();
     if (pid == 0) {
         std::signal(SIGINT, SIG_DFL);
         std::signal(SIGTERM, SIG_DFL);
+        if (errors != nullptr) {
+            ::dup2(err_pipe[1], STDERR_FILENO);
+        }
         if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) {
             std::fprintf(stderr, "fbfs: cannot enter %s: %s\n", cwd.c_str(), std::strerror(errno));
             ::_exit(126);
@@ -329,10 +334,72 @@ int run_program(const std::vector<std::string>& argv, const fs::path& cwd = {}) 
         std::fprintf(stderr, "fbfs: cannot run %s: %s\n", args[0], std::strerror(errno));
         ::_exit(127);
     }
+    if (errors != nullptr) {
+        ::close(err_pipe[1]);
+        char buf[512];
+        for (ssize_t n; pid > 0 && (n = ::read(err_pipe[0], buf, sizeof buf)) != 0;) {
+            if (n < 0 && errno != EINTR) {
+                break;
+            }
+            errors->append(buf, static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+        }
+        ::close(err_pipe[0]);
+    }
+    if (pid < 0) {
+        return -1;
+    }
     int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    while (::waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            return -1;
+        }
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Takes the mount away from the kernel: umount2 as root, else the setuid fusermount3 (never an
+// unprivileged copy earlier on PATH). `dead`: nobody serves it, so detach it whatever holds it.
+Result<void> detach_mount(const fs::path& mountpoint, bool dead) {
+    auto busy = [&] {
+        return make_error(EBUSY, fmt::format("could not unmount {}: it is busy (close the files "
+                                             "and shells using it, then try again)",
+                                             mountpoint.string()));
+    };
+    if (::geteuid() == 0) {
+        if (::umount2(mountpoint.c_str(), dead ? MNT_DETACH : 0) != 0) {
+            return errno == EBUSY
+                       ? busy()
+                       : errno_error(fmt::format("could not unmount {}", mountpoint.string()));
+        }
+        return {};
+    }
+    auto fusermount = find_fusermount();
+    if (!fusermount) {
+        return std::unexpected(fusermount.error());
+    }
+    std::vector<std::string> command{fusermount->string(), "-u"};
+    if (dead) {
+        command.push_back("-z");
+    }
+    command.push_back(mountpoint.string());
+    std::string said;
+    int status = run_program(command, {}, &said);
+    if (status == 0) {
+        return {};
+    }
+    if (said.find("busy") != std::string::npos) {
+        return busy();
+    }
+    while (!said.empty() && (said.back() == '\n' || said.back() == ' ')) {
+        said.pop_back();
+    }
+    if (said.find("/etc/mtab") != std::string::npos) {
+        said += " (fusermount3 needs it: as root, ln -s ../proc/self/mounts /etc/mtab)";
+    }
+    return make_error(EIO, fmt::format("could not unmount {}: {}", mountpoint.string(),
+                                       said.empty() ? fmt::format("{} exited with status {}",
+                                                                  fusermount->string(), status)
+                                                    : said));
 }
 
 }  // namespace
@@ -363,15 +430,8 @@ Result<void> unmount_volume(const fs::path& mountpoint_in) {
     struct stat st {};
     bool dead =
         ::stat(mountpoint.c_str(), &st) != 0 && (errno == ENOTCONN || errno == ECONNABORTED);
-    std::vector<std::string> command{"fusermount3", "-u", "-q"};
-    if (dead) {
-        command.push_back("-z");  // nobody serves it: detach it whatever holds it
-    }
-    command.push_back(mountpoint.string());
-    if (run_program(command) != 0) {
-        return make_error(EBUSY, fmt::format("could not unmount {}: it is busy (close the files "
-                                             "and shells using it, then try again)",
-                                             mountpoint.string()));
+    if (auto detached = detach_mount(mountpoint, dead); !detached) {
+        return detached;
     }
     // The daemon saves what is left and exits once the kernel tells it the mount is gone.
     if (auto pid = daemon_pid(*entry)) {

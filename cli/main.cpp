@@ -6,6 +6,8 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "store/pack_format.h"
+#include "store/schema.h"
 #include "store/store.h"
 
 namespace fbfs::cli {
@@ -28,7 +30,9 @@ int main(int argc, char** argv) {
         "fbfs: a content-addressed build filesystem. Builds at a fixed path, with stable "
         "mtimes, cached in one file.",
         "fbfs"};
-    app.set_version_flag("--version", std::string("fbfs ") + FBFS_VERSION);
+    app.set_version_flag("--version",
+                         fmt::format("fbfs {} (pack format {}, store schema {})", FBFS_VERSION,
+                                     fbfs::pack::k_version, fbfs::k_schema_version));
     app.require_subcommand(1);
     bool verbose = false;
     app.add_flag("-v,--verbose", verbose, "Log diagnostics (also FBFS_LOG=debug)");

@@ -2,60 +2,115 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <string_view>
+#include <vector>
 
 #include "cli/commands.h"
 #include "cli/display.h"
 #include "fs/mount_table.h"
 #include "store/store.h"
 #include "store/store_stats.h"
+#include "store/volume_digest.h"
 
 namespace fbfs::cli {
 
 namespace {
 
-int print_stats(const std::string& store_path, const std::string& only_volume, bool json) {
+enum class StatFormat { text, json, markdown, digest };
+
+// A JSON string literal of `text` (store paths may hold quotes or backslashes).
+std::string json_string(std::string_view text) {
+    std::string out = "\"";
+    for (char c : text) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+        } else {
+            out += c;
+        }
+    }
+    return out + "\"";
+}
+
+void print_json(const std::string& root, const StoreStats& stats,
+                const std::vector<const VolumeStats*>& volumes, std::uint64_t logical) {
+    std::string list;
+    for (const auto* v : volumes) {
+        list += fmt::format(
+            "{}{{\"name\":{},\"files\":{},\"directories\":{},\"symlinks\":{},"
+            "\"logical_bytes\":{}}}",
+            list.empty() ? "" : ",", json_string(v->name), v->files, v->directories, v->symlinks,
+            v->logical_bytes);
+    }
+    fmt::print(
+        "{{\"store\":{},\"objects\":{},\"stored_bytes\":{},\"logical_bytes\":{},"
+        "\"volumes\":[{}]}}\n",
+        json_string(root), stats.objects, stats.stored_bytes, logical, list);
+}
+
+// GitHub-flavoured Markdown, for a CI job summary.
+void print_markdown(const StoreStats& stats, const std::vector<const VolumeStats*>& volumes,
+                    std::uint64_t logical) {
+    fmt::print("| volume | files | directories | symlinks | bytes |\n|---|--:|--:|--:|--:|\n");
+    for (const auto* v : volumes) {
+        fmt::print("| {} | {} | {} | {} | {} |\n", v->name, v->files, v->directories, v->symlinks,
+                   human(v->logical_bytes));
+    }
+    fmt::print(
+        "\n| objects | referenced | stored | logical |\n|--:|--:|--:|--:|\n"
+        "| {} | {} | {} | {} |\n",
+        stats.objects, stats.referenced_objects, human(stats.stored_bytes), human(logical));
+}
+
+void print_text(const StoreStats& stats, const std::vector<const VolumeStats*>& volumes,
+                std::uint64_t logical) {
+    for (const auto* v : volumes) {
+        fmt::print("volume {:<16} {} files, {} directories, {} symlinks, {}\n", v->name, v->files,
+                   v->directories, v->symlinks, human(v->logical_bytes));
+    }
+    fmt::print("objects {} ({} referenced), stored {}, logical {}\n", stats.objects,
+               stats.referenced_objects, human(stats.stored_bytes), human(logical));
+}
+
+int print_stats(const std::string& store_path, const std::string& only_volume, StatFormat format) {
     auto store = Store::open(store_path, Store::Mode::open_existing);
     if (!store) {
         return fail(store.error().message);
+    }
+    if (format == StatFormat::digest) {
+        auto digest = store_content_digest(**store, only_volume);
+        if (!digest) {
+            return fail(digest.error().message);
+        }
+        fmt::print("{}\n", digest->hex());
+        return 0;
     }
     auto stats = collect_stats(**store);
     if (!stats) {
         return fail(stats.error().message);
     }
+    std::vector<const VolumeStats*> volumes;
     std::uint64_t logical = 0;
-    std::string volumes_json;
     for (const auto& v : stats->volumes) {
-        if (!only_volume.empty() && v.name != only_volume) {
-            continue;
-        }
-        logical += v.logical_bytes;
-        if (json) {
-            volumes_json += fmt::format(
-                "{}{{\"name\":\"{}\",\"files\":{},\"directories\":{},\"symlinks\":{},"
-                "\"logical_bytes\":{}}}",
-                volumes_json.empty() ? "" : ",", v.name, v.files, v.directories, v.symlinks,
-                v.logical_bytes);
-        } else {
-            std::printf("volume %-16s %llu files, %llu directories, %llu symlinks, %s\n",
-                        v.name.c_str(), static_cast<unsigned long long>(v.files),
-                        static_cast<unsigned long long>(v.directories),
-                        static_cast<unsigned long long>(v.symlinks),
-                        human(v.logical_bytes).c_str());
+        if (only_volume.empty() || v.name == only_volume) {
+            volumes.push_back(&v);
+            logical += v.logical_bytes;
         }
     }
-    if (json) {
-        std::printf(
-            "{\"store\":\"%s\",\"objects\":%llu,\"stored_bytes\":%llu,"
-            "\"logical_bytes\":%llu,\"volumes\":[%s]}\n",
-            (*store)->root().c_str(), static_cast<unsigned long long>(stats->objects),
-            static_cast<unsigned long long>(stats->stored_bytes),
-            static_cast<unsigned long long>(logical), volumes_json.c_str());
-        return 0;
+    switch (format) {
+        case StatFormat::json:
+            print_json((*store)->root().string(), *stats, volumes, logical);
+            break;
+        case StatFormat::markdown:
+            print_markdown(*stats, volumes, logical);
+            break;
+        case StatFormat::text:
+        case StatFormat::digest:
+            print_text(*stats, volumes, logical);
+            break;
     }
-    std::printf("objects %llu (%llu referenced), stored %s, logical %s\n",
-                static_cast<unsigned long long>(stats->objects),
-                static_cast<unsigned long long>(stats->referenced_objects),
-                human(stats->stored_bytes).c_str(), human(logical).c_str());
     return 0;
 }
 
@@ -102,10 +157,20 @@ void add_store_commands(CLI::App& app, Action& action) {
     static std::string store;
     static std::string mountpoint;
     static bool json = false;
+    static bool markdown = false;
+    static bool digest = false;
     auto* stat = app.add_subcommand("stat", "Show what a store holds: objects, bytes, volumes");
     add_store_option(*stat, store);
     stat->add_option("MOUNTPOINT", mountpoint, "Only the volume mounted here");
-    stat->add_flag("--json", json, "Print JSON");
+    auto* json_flag = stat->add_flag("--json", json, "Print JSON");
+    auto* markdown_flag =
+        stat->add_flag("--markdown", markdown, "Print Markdown tables (for a CI job summary)")
+            ->excludes(json_flag);
+    stat->add_flag("--digest", digest,
+                   "Print one SHA-256 of what the volumes' own trees hold (what builds wrote), "
+                   "timestamps and checkout stamps aside")
+        ->excludes(json_flag)
+        ->excludes(markdown_flag);
     stat->callback([&action] {
         action = [] {
             std::string volume;
@@ -119,7 +184,11 @@ void add_store_commands(CLI::App& app, Action& action) {
                 }
                 volume = entry->source.substr(colon + 1, entry->source.rfind(':') - colon - 1);
             }
-            return print_stats(store, volume, json);
+            auto format = json       ? StatFormat::json
+                          : markdown ? StatFormat::markdown
+                          : digest   ? StatFormat::digest
+                                     : StatFormat::text;
+            return print_stats(store, volume, format);
         };
     });
 

@@ -8,7 +8,10 @@
 #include <set>
 
 #include "store/object_pool.h"
+#include "store/pack_format.h"
+#include "store/schema.h"
 #include "store/store.h"
+#include "store/volume_tree.h"
 #include "tests/support/run.h"
 #include "tests/support/temp_dir.h"
 
@@ -42,6 +45,26 @@ void make_store_with(const fs::path& root, std::initializer_list<std::string_vie
     }
 }
 
+// A volume "ws" holding the files `files` (name, bytes) in its root, each with times `time`.
+void make_volume_with(const fs::path& root, std::int64_t time,
+                      std::initializer_list<std::pair<std::string, std::string>> files) {
+    auto store = fbfs::Store::open(root, fbfs::Store::Mode::create_if_missing);
+    REQUIRE(store);
+    auto tree = fbfs::VolumeTree::open(**store, "ws", 1000, 1000);
+    REQUIRE(tree);
+    for (const auto& [name, bytes] : files) {
+        fbfs::InodeRecord record;
+        record.mode = S_IFREG | 0644;
+        record.atime = record.mtime = record.ctime = time;
+        auto made = tree->create(fbfs::k_root_inode, name, record);
+        REQUIRE(made);
+        auto put = (*store)->pool().put_bytes(bytes);  // in the pool: nothing to publish
+        REQUIRE(put);
+        REQUIRE(tree->set_content(made->ino, put->id, bytes.size(), {},
+                                  [&](fbfs::InodeRecord& r) { r.mtime = time; }));
+    }
+}
+
 }  // namespace
 
 TEST_CASE("CLI: --help lists every subcommand and --version prints the version", "[cli]") {
@@ -52,7 +75,8 @@ TEST_CASE("CLI: --help lists every subcommand and --version prints the version",
     }
     auto version = run_cli({"--version"});
     CHECK(version.status == 0);
-    CHECK_THAT(version.out, Catch::StartsWith("fbfs 0."));
+    CHECK(version.out == fmt::format("fbfs {} (pack format {}, store schema {})\n", FBFS_VERSION,
+                                     fbfs::pack::k_version, fbfs::k_schema_version));
 }
 
 TEST_CASE("CLI: a usage error exits 2", "[cli]") {
@@ -133,4 +157,35 @@ TEST_CASE("CLI: stat counts objects and stored bytes", "[cli]") {
     auto result = run_cli({"stat", "--store", (tmp / "store").string(), "--json"});
     CHECK(result.status == 0);
     CHECK_THAT(result.out, Catch::Contains("\"objects\":2,\"stored_bytes\":7"));
+}
+
+TEST_CASE("CLI: stat --markdown prints a table per volume and one for the pool", "[cli]") {
+    TempDir tmp;
+    make_volume_with(tmp / "store", 1, {{"a.o", "object code"}, {"b.o", "more object code"}});
+    auto result = run_cli({"stat", "--store", (tmp / "store").string(), "--markdown"});
+    CHECK(result.status == 0);
+    CHECK_THAT(result.out, Catch::StartsWith("| volume | files | directories | symlinks | bytes |\n"
+                                             "|---|--:|--:|--:|--:|\n"
+                                             "| ws | 2 | 1 | 0 | 27 B |\n"));
+    CHECK_THAT(result.out, Catch::Contains("| objects | referenced | stored | logical |"));
+    auto both = run_cli({"stat", "--store", (tmp / "store").string(), "--markdown", "--json"});
+    CHECK(both.status == 2);
+}
+
+TEST_CASE("CLI: stat --digest is the same for the same files written at other times", "[cli]") {
+    TempDir tmp;
+    make_volume_with(tmp / "one", 1'000, {{"a.o", "object code"}, {"b.o", "more object code"}});
+    make_volume_with(tmp / "two", 9'000, {{"a.o", "object code"}, {"b.o", "more object code"}});
+    make_volume_with(tmp / "three", 1'000, {{"a.o", "object code"}, {"b.o", "changed code"}});
+    auto digest = [&](const char* store) {
+        auto result = run_cli({"stat", "--store", (tmp / store).string(), "--digest"});
+        CHECK(result.status == 0);
+        CHECK(result.out.size() == 65);  // 64 hex digits and a newline
+        return result.out;
+    };
+    CHECK(digest("one") == digest("two"));
+    CHECK(digest("one") != digest("three"));
+    auto missing = run_cli({"stat", "--store", (tmp / "missing").string(), "--digest"});
+    CHECK(missing.status == 1);
+    CHECK(one_line(missing.err));
 }

@@ -84,7 +84,7 @@ try {
   world.close();
 }
 
-console.log(`\nmedians over ${rounds} rounds (${path.basename(project)}; seconds; entry: the cache entry saved, compressed)`);
+console.log(`\nmedians over ${rounds} rounds (${path.basename(project)}; seconds; cache entry: the newest entry of the side after the job, compressed)`);
 console.log("| side | job | whole job | build step | restore | save | compiler runs | cache entry |");
 console.log("|---|---|--:|--:|--:|--:|--:|--:|");
 for (const [side, jobs] of Object.entries(figures)) {

@@ -369,6 +369,8 @@ async function runComposite(dir, given, outer) {
   return { ok, outputs };
 }
 
+const outcomeOf = (result) => (result.ok ? "success" : "failure");
+
 async function runSteps(steps, scope) {
   for (const [index, step] of steps.entries()) {
     const id = step.id ?? `__${index}`;
@@ -392,6 +394,9 @@ async function runSteps(steps, scope) {
     const conclusion = outcome === "failure" && continueOnError ? "success" : outcome;
     scope.contexts.steps[id] = { outputs: result.outputs, outcome, conclusion };
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    if (!result.skipped) {
+      console.log(`◀ ${outcomeOf(result)} in ${seconds.toFixed(2)} s`);
+    }
     scope.record?.push({ id, name: step.name ?? step.uses ?? "", outcome, conclusion, seconds, outputs: result.outputs });
     if (conclusion === "failure") {
       scope.status.failed = true;

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <fstream>
 #include <string_view>
 #include <vector>
 
@@ -35,7 +36,8 @@ std::string json_string(std::string_view text) {
 }
 
 void print_json(const std::string& root, const StoreStats& stats,
-                const std::vector<const VolumeStats*>& volumes, std::uint64_t logical) {
+                const std::vector<const VolumeStats*>& volumes, std::uint64_t logical,
+                const std::string& source) {
     std::string list;
     for (const auto* v : volumes) {
         list += fmt::format(
@@ -46,8 +48,9 @@ void print_json(const std::string& root, const StoreStats& stats,
     }
     fmt::print(
         "{{\"store\":{},\"objects\":{},\"stored_bytes\":{},\"logical_bytes\":{},"
-        "\"volumes\":[{}]}}\n",
-        json_string(root), stats.objects, stats.stored_bytes, logical, list);
+        "\"volumes\":[{}]{}}}\n",
+        json_string(root), stats.objects, stats.stored_bytes, logical, list,
+        source.empty() ? "" : ",\"source\":" + json_string(source));
 }
 
 // GitHub-flavoured Markdown, for a CI job summary.
@@ -72,6 +75,15 @@ void print_text(const StoreStats& stats, const std::vector<const VolumeStats*>& 
     }
     fmt::print("objects {} ({} referenced), stored {}, logical {}\n", stats.objects,
                stats.referenced_objects, human(stats.stored_bytes), human(logical));
+}
+
+// What the daemon serving `volume` says of its source's watch (<store>/log/<volume>.source,
+// written by fs/overlay_watch.cpp), or "" for a mount without a source.
+std::string source_status(const Store& store, const std::string& volume) {
+    std::ifstream in(store.root() / "log" / (volume + ".source"));
+    std::string line;
+    std::getline(in, line);
+    return line;
 }
 
 int print_stats(const std::string& store_path, const std::string& only_volume, StatFormat format) {
@@ -99,9 +111,11 @@ int print_stats(const std::string& store_path, const std::string& only_volume, S
             logical += v.logical_bytes;
         }
     }
+    // Only for a volume named by its mountpoint: a status file outlives its mount.
+    auto source = only_volume.empty() ? std::string() : source_status(**store, only_volume);
     switch (format) {
         case StatFormat::json:
-            print_json((*store)->root().string(), *stats, volumes, logical);
+            print_json((*store)->root().string(), *stats, volumes, logical, source);
             break;
         case StatFormat::markdown:
             print_markdown(*stats, volumes, logical);
@@ -109,6 +123,9 @@ int print_stats(const std::string& store_path, const std::string& only_volume, S
         case StatFormat::text:
         case StatFormat::digest:
             print_text(*stats, volumes, logical);
+            if (!source.empty()) {
+                fmt::print("source {}\n", source);
+            }
             break;
     }
     return 0;

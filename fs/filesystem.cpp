@@ -61,6 +61,10 @@ struct stat Filesystem::to_stat(InodeNumber ino, const InodeRecord& r) const {
     return st;
 }
 
+Filesystem::~Filesystem() {
+    stop_watching();  // its thread reads m_lower and calls back into this object
+}
+
 Result<struct stat> Filesystem::lookup(InodeNumber parent, std::string_view name) {
     if (auto ok = check_name(name); !ok) {
         return std::unexpected(ok.error());
@@ -89,7 +93,7 @@ Result<struct stat> Filesystem::lookup(InodeNumber parent, std::string_view name
     if (!found && m_lower && !opaque && (parent == k_root_inode || m_inodes.path_of(parent))) {
         // A missing lower parent directory makes this lstat fail too.
         if (auto st = m_lower->stat(path)) {
-            found = lower_ino(path);
+            found = lower_ino(path, st->st_mode);
             lower_only = Node{*found, path, std::nullopt, *st};
         }
     }
@@ -338,7 +342,8 @@ Result<void> Filesystem::remove_entry(InodeNumber parent, std::string_view name,
     }
     if (dir && in_lower) {
         // A directory that shows lower entries is not empty, whatever its upper part holds.
-        auto child = resolve(in_upper ? (*entry)->ino : lower_ino(child_path(parent, name)));
+        auto child =
+            resolve(in_upper ? (*entry)->ino : lower_ino(child_path(parent, name), below->st_mode));
         if (child && !child->path.empty()) {
             if (auto empty = check_empty(*child); !empty) {
                 return empty;
@@ -356,7 +361,7 @@ Result<void> Filesystem::remove_entry(InodeNumber parent, std::string_view name,
             return hidden;
         }
         // The kernel may still ask about the inode (a ctime update): it must not come back.
-        m_inodes.clear_path(lower_ino(child_path(parent, name)));
+        m_inodes.clear_path(lower_ino(child_path(parent, name), below->st_mode));
         return {};
     }
     // A file is kept as an orphan while the kernel or a handle may still use it.

@@ -22,14 +22,17 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "fs/inode_table.h"
+#include "fs/kernel_cache.h"
 #include "fs/lower_layer.h"
 #include "fs/open_inode.h"
+#include "fs/source_watch.h"
 #include "fs/stamp_book.h"
 #include "store/error.h"
 #include "store/store.h"
@@ -74,9 +77,10 @@ struct AttrChange {
     std::optional<TimeNs> ctime;
 };
 
-class Filesystem {
+class Filesystem : public SourceListener {
 public:
     explicit Filesystem(VolumeTree tree, std::optional<LowerLayer> lower = std::nullopt);
+    ~Filesystem() override;
     Filesystem(const Filesystem&) = delete;
     Filesystem& operator=(const Filesystem&) = delete;
 
@@ -88,11 +92,24 @@ public:
     Result<struct stat> lookup(InodeNumber parent, std::string_view name);
     void forget(InodeNumber ino, std::uint64_t count);
     // How long the kernel may trust what it was told about `ino`: long for volume entries (every
-    // change to them comes through the mount), short for an overlay's lower entries, which the
-    // user may change behind the mount's back.
+    // change to them comes through the mount), and for an overlay's lower entries while the
+    // source is watched (every change to it is pushed to the kernel); short for lower entries
+    // otherwise, which the user may change behind the mount's back.
     double cache_timeout(InodeNumber ino) const;
-    // How long the kernel may remember that a name does not exist.
-    double negative_timeout() const;
+    // How long the kernel may remember that `name` does not exist in `parent`. An overlay
+    // remembers the names it said so of, to take them back if its source's changes are lost.
+    double negative_timeout(InodeNumber parent, std::string_view name);
+
+    // Overlay only: watches the source (SourceWatch) and pushes each change made there to
+    // `kernel`, which must outlive the watch: stop_watching() before it goes.
+    void watch_source(KernelCache& kernel);
+    void stop_watching();
+
+    // SourceListener: called from the watch's thread.
+    void entry_changed(const std::string& dir, std::string_view name) override;
+    void content_changed(const std::string& path) override;
+    void everything_changed() override;
+    void watching(bool active, const std::string& detail) override;
     Result<struct stat> mknod(InodeNumber parent, std::string_view name, std::uint32_t mode,
                               std::uint64_t rdev, const Caller& caller);
     Result<struct stat> mkdir(InodeNumber parent, std::string_view name, std::uint32_t mode,
@@ -160,7 +177,8 @@ private:
     Result<void> check_free(const Node& dir, std::string_view name) const;
     // ENOTEMPTY unless directory `dir` shows no entries.
     Result<void> check_empty(const Node& dir) const;
-    static InodeNumber lower_ino(const std::string& path);
+    // The number of the lower entry at `path` of type `mode` (its S_IFMT bits).
+    static InodeNumber lower_ino(const std::string& path, mode_t mode);
     std::string child_path(InodeNumber parent, std::string_view name) const;
     Result<std::unique_ptr<FileHandle>> open_lower(const Node& node);
 
@@ -195,10 +213,23 @@ private:
     std::optional<LowerLayer> m_lower;
     std::unique_ptr<StampBook> m_stamps;  // with m_lower
 
-    // Guards m_lower_opened: each lower file's (size, mtime) when it was last opened, to tell
-    // the kernel when its cached pages went stale. Never held across I/O.
+    // Guards m_lower_opened: each lower file's identity when it was last opened, to tell the
+    // kernel when its cached pages went stale. Never held across I/O.
     std::mutex m_lower_mutex;
-    std::unordered_map<InodeNumber, std::pair<off_t, TimeNs>> m_lower_opened;
+    std::unordered_map<InodeNumber, FileIdentity> m_lower_opened;
+
+    // overlay_watch.cpp
+    bool source_watched() const { return m_watch && m_watch->active(); }
+    InodeNumber dir_ino(const std::string& dir) const;
+    // <store>/log/<volume>.source: the source's watch, for `fbfs stat MOUNTPOINT`.
+    std::filesystem::path source_status_file() const;
+    void write_source_status(const std::string& status) const;
+    KernelCache* m_kernel = nullptr;  // set before m_watch starts, cleared after it stops
+    std::unique_ptr<SourceWatch> m_watch;
+    // Guards m_negatives: the (directory, name) pairs the kernel was told do not exist, while
+    // the source is watched. Never held across a kernel call.
+    std::mutex m_negatives_mutex;
+    std::set<std::pair<InodeNumber, std::string>> m_negatives;
 };
 
 }  // namespace fbfs

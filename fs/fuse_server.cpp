@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
@@ -92,6 +93,9 @@ void on_init(void* userdata, fuse_conn_info* conn) {
     want(FUSE_CAP_SPLICE_READ);
     want(FUSE_CAP_READDIRPLUS);
     want(FUSE_CAP_READDIRPLUS_AUTO);
+    // A symlink never changes in place (a new target is a new symlink, which the watch reports
+    // for the source), so the kernel may keep what readlink said.
+    want(FUSE_CAP_CACHE_SYMLINKS);
     conn->max_write = k_max_write;
     conn->max_readahead = k_max_write;
 }
@@ -101,7 +105,7 @@ void on_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     if (!st && st.error().code == ENOENT) {
         // A negative entry: the kernel may remember that the name does not exist.
         fuse_entry_param e{};
-        e.entry_timeout = fs_of(req).negative_timeout();
+        e.entry_timeout = fs_of(req).negative_timeout(parent, name);
         fuse_reply_entry(req, &e);
         return;
     }
@@ -200,6 +204,8 @@ void set_handle(fuse_file_info* fi, std::unique_ptr<FileHandle> handle) {
     // Objects never change in place and every write goes through this mount, so cached pages
     // stay right across opens; a lower file says whether it changed since it was last opened.
     fi->keep_cache = handle->keep_cache ? 1 : 0;
+    // Closing a read-only handle commits nothing: the kernel may skip its FLUSH round trip.
+    fi->noflush = handle->writable ? 0 : 1;
     fi->fh = reinterpret_cast<std::uint64_t>(handle.release());
 }
 
@@ -495,6 +501,20 @@ FuseServer::~FuseServer() {
     }
     fuse_session_unmount(m_session);
     fuse_session_destroy(m_session);
+}
+
+void FuseServer::forget_entry(InodeNumber parent, std::string_view name) {
+    int rc = fuse_lowlevel_notify_inval_entry(m_session, parent, name.data(), name.size());
+    if (rc != 0 && rc != -ENOENT) {
+        spdlog::debug("could not invalidate entry {} of {}: {}", name, parent, std::strerror(-rc));
+    }
+}
+
+void FuseServer::forget_inode(InodeNumber ino) {
+    int rc = fuse_lowlevel_notify_inval_inode(m_session, ino, 0, 0);
+    if (rc != 0 && rc != -ENOENT) {
+        spdlog::debug("could not invalidate inode {}: {}", ino, std::strerror(-rc));
+    }
 }
 
 Result<void> FuseServer::run() {

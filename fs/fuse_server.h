@@ -9,6 +9,7 @@
 #include <string>
 
 #include "fs/filesystem.h"
+#include "fs/kernel_cache.h"
 #include "store/error.h"
 
 struct fuse_session;
@@ -22,16 +23,20 @@ struct ServeOptions {
     bool debug = false;        // libfuse's request trace on stderr
 };
 
-class FuseServer {
+class FuseServer : public KernelCache {
 public:
     // Creates the session and mounts it (through fusermount3 when not root).
     static Result<std::unique_ptr<FuseServer>> mount(Filesystem& fs, const ServeOptions& options);
-    ~FuseServer();  // unmounts if still mounted
+    ~FuseServer() override;  // unmounts if still mounted
     FuseServer(const FuseServer&) = delete;
     FuseServer& operator=(const FuseServer&) = delete;
 
     // Serves requests until the filesystem is unmounted or SIGINT/SIGTERM/SIGHUP arrives.
     Result<void> run();
+
+    // KernelCache: notifications to the kernel (never from a thread that answers requests).
+    void forget_entry(InodeNumber parent, std::string_view name) override;
+    void forget_inode(InodeNumber ino) override;
 
 private:
     explicit FuseServer(fuse_session* session) : m_session(session) {}

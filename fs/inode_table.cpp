@@ -25,6 +25,18 @@ std::optional<std::string> InodeTable::path_of(InodeNumber ino) const {
     return it->second.path;
 }
 
+std::vector<std::pair<InodeNumber, std::string>> InodeTable::known_paths() const {
+    std::lock_guard lock(m_mutex);
+    std::vector<std::pair<InodeNumber, std::string>> out;
+    out.reserve(m_entries.size());
+    for (const auto& [ino, entry] : m_entries) {
+        if (entry.lookups > 0 && !entry.hidden && !entry.path.empty()) {
+            out.emplace_back(ino, entry.path);
+        }
+    }
+    return out;
+}
+
 void InodeTable::clear_path(InodeNumber ino) {
     std::lock_guard lock(m_mutex);
     if (auto it = m_entries.find(ino); it != m_entries.end()) {

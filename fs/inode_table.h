@@ -15,6 +15,8 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "fs/open_inode.h"
 #include "store/schema.h"
@@ -28,6 +30,8 @@ public:
     void remember(InodeNumber ino, const std::string& path = {});
     // The path `ino` was last found at, if the kernel holds it.
     std::optional<std::string> path_of(InodeNumber ino) const;
+    // Every inode the kernel holds with the path it was found at (overlay mounts), copied out.
+    std::vector<std::pair<InodeNumber, std::string>> known_paths() const;
     // After a rename: `ino` is now at `path`.
     void set_path(InodeNumber ino, const std::string& path);
     // After a whiteout hid it: `ino` has no path any more, until it is found again.

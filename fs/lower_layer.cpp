@@ -13,6 +13,16 @@ std::string join_path(const std::string& dir, std::string_view name) {
     return dir.empty() ? std::string(name) : dir + "/" + std::string(name);
 }
 
+std::string parent_of(const std::string& path) {
+    auto slash = path.rfind('/');
+    return slash == std::string::npos ? std::string() : path.substr(0, slash);
+}
+
+std::string base_of(const std::string& path) {
+    auto slash = path.rfind('/');
+    return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
 Result<LowerLayer> LowerLayer::open(const std::filesystem::path& root) {
     UniqueFd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd) {
@@ -77,6 +87,12 @@ Result<std::vector<LowerEntry>> LowerLayer::list(const std::string& path) const 
     }
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
     return out;
+}
+
+std::string LowerLayer::proc_path(const std::string& path) const {
+    // The root as "N/." rather than the magic link "N", so a caller's O_NOFOLLOW or
+    // IN_DONT_FOLLOW applies to the directory, not to the link.
+    return fmt::format("/proc/self/fd/{}/{}", m_root.get(), path.empty() ? "." : path);
 }
 
 }  // namespace fbfs

@@ -15,9 +15,25 @@
 #include <vector>
 
 #include "store/error.h"
+#include "store/schema.h"
 #include "store/unique_fd.h"
 
 namespace fbfs {
+
+// What tells one version of a source file from another without reading it: its (dev, ino,
+// size, mtime, ctime). Equal identities mean the same bytes, unless someone forged the times.
+struct FileIdentity {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = 0;
+    TimeNs mtime = 0;
+    TimeNs ctime = 0;
+
+    static FileIdentity of(const struct stat& st) {
+        return {st.st_dev, st.st_ino, st.st_size, to_ns(st.st_mtim), to_ns(st.st_ctim)};
+    }
+    bool operator==(const FileIdentity&) const = default;
+};
 
 struct LowerEntry {
     std::string name;
@@ -37,6 +53,9 @@ public:
     Result<std::string> readlink(const std::string& path) const;
     // The entries of a directory, without "." and "..", in name order.
     Result<std::vector<LowerEntry>> list(const std::string& path) const;
+    // A name for `path` that calls taking only a path (inotify_add_watch) resolve through the
+    // root fd: /proc/self/fd/N/path.
+    std::string proc_path(const std::string& path) const;
 
 private:
     explicit LowerLayer(UniqueFd root) : m_root(std::move(root)) {}
@@ -49,5 +68,8 @@ private:
 
 // "dir/name", or "name" under the root.
 std::string join_path(const std::string& dir, std::string_view name);
+// The directory part of a relative path ("" for a name in the root), and the last part.
+std::string parent_of(const std::string& path);
+std::string base_of(const std::string& path);
 
 }  // namespace fbfs

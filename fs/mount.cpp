@@ -201,6 +201,12 @@ Result<void> serve(const MountRequest& request, const std::function<void(const E
     if (!server) {
         return std::unexpected(server.error());
     }
+    filesystem.watch_source(**server);
+    // The watch sends the server's notifications: it stops before the server goes.
+    struct StopWatching {
+        Filesystem& filesystem;
+        ~StopWatching() { filesystem.stop_watching(); }
+    } stop_watching{filesystem};
     ready(nullptr);
     // Stopped and joined when serving ends, before the filesystem goes.
     std::jthread warmer([&filesystem](std::stop_token stop) { filesystem.warm_stamps(stop); });

@@ -13,23 +13,15 @@ namespace fbfs {
 
 namespace {
 
-// Lower entries change behind the mount's back (an editor, git checkout): the kernel re-asks
-// after this long.
+// Lower entries change behind the mount's back (an editor, git checkout): while the source is
+// not watched, the kernel re-asks after this long.
 constexpr double k_lower_timeout = 1.0;
 constexpr double k_upper_timeout = 86400.0;
+// How many negative entries an overlay remembers to take back after lost source events.
+constexpr std::size_t k_max_negatives = 1'000'000;
 // Inode numbers derived from lower paths have the top bit set; the volume's own counter never
 // gets there.
 constexpr InodeNumber k_lower_ino_bit = InodeNumber{1} << 63;
-
-std::string parent_of(const std::string& path) {
-    auto slash = path.rfind('/');
-    return slash == std::string::npos ? std::string() : path.substr(0, slash);
-}
-
-std::string base_of(const std::string& path) {
-    auto slash = path.rfind('/');
-    return slash == std::string::npos ? path : path.substr(slash + 1);
-}
 
 // Copies a lower file into a new file in the pool's tmp/ and seals it (hash, read-only). Named
 // as volume `volume`'s staging files are, so a killed daemon's leftovers go at the next mount.
@@ -49,21 +41,39 @@ Result<PutResult> stage_copy(const ObjectPool& pool, VolumeId volume, int from,
 
 }  // namespace
 
-InodeNumber Filesystem::lower_ino(const std::string& path) {
+InodeNumber Filesystem::lower_ino(const std::string& path, mode_t mode) {
     // FNV-1a: stable across runs and machines, so a lower file keeps its number everywhere.
     std::uint64_t hash = 0xcbf29ce484222325ull;
     for (char c : path) {
         hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
     }
+    // A path that changes type (a file replaced by a directory) is another inode to the kernel,
+    // as it would be natively: the kernel refuses an inode whose type changes. Directories keep
+    // the bare hash, which directories copied up by earlier versions carry in the volume.
+    if (!S_ISDIR(mode)) {
+        hash ^= static_cast<std::uint64_t>((mode & S_IFMT) >> 12) * 0x9e3779b97f4a7c15ull;
+    }
     return k_lower_ino_bit | (hash & ~k_lower_ino_bit);
 }
 
 double Filesystem::cache_timeout(InodeNumber ino) const {
-    return (m_lower && (ino & k_lower_ino_bit)) ? k_lower_timeout : k_upper_timeout;
+    bool lower = m_lower && ((ino & k_lower_ino_bit) || ino == k_root_inode);
+    return lower && !source_watched() ? k_lower_timeout : k_upper_timeout;
 }
 
-double Filesystem::negative_timeout() const {
-    return m_lower ? k_lower_timeout : k_upper_timeout;
+double Filesystem::negative_timeout(InodeNumber parent, std::string_view name) {
+    if (!m_lower) {
+        return k_upper_timeout;
+    }
+    if (!source_watched()) {
+        return k_lower_timeout;
+    }
+    std::lock_guard lock(m_negatives_mutex);
+    if (m_negatives.size() >= k_max_negatives) {
+        return k_lower_timeout;  // too many to take back one by one: let them expire
+    }
+    m_negatives.emplace(parent, name);
+    return k_upper_timeout;
 }
 
 std::string Filesystem::child_path(InodeNumber parent, std::string_view name) const {
@@ -87,7 +97,10 @@ Result<Filesystem::Node> Filesystem::resolve(InodeNumber ino) const {
         auto path = ino == k_root_inode ? std::optional<std::string>("") : m_inodes.path_of(ino);
         if (path) {
             node.path = *path;
-            if (auto st = m_lower->stat(node.path)) {
+            auto st = m_lower->stat(node.path);
+            // A path that changed type since the kernel took this number is another inode now.
+            if (st &&
+                (node.upper || ino == k_root_inode || lower_ino(node.path, st->st_mode) == ino)) {
                 node.lower = *st;
             }
         }
@@ -164,7 +177,13 @@ Result<std::vector<DirHandle::Entry>> Filesystem::merged_entries(const Node& dir
         }
         for (auto& e : *entries) {
             if (!upper_names.contains(e.name)) {
-                InodeNumber ino = lower_ino(join_path(dir.path, e.name));
+                std::string path = join_path(dir.path, e.name);
+                mode_t mode = DTTOIF(e.type);
+                if (e.type == DT_UNKNOWN) {
+                    auto st = m_lower->stat(path);
+                    mode = st ? st->st_mode : S_IFREG;
+                }
+                InodeNumber ino = lower_ino(path, mode);
                 out.push_back({std::move(e.name), ino, e.type});
             }
         }
@@ -211,7 +230,7 @@ Result<InodeNumber> Filesystem::upper_dir(const std::string& path) {
     r.mtime = m_stamps->shown_mtime(path, *st);
     r.ctime = to_ns(st->st_ctim);
     VolumeTree::CreateOptions options;
-    options.ino = lower_ino(path);
+    options.ino = lower_ino(path, S_IFDIR);
     options.touch_parent = false;
     auto made = m_tree.create(*parent, name, std::move(r), options);
     if (!made && made.error().code == EEXIST) {
@@ -285,7 +304,7 @@ Result<std::unique_ptr<FileHandle>> Filesystem::open_lower(const Node& node) {
     handle->ino = node.ino;
     handle->lower = std::make_shared<UniqueFd>(std::move(*fd));
     // The kernel's cached pages are right only if the file did not change since it last opened.
-    std::pair<off_t, TimeNs> now{node.lower->st_size, to_ns(node.lower->st_mtim)};
+    FileIdentity now = FileIdentity::of(*node.lower);
     std::lock_guard lock(m_lower_mutex);
     auto [it, inserted] = m_lower_opened.try_emplace(node.ino, now);
     handle->keep_cache = !inserted && it->second == now;
@@ -303,7 +322,9 @@ Result<Filesystem::RenamePlan> Filesystem::prepare_rename(InodeNumber parent, st
         bool whiteout = false;
         std::optional<struct stat> lower;
         std::string path;
-        InodeNumber ino() const { return upper ? upper->ino : lower_ino(path); }
+        InodeNumber ino() const {
+            return upper ? upper->ino : lower_ino(path, lower ? lower->st_mode : S_IFREG);
+        }
         bool exists() const { return upper || (lower && !whiteout); }
     };
     auto side_of = [&](InodeNumber dir, std::string_view entry) -> Result<Side> {

@@ -1,0 +1,21 @@
+// KernelCache: what the kernel caches of a mount's entries and inodes, as fs/ code tells it to
+// forget something (fuse_server.cpp sends the notifications). Calls may block until requests in
+// flight on the same directory are answered, so they must come from a thread that answers none.
+#pragma once
+
+#include <string_view>
+
+#include "store/schema.h"
+
+namespace fbfs {
+
+class KernelCache {
+public:
+    virtual ~KernelCache() = default;
+    // Drops the kernel's entry `name` of directory `parent`, found or negative, if it has one.
+    virtual void forget_entry(InodeNumber parent, std::string_view name) = 0;
+    // Drops the kernel's attributes and cached pages of `ino`, if it holds the inode.
+    virtual void forget_inode(InodeNumber ino) = 0;
+};
+
+}  // namespace fbfs

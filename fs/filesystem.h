@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -143,12 +144,9 @@ public:
 
     Result<struct statvfs> statfs() const;
 
-    // Overlay only: works out the lower tree's shown mtimes ahead of the build (StampBook::warm).
-    void warm_stamps(std::stop_token stop) {
-        if (m_stamps) {
-            m_stamps->warm(stop);
-        }
-    }
+    // The thread id of the daemon's background warm-up (kernel_warmer.h) while it runs, else 0:
+    // requests it makes are served at its low priority.
+    std::atomic<pid_t>& background_caller() { return m_background_caller; }
 
 private:
     // An inode as the overlay sees it: its volume record, its lower file, or both (a merged
@@ -224,6 +222,7 @@ private:
     // <store>/log/<volume>.source: the source's watch, for `fbfs stat MOUNTPOINT`.
     std::filesystem::path source_status_file() const;
     void write_source_status(const std::string& status) const;
+    std::atomic<pid_t> m_background_caller{0};
     KernelCache* m_kernel = nullptr;  // set before m_watch starts, cleared after it stops
     std::unique_ptr<SourceWatch> m_watch;
     // Guards m_negatives: the (directory, name) pairs the kernel was told do not exist, while

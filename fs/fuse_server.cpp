@@ -4,6 +4,7 @@
 #include <fuse_lowlevel.h>
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -91,8 +92,10 @@ void on_init(void* userdata, fuse_conn_info* conn) {
     want(FUSE_CAP_SPLICE_WRITE);
     want(FUSE_CAP_SPLICE_MOVE);
     want(FUSE_CAP_SPLICE_READ);
+    // READDIRPLUS for every listing, not only its first request (READDIRPLUS_AUTO): a mount's
+    // warm-up fills the kernel's caches through it, and builds stat what they list.
     want(FUSE_CAP_READDIRPLUS);
-    want(FUSE_CAP_READDIRPLUS_AUTO);
+    conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
     // A symlink never changes in place (a new target is a new symlink, which the watch reports
     // for the source), so the kernel may keep what readlink said.
     want(FUSE_CAP_CACHE_SYMLINKS);
@@ -310,8 +313,36 @@ void on_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     }
 }
 
+// While it lives, this thread runs at the low priority of the daemon's background warm-up, if
+// `req` is one of its requests: the lookups of a READDIRPLUS must not compete with the build.
+class WarmUpPriority {
+public:
+    explicit WarmUpPriority(fuse_req_t req)
+        : m_on(fuse_req_ctx(req)->pid == fs_of(req).background_caller().load() &&
+               fuse_req_ctx(req)->pid != 0) {
+        if (m_on) {
+            errno = 0;
+            m_old = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+            m_on =
+                errno == 0 && ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10) == 0;
+        }
+    }
+    ~WarmUpPriority() {
+        if (m_on) {
+            ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), m_old);
+        }
+    }
+    WarmUpPriority(const WarmUpPriority&) = delete;
+    WarmUpPriority& operator=(const WarmUpPriority&) = delete;
+
+private:
+    bool m_on;
+    int m_old = 0;
+};
+
 void read_dir(fuse_req_t req, fuse_ino_t dir_ino, size_t size, off_t offset, fuse_file_info* fi,
               bool plus) {
+    WarmUpPriority priority(req);
     DirHandle& dir = dir_of(fi);
     std::vector<char> buf(size);
     size_t used = 0;

@@ -23,6 +23,7 @@
 #include "fs/filesystem.h"
 #include "fs/fuse_device.h"
 #include "fs/fuse_server.h"
+#include "fs/kernel_warmer.h"
 #include "fs/lower_layer.h"
 #include "fs/mount_table.h"
 #include "store/store.h"
@@ -34,6 +35,9 @@ namespace fbfs {
 namespace fs = std::filesystem;
 
 namespace {
+
+// How long a new mount's warm-up may delay `fbfs mount`; the rest goes on in the background.
+constexpr std::chrono::milliseconds k_foreground_warm_up{1000};
 
 Result<void> check_mountpoint(const fs::path& mountpoint) {
     auto name = mountpoint.string();
@@ -207,9 +211,20 @@ Result<void> serve(const MountRequest& request, const std::function<void(const E
         Filesystem& filesystem;
         ~StopWatching() { filesystem.stop_watching(); }
     } stop_watching{filesystem};
-    ready(nullptr);
-    // Stopped and joined when serving ends, before the filesystem goes.
-    std::jthread warmer([&filesystem](std::stop_token stop) { filesystem.warm_stamps(stop); });
+    // `fbfs umount` signals before it unmounts: the walk below lets go of the mount.
+    struct sigaction on_unmount {};
+    on_unmount.sa_handler = [](int) { request_unmount_from_signal(); };
+    on_unmount.sa_flags = SA_RESTART;
+    ::sigaction(k_unmount_signal, &on_unmount, nullptr);
+    // Fills the kernel's caches through the mount, which the loop below serves: the mount is
+    // ready once the foreground part is done. Stopped and joined before the filesystem goes.
+    std::jthread warmer([&](std::stop_token stop) {
+        auto warmed = warm_kernel_caches(
+            request.mountpoint, stop, k_foreground_warm_up, [&] { ready(nullptr); },
+            filesystem.background_caller());
+        spdlog::info("warm-up listed {} directories, {} entries{}", warmed.directories,
+                     warmed.entries, warmed.complete ? "" : " (stopped before the end)");
+    });
     return (*server)->run();
 }
 
@@ -436,11 +451,22 @@ Result<void> unmount_volume(const fs::path& mountpoint_in) {
     struct stat st {};
     bool dead =
         ::stat(mountpoint.c_str(), &st) != 0 && (errno == ENOTCONN || errno == ECONNABORTED);
-    if (auto detached = detach_mount(mountpoint, dead); !detached) {
+    auto pid = daemon_pid(*entry);
+    if (pid && !dead) {
+        ::kill(*pid, k_unmount_signal);  // the daemon's warm-up lets go of the mount
+    }
+    // Busy for a moment while the warm-up closes the directory it lists; busy for longer is
+    // someone else's open file.
+    auto detached = detach_mount(mountpoint, dead);
+    for (int tries = 0; !detached && detached.error().code == EBUSY && tries < 40; ++tries) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        detached = detach_mount(mountpoint, dead);
+    }
+    if (!detached) {
         return detached;
     }
     // The daemon saves what is left and exits once the kernel tells it the mount is gone.
-    if (auto pid = daemon_pid(*entry)) {
+    if (pid) {
         while (!process_gone(*pid)) {
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
         }

@@ -1,11 +1,6 @@
 #include "fs/stamp_book.h"
 
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-#include <vector>
 
 namespace fbfs {
 
@@ -75,36 +70,6 @@ Result<TimeNs> StampBook::decide(const std::string& path, const struct stat& st)
         return std::unexpected(put.error());
     }
     return real;
-}
-
-void StampBook::warm(std::stop_token stop) {
-    // Background work: yield the CPU and the disk to the build (these apply to this thread).
-    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
-    constexpr int k_ioprio_class_idle = 3;
-    ::syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, ::gettid(), k_ioprio_class_idle << 13);
-    std::vector<std::string> dirs{""};
-    while (!dirs.empty() && !stop.stop_requested()) {
-        std::string dir = std::move(dirs.back());
-        dirs.pop_back();
-        auto entries = m_lower.list(dir);
-        if (!entries) {
-            continue;  // gone or unreadable: the build will hear about it when it looks
-        }
-        for (const auto& entry : *entries) {
-            if (stop.stop_requested()) {
-                return;
-            }
-            std::string path = join_path(dir, entry.name);
-            auto st = m_lower.stat(path);
-            if (!st || !(S_ISREG(st->st_mode) || S_ISDIR(st->st_mode))) {
-                continue;
-            }
-            shown_mtime(path, *st);
-            if (S_ISDIR(st->st_mode)) {
-                dirs.push_back(std::move(path));
-            }
-        }
-    }
 }
 
 }  // namespace fbfs

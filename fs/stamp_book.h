@@ -14,7 +14,6 @@
 #include <sys/stat.h>
 
 #include <mutex>
-#include <stop_token>
 #include <string>
 #include <unordered_map>
 
@@ -31,10 +30,6 @@ public:
     // The mtime to show for the lower file or directory at `path`, whose lstat is `st`. Falls
     // back to the real mtime (and logs) if the content cannot be read.
     TimeNs shown_mtime(const std::string& path, const struct stat& st);
-    // Decides the shown mtime of every file and directory of the source tree ahead of the
-    // build's first look, on a background thread, until done or `stop` is requested. It only
-    // fills caches: the answers are the ones shown_mtime() would give.
-    void warm(std::stop_token stop);
 
 private:
     struct Seen {

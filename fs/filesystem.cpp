@@ -25,7 +25,7 @@ Result<void> check_name(std::string_view name) {
 Filesystem::Filesystem(VolumeTree tree, std::optional<LowerLayer> lower)
     : m_tree(std::move(tree)), m_lower(std::move(lower)) {
     if (m_lower) {
-        m_stamps = std::make_unique<StampBook>(m_tree, *m_lower);
+        m_stamps = std::make_unique<StampBook>(m_tree, *m_lower, GitIndex::load(*m_lower));
     }
 }
 

@@ -147,6 +147,9 @@ public:
     // The thread id of the daemon's background warm-up (kernel_warmer.h) while it runs, else 0:
     // requests it makes are served at its low priority.
     std::atomic<pid_t>& background_caller() { return m_background_caller; }
+    // The warm-up is over: says so in the source's status (for `fbfs stat`), with how many
+    // files' content came from git's index and how many were hashed.
+    void warmed_up(std::uint64_t directories, std::uint64_t entries, double seconds, bool complete);
 
 private:
     // An inode as the overlay sees it: its volume record, its lower file, or both (a merged
@@ -221,7 +224,11 @@ private:
     InodeNumber dir_ino(const std::string& dir) const;
     // <store>/log/<volume>.source: the source's watch, for `fbfs stat MOUNTPOINT`.
     std::filesystem::path source_status_file() const;
-    void write_source_status(const std::string& status) const;
+    // Rewrites it with `watch` as the watch's state ("" keeps the last one) and the warm-up's.
+    void write_source_status(const std::string& watch);
+    std::mutex m_status_mutex;  // guards the two below
+    std::string m_watch_status;
+    std::string m_warm_status;
     std::atomic<pid_t> m_background_caller{0};
     KernelCache* m_kernel = nullptr;  // set before m_watch starts, cleared after it stops
     std::unique_ptr<SourceWatch> m_watch;

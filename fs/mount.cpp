@@ -219,11 +219,12 @@ Result<void> serve(const MountRequest& request, const std::function<void(const E
     // Fills the kernel's caches through the mount, which the loop below serves: the mount is
     // ready once the foreground part is done. Stopped and joined before the filesystem goes.
     std::jthread warmer([&](std::stop_token stop) {
+        auto start = std::chrono::steady_clock::now();
         auto warmed = warm_kernel_caches(
             request.mountpoint, stop, k_foreground_warm_up, [&] { ready(nullptr); },
             filesystem.background_caller());
-        spdlog::info("warm-up listed {} directories, {} entries{}", warmed.directories,
-                     warmed.entries, warmed.complete ? "" : " (stopped before the end)");
+        std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+        filesystem.warmed_up(warmed.directories, warmed.entries, took.count(), warmed.complete);
     });
     return (*server)->run();
 }

@@ -42,15 +42,41 @@ std::filesystem::path Filesystem::source_status_file() const {
     return m_tree.store().root() / "log" / (m_tree.name() + ".source");
 }
 
-void Filesystem::write_source_status(const std::string& status) const {
+void Filesystem::write_source_status(const std::string& watch) {
+    std::lock_guard lock(m_status_mutex);
+    if (!watch.empty()) {
+        m_watch_status = watch;
+    }
+    std::string line = m_watch_status;
+    if (m_watch_status.starts_with("not")) {
+        line += " (lower entries cached for 1 s)";
+    }
+    if (!m_warm_status.empty()) {
+        line += "; " + m_warm_status;
+    }
     std::error_code ec;
     std::filesystem::create_directories(source_status_file().parent_path(), ec);
-    std::ofstream out(source_status_file(), std::ios::trunc);
-    out << status << (status.starts_with("not") ? " (lower entries cached for 1 s)" : "") << "\n";
+    std::ofstream(source_status_file(), std::ios::trunc) << line << "\n";
 }
 
 void Filesystem::watching(bool active, const std::string& detail) {
     write_source_status(active ? "watched (" + detail + ")" : "not watched: " + detail);
+}
+
+void Filesystem::warmed_up(std::uint64_t directories, std::uint64_t entries, double seconds,
+                           bool complete) {
+    if (!m_lower) {
+        return;
+    }
+    {
+        std::lock_guard lock(m_status_mutex);
+        m_warm_status = fmt::format(
+            "warm-up {} {} directories, {} entries in {:.2f} s; {} files' content from git's "
+            "index, {} hashed",
+            complete ? "listed" : "stopped after", directories, entries, seconds,
+            m_stamps->counts().vouched.load(), m_stamps->counts().hashed.load());
+    }
+    write_source_status("");
 }
 
 void Filesystem::entry_changed(const std::string& dir, std::string_view name) {

@@ -2,17 +2,15 @@
 
 #include <spdlog/spdlog.h>
 
-namespace fbfs {
+#include <algorithm>
 
-bool StampBook::same_file(const Seen& seen, const struct stat& st) {
-    return seen.dev == st.st_dev && seen.ino == st.st_ino && seen.size == st.st_size &&
-           seen.mtime == to_ns(st.st_mtim) && seen.ctime == to_ns(st.st_ctim);
-}
+namespace fbfs {
 
 TimeNs StampBook::shown_mtime(const std::string& path, const struct stat& st) {
     {
         std::lock_guard lock(m_mutex);
-        if (auto it = m_seen.find(path); it != m_seen.end() && same_file(it->second, st)) {
+        auto it = m_seen.find(path);
+        if (it != m_seen.end() && it->second.file == FileIdentity::of(st)) {
             return it->second.shown;
         }
     }
@@ -22,12 +20,22 @@ TimeNs StampBook::shown_mtime(const std::string& path, const struct stat& st) {
         return to_ns(st.st_mtim);
     }
     std::lock_guard lock(m_mutex);
-    m_seen[path] =
-        Seen{st.st_dev, st.st_ino, st.st_size, to_ns(st.st_mtim), to_ns(st.st_ctim), *shown};
+    m_seen[path] = Seen{FileIdentity::of(st), *shown};
     return *shown;
 }
 
-Result<ObjectId> StampBook::content_hash(const std::string& path, const struct stat& st) const {
+namespace {
+
+// A git blob id as a stamp's content identity: its 20 bytes, then zeros.
+ObjectId content_of(const GitBlobId& blob) {
+    ObjectId::Bytes bytes{};
+    std::copy(blob.begin(), blob.end(), bytes.begin());
+    return ObjectId(bytes);
+}
+
+}  // namespace
+
+Result<ObjectId> StampBook::content_hash(const std::string& path, const struct stat& st) {
     if (S_ISDIR(st.st_mode)) {
         auto entries = m_lower.list(path);
         if (!entries) {
@@ -42,14 +50,20 @@ Result<ObjectId> StampBook::content_hash(const std::string& path, const struct s
     }
     if (S_ISLNK(st.st_mode)) {
         auto target = m_lower.readlink(path);
-        return target ? Result<ObjectId>(ObjectId::of(*target)) : std::unexpected(target.error());
+        return target ? Result<ObjectId>(content_of(git_blob_id(*target)))
+                      : std::unexpected(target.error());
+    }
+    if (auto blob = m_git.vouch(path, st)) {
+        m_counts.vouched.fetch_add(1, std::memory_order_relaxed);
+        return content_of(*blob);
     }
     auto fd = m_lower.open_file(path);
     if (!fd) {
         return std::unexpected(fd.error());
     }
-    auto hashed = ObjectPool::hash_fd(fd->get());
-    return hashed ? Result<ObjectId>(hashed->id) : std::unexpected(hashed.error());
+    m_counts.hashed.fetch_add(1, std::memory_order_relaxed);
+    auto blob = git_blob_id(fd->get(), static_cast<std::uint64_t>(st.st_size));
+    return blob ? Result<ObjectId>(content_of(*blob)) : std::unexpected(blob.error());
 }
 
 Result<TimeNs> StampBook::decide(const std::string& path, const struct stat& st) {
@@ -63,7 +77,7 @@ Result<TimeNs> StampBook::decide(const std::string& path, const struct stat& st)
     if (!recorded) {
         return std::unexpected(recorded.error());
     }
-    if (*recorded && (*recorded)->sha256 == *hash && (*recorded)->size == size) {
+    if (*recorded && (*recorded)->content == *hash && (*recorded)->size == size) {
         return (*recorded)->shown_mtime;
     }
     if (auto put = m_tree.put_stamp(path, LowerStamp{*hash, size, real}); !put) {

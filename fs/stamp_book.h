@@ -1,7 +1,8 @@
 // StampBook: content-stable mtimes for the files and directories of an overlay's source tree.
 //
-// For each lower path the volume keeps a LowerStamp: the SHA-256 of its content (for a
-// directory, of its sorted entry names and types), its size, and the mtime shown for it. While a
+// For each lower path the volume keeps a LowerStamp: the identity of its content (a file's git
+// blob id, taken from git's index where that vouches for the file, else hashed; for a directory
+// the SHA-256 of its sorted entry names and types), its size, and the mtime shown for it. While a
 // path's content stays what was recorded, the mount shows the recorded mtime, whatever the real
 // one is (a fresh checkout on another runner); new or changed content shows its real mtime, and
 // that is recorded. Each path is hashed at most once per mount unless its real size, mtime,
@@ -13,10 +14,12 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 
+#include "fs/git_index.h"
 #include "fs/lower_layer.h"
 #include "store/schema.h"
 #include "store/volume_tree.h"
@@ -25,27 +28,34 @@ namespace fbfs {
 
 class StampBook {
 public:
-    StampBook(VolumeTree& tree, const LowerLayer& lower) : m_tree(tree), m_lower(lower) {}
+    // How each file's content identity was found since the mount.
+    struct Counts {
+        std::atomic<std::uint64_t> vouched{0};  // taken from git's index, the file unread
+        std::atomic<std::uint64_t> hashed{0};   // read and hashed
+    };
+
+    // `git` vouches for files of the source tree (GitIndex::load; an empty one for none).
+    StampBook(VolumeTree& tree, const LowerLayer& lower, GitIndex git)
+        : m_tree(tree), m_lower(lower), m_git(std::move(git)) {}
 
     // The mtime to show for the lower file or directory at `path`, whose lstat is `st`. Falls
     // back to the real mtime (and logs) if the content cannot be read.
     TimeNs shown_mtime(const std::string& path, const struct stat& st);
+    const Counts& counts() const { return m_counts; }
 
 private:
     struct Seen {
-        dev_t dev;
-        ino_t ino;
-        off_t size;
-        TimeNs mtime;
-        TimeNs ctime;
+        FileIdentity file;
         TimeNs shown;
     };
-    static bool same_file(const Seen& seen, const struct stat& st);
-    Result<ObjectId> content_hash(const std::string& path, const struct stat& st) const;
+    // The identity of what `path` holds (see LowerStamp::content).
+    Result<ObjectId> content_hash(const std::string& path, const struct stat& st);
     Result<TimeNs> decide(const std::string& path, const struct stat& st);
 
     VolumeTree& m_tree;
     const LowerLayer& m_lower;
+    const GitIndex m_git;
+    Counts m_counts;
     std::mutex m_mutex;
     std::unordered_map<std::string, Seen> m_seen;
 };

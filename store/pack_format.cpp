@@ -152,7 +152,7 @@ Result<void> decode_volume(ByteReader& in, VolumeSnapshot& v,
     }
     for (std::uint64_t i = 0; i < count; ++i) {
         SnapshotStamp s;
-        if (!(read_string<std::uint32_t>(in, s.path) && read_id(in, s.stamp.sha256) &&
+        if (!(read_string<std::uint32_t>(in, s.path) && read_id(in, s.stamp.content) &&
               in.le(s.stamp.size) && in.le(s.stamp.shown_mtime))) {
             return short_metadata();
         }
@@ -281,7 +281,7 @@ std::string encode_metadata(const std::vector<VolumeSnapshot>& volumes,
         w.le(static_cast<std::uint64_t>(v.stamps.size()));
         for (const auto& s : v.stamps) {
             w.le(static_cast<std::uint32_t>(s.path.size())).bytes(s.path);
-            w.bytes(s.stamp.sha256.raw()).le(s.stamp.size).le(s.stamp.shown_mtime);
+            w.bytes(s.stamp.content.raw()).le(s.stamp.size).le(s.stamp.shown_mtime);
         }
     }
     return w.take();

@@ -92,7 +92,7 @@ Result<DirentValue> DirentValue::decode(std::string_view bytes) {
 }
 
 std::string LowerStamp::encode() const {
-    return ByteWriter().bytes(sha256.raw()).le(size).le(shown_mtime).take();
+    return ByteWriter().bytes(content.raw()).le(size).le(shown_mtime).take();
 }
 
 Result<LowerStamp> LowerStamp::decode(std::string_view bytes) {
@@ -102,7 +102,7 @@ Result<LowerStamp> LowerStamp::decode(std::string_view bytes) {
     if (!(in.bytes(ObjectId::k_size, raw) && in.le(s.size) && in.le(s.shown_mtime))) {
         return corrupt("lower stamp");
     }
-    s.sha256 = *ObjectId::from_raw(raw);
+    s.content = *ObjectId::from_raw(raw);
     return s;
 }
 

@@ -69,9 +69,12 @@ struct DirentValue {
     static Result<DirentValue> decode(std::string_view bytes);
 };
 
-// A lower file's stamp: what fbfs last saw at a relative path of the source tree.
+// A lower file's stamp: what fbfs last saw at a relative path of the source tree. `content` is
+// the content's identity: for a file or a symlink its git blob id (SHA-1 of "blob <size>\0" and
+// the bytes, which git's index also records) in the first 20 bytes and zeros after; for a
+// directory the SHA-256 of its sorted entry names and types.
 struct LowerStamp {
-    ObjectId sha256;
+    ObjectId content;
     std::uint64_t size = 0;
     TimeNs shown_mtime = 0;  // the mtime the mount shows while the content stays the same
 

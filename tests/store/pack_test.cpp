@@ -163,7 +163,7 @@ std::vector<std::string> describe(const VolumeSnapshot& v) {
             fmt::format("entry {}/{} -> {} type {}", e.parent, e.name, e.value.ino, e.value.type));
     }
     for (const auto& s : v.stamps) {
-        out.push_back(fmt::format("stamp {} {} {} {}", s.path, s.stamp.sha256.hex(), s.stamp.size,
+        out.push_back(fmt::format("stamp {} {} {} {}", s.path, s.stamp.content.hex(), s.stamp.size,
                                   s.stamp.shown_mtime));
     }
     return out;

@@ -138,7 +138,7 @@ TEST_CASE("LowerStamp: round-trips and refuses truncation", "[store][schema]") {
     std::string bytes = stamp.encode();
     auto decoded = LowerStamp::decode(bytes);
     REQUIRE(decoded);
-    CHECK(decoded->sha256 == stamp.sha256);
+    CHECK(decoded->content == stamp.content);
     CHECK(decoded->size == 12345u);
     CHECK(decoded->shown_mtime == 1'600'000'000'000'000'007);
     for (std::size_t n = 0; n < bytes.size(); ++n) {

@@ -470,6 +470,33 @@ Result<void> Filesystem::flush(FileHandle& handle) {
     return handle.writable ? handle.inode->commit(m_tree) : Result<void>();
 }
 
+void Filesystem::prefill(InodeNumber ino) {
+    constexpr std::uint64_t k_largest = 64 * 1024;  // depfiles, not objects
+    if (m_kernel == nullptr || m_prefill_budget.load(std::memory_order_relaxed) == 0 ||
+        m_inodes.find_open(ino)) {
+        return;
+    }
+    auto r = record(ino);
+    if (!r || !r->is_reg() || !r->object || r->size > k_largest) {
+        return;  // a lower file, a directory, an empty or a large file
+    }
+    auto fd = pool().open_object(*r->object);
+    if (!fd) {
+        return;
+    }
+    std::string bytes(r->size, '\0');
+    if (::pread(fd->get(), bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size())) {
+        return;
+    }
+    auto budget = m_prefill_budget.load(std::memory_order_relaxed);
+    while (budget >= bytes.size() &&
+           !m_prefill_budget.compare_exchange_weak(budget, budget - bytes.size())) {
+    }
+    if (budget >= bytes.size()) {
+        m_kernel->store_pages(ino, bytes);
+    }
+}
+
 Result<void> Filesystem::fsync(FileHandle& handle) {
     return handle.inode ? handle.inode->commit_durably(m_tree) : Result<void>();
 }
@@ -517,6 +544,7 @@ Result<std::unique_ptr<DirHandle>> Filesystem::opendir(InodeNumber ino) {
         return std::unexpected(entries.error());
     }
     auto handle = std::make_unique<DirHandle>();
+    handle->cacheable = !merges_lower(*node) || source_watched();
     handle->entries.reserve(entries->size() + 2);
     handle->entries.push_back({".", ino, DT_DIR});
     // The kernel answers ".." itself; the entry only needs a non-zero inode to be listed.

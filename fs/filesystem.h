@@ -65,6 +65,9 @@ struct DirHandle {
         std::uint8_t type = 0;
     };
     std::vector<Entry> entries;  // "." and ".." first
+    // The kernel may keep the listing until told otherwise: every change to the directory
+    // comes through the mount, or from a watched source.
+    bool cacheable = false;
 };
 
 // Which attributes setattr changes (FUSE_SET_ATTR_* bits, restated so fs/ callers need no FUSE).
@@ -101,10 +104,14 @@ public:
     // remembers the names it said so of, to take them back if its source's changes are lost.
     double negative_timeout(InodeNumber parent, std::string_view name);
 
-    // Overlay only: watches the source (SourceWatch) and pushes each change made there to
-    // `kernel`, which must outlive the watch: stop_watching() before it goes.
-    void watch_source(KernelCache& kernel);
+    // Where notifications go from now on (must outlive its use: stop_watching() before it goes).
+    // An overlay then watches its source (SourceWatch) and pushes each change made there.
+    void attach_kernel(KernelCache& kernel);
     void stop_watching();
+    // For a fresh mount's warm-up: puts a small volume file's bytes in the kernel's page cache
+    // (a build's no-op reads its depfiles), within a budget for the whole mount. Never from a
+    // thread that answers requests.
+    void prefill(InodeNumber ino);
 
     // SourceListener: called from the watch's thread.
     void entry_changed(const std::string& dir, std::string_view name) override;
@@ -231,6 +238,7 @@ private:
     std::string m_warm_status;
     std::atomic<pid_t> m_background_caller{0};
     KernelCache* m_kernel = nullptr;  // set before m_watch starts, cleared after it stops
+    std::atomic<std::uint64_t> m_prefill_budget{64u << 20};  // bytes prefill() may still push
     std::unique_ptr<SourceWatch> m_watch;
     // Guards m_negatives: the (directory, name) pairs the kernel was told do not exist, while
     // the source is watched. Never held across a kernel call.

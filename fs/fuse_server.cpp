@@ -307,6 +307,8 @@ void on_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     if (!dir) {
         return reply_error(req, dir.error());
     }
+    fi->cache_readdir = (*dir)->cacheable ? 1 : 0;
+    fi->keep_cache = fi->cache_readdir;
     fi->fh = reinterpret_cast<std::uint64_t>(dir->release());
     if (fuse_reply_open(req, fi) != 0) {
         delete &dir_of(fi);
@@ -545,6 +547,15 @@ void FuseServer::forget_inode(InodeNumber ino) {
     int rc = fuse_lowlevel_notify_inval_inode(m_session, ino, 0, 0);
     if (rc != 0 && rc != -ENOENT) {
         spdlog::debug("could not invalidate inode {}: {}", ino, std::strerror(-rc));
+    }
+}
+
+void FuseServer::store_pages(InodeNumber ino, std::string_view bytes) {
+    fuse_bufvec buf = FUSE_BUFVEC_INIT(bytes.size());
+    buf.buf[0].mem = const_cast<char*>(bytes.data());
+    int rc = fuse_lowlevel_notify_store(m_session, ino, 0, &buf, fuse_buf_copy_flags{});
+    if (rc != 0 && rc != -ENOENT) {
+        spdlog::debug("could not store pages of inode {}: {}", ino, std::strerror(-rc));
     }
 }
 

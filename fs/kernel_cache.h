@@ -16,6 +16,8 @@ public:
     virtual void forget_entry(InodeNumber parent, std::string_view name) = 0;
     // Drops the kernel's attributes and cached pages of `ino`, if it holds the inode.
     virtual void forget_inode(InodeNumber ino) = 0;
+    // Puts `bytes` into the kernel's page cache of `ino` from offset 0, as if read.
+    virtual void store_pages(InodeNumber ino, std::string_view bytes) = 0;
 };
 
 }  // namespace fbfs

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -23,7 +24,8 @@ static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler
 // Lists one directory of the mount with getdents64 (each call a READDIRPLUS request the daemon
 // answers with entries and attributes), queueing its subdirectories. Returns its entry count.
 std::uint64_t list_directory(const std::filesystem::path& mountpoint, const std::string& dir,
-                             std::deque<std::string>& queue) {
+                             std::deque<std::string>& queue,
+                             const std::function<void(ino_t)>* on_file) {
     auto path = dir.empty() ? mountpoint : mountpoint / dir;
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
     if (!fd) {
@@ -46,9 +48,15 @@ std::uint64_t list_directory(const std::filesystem::path& mountpoint, const std:
             ++entries;
             if (entry->d_type == DT_DIR && name != ".git") {
                 queue.push_back(dir.empty() ? std::string(name) : dir + "/" + std::string(name));
+            } else if (entry->d_type == DT_REG && on_file != nullptr) {
+                (*on_file)(entry->d_ino);
             }
         }
     }
+    // Listing invalidated the directory's atime: fetch its attributes now, not at the build's
+    // first stat.
+    struct stat st {};
+    ::fstat(fd.get(), &st);
     return entries;
 }
 
@@ -71,6 +79,7 @@ bool unmount_requested() {
 WarmResult warm_kernel_caches(const std::filesystem::path& mountpoint, std::stop_token stop,
                               std::chrono::milliseconds foreground,
                               const std::function<void()>& foreground_done,
+                              const std::function<void(ino_t)>& on_file,
                               std::atomic<pid_t>& background_tid) {
     using Clock = std::chrono::steady_clock;
     auto deadline = Clock::now() + foreground;
@@ -91,7 +100,8 @@ WarmResult warm_kernel_caches(const std::filesystem::path& mountpoint, std::stop
         }
         std::string dir = std::move(queue.front());
         queue.pop_front();
-        result.entries += list_directory(mountpoint, dir, queue);
+        result.entries +=
+            list_directory(mountpoint, dir, queue, in_foreground ? &on_file : nullptr);
         ++result.directories;
     }
     result.complete = queue.empty();

@@ -32,9 +32,12 @@ struct WarmResult {
 
 // Walks `mountpoint` as described above. `background_tid` is set to the walking thread's id once
 // it is in the background, so the daemon can serve its requests at low priority too.
+// `on_file` is called with the inode number of each regular file listed in the foreground
+// (before anyone else uses the mount), for the daemon to fill its pages (Filesystem::prefill).
 WarmResult warm_kernel_caches(const std::filesystem::path& mountpoint, std::stop_token stop,
                               std::chrono::milliseconds foreground,
                               const std::function<void()>& foreground_done,
+                              const std::function<void(ino_t)>& on_file,
                               std::atomic<pid_t>& background_tid);
 
 // Set (from a signal handler) when `fbfs umount` is about to unmount: walks stop at once.

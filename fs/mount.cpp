@@ -205,7 +205,7 @@ Result<void> serve(const MountRequest& request, const std::function<void(const E
     if (!server) {
         return std::unexpected(server.error());
     }
-    filesystem.watch_source(**server);
+    filesystem.attach_kernel(**server);
     // The watch sends the server's notifications: it stops before the server goes.
     struct StopWatching {
         Filesystem& filesystem;
@@ -222,7 +222,7 @@ Result<void> serve(const MountRequest& request, const std::function<void(const E
         auto start = std::chrono::steady_clock::now();
         auto warmed = warm_kernel_caches(
             request.mountpoint, stop, k_foreground_warm_up, [&] { ready(nullptr); },
-            filesystem.background_caller());
+            [&](ino_t ino) { filesystem.prefill(ino); }, filesystem.background_caller());
         std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
         filesystem.warmed_up(warmed.directories, warmed.entries, took.count(), warmed.complete);
     });

@@ -15,14 +15,14 @@ InodeNumber Filesystem::dir_ino(const std::string& dir) const {
     return dir.empty() ? k_root_inode : lower_ino(dir, S_IFDIR);
 }
 
-void Filesystem::watch_source(KernelCache& kernel) {
+void Filesystem::attach_kernel(KernelCache& kernel) {
+    m_kernel = &kernel;
     if (!m_lower) {
         std::error_code ec;  // a status an earlier overlay mount of this volume left
         std::filesystem::remove(source_status_file(), ec);
         return;
     }
     write_source_status("being watched (first walk; lower entries cached for 1 s)");
-    m_kernel = &kernel;
     auto watch = SourceWatch::start(*m_lower, *this);
     if (!watch) {
         spdlog::warn("the source is not watched: {}; lower entries are cached for 1 s",

@@ -108,6 +108,13 @@ public:
     // An overlay then watches its source (SourceWatch) and pushes each change made there.
     void attach_kernel(KernelCache& kernel);
     void stop_watching();
+    // Waits (at most `limit`) until the source's first walk is over, so that what the kernel
+    // learns next is cached as long as the watch allows.
+    void wait_source_watched(std::chrono::milliseconds limit) const {
+        if (m_watch) {
+            m_watch->wait_first_walk(limit);
+        }
+    }
     // For a fresh mount's warm-up: puts a small volume file's bytes in the kernel's page cache
     // (a build's no-op reads its depfiles), within a budget for the whole mount. Never from a
     // thread that answers requests.
@@ -148,6 +155,9 @@ public:
     Result<void> fallocate(FileHandle& handle, int mode, off_t offset, off_t length);
 
     Result<std::unique_ptr<DirHandle>> opendir(InodeNumber ino);
+    // True when the kernel may cache every directory's listing with no opendir at all: every
+    // change comes through the mount, or from a watched source.
+    bool listings_always_cacheable() const { return !m_lower || source_watched(); }
 
     Result<struct statvfs> statfs() const;
 

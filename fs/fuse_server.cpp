@@ -303,6 +303,13 @@ void on_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t leng
 }
 
 void on_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    // When every listing may be cached, the kernel need not open directories at all: ENOSYS
+    // tells it to stop sending OPENDIR and RELEASEDIR, and to cache every listing (which any
+    // change through the mount, or from the watched source, drops).
+    if (fs_of(req).listings_always_cacheable()) {
+        fuse_reply_err(req, ENOSYS);
+        return;
+    }
     auto dir = fs_of(req).opendir(ino);
     if (!dir) {
         return reply_error(req, dir.error());
@@ -345,7 +352,16 @@ private:
 void read_dir(fuse_req_t req, fuse_ino_t dir_ino, size_t size, off_t offset, fuse_file_info* fi,
               bool plus) {
     WarmUpPriority priority(req);
-    DirHandle& dir = dir_of(fi);
+    // Without OPENDIR (see on_opendir) there is no handle: list the directory for this call.
+    std::unique_ptr<DirHandle> listed;
+    if (fi->fh == 0) {
+        auto opened = fs_of(req).opendir(dir_ino);
+        if (!opened) {
+            return reply_error(req, opened.error());
+        }
+        listed = std::move(*opened);
+    }
+    DirHandle& dir = listed ? *listed : dir_of(fi);
     std::vector<char> buf(size);
     size_t used = 0;
     for (size_t i = static_cast<size_t>(offset); i < dir.entries.size(); ++i) {
@@ -396,7 +412,9 @@ void on_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, f
 }
 
 void on_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    delete &dir_of(fi);
+    if (fi->fh != 0) {
+        delete &dir_of(fi);
+    }
     fuse_reply_err(req, 0);
 }
 

@@ -220,6 +220,8 @@ Result<void> serve(const MountRequest& request, const std::function<void(const E
     // ready once the foreground part is done. Stopped and joined before the filesystem goes.
     std::jthread warmer([&](std::stop_token stop) {
         auto start = std::chrono::steady_clock::now();
+        // Entries the warm-up hands the kernel are cached a day only once the source is watched.
+        filesystem.wait_source_watched(std::chrono::seconds(10));
         auto warmed = warm_kernel_caches(
             request.mountpoint, stop, k_foreground_warm_up, [&] { ready(nullptr); },
             [&](ino_t ino) { filesystem.prefill(ino); }, filesystem.background_caller());

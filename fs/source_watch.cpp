@@ -61,6 +61,11 @@ SourceWatch::~SourceWatch() {
     m_thread.join();
 }
 
+bool SourceWatch::wait_first_walk(std::chrono::milliseconds limit) const {
+    std::unique_lock lock(m_mutex);
+    return m_first_walk.wait_for(lock, limit, [this] { return m_first_walk_done; });
+}
+
 std::string SourceWatch::status() const {
     std::lock_guard lock(m_mutex);
     return m_status;
@@ -208,6 +213,11 @@ void SourceWatch::run() {
         spdlog::info("watching {} source directories", directories());
         m_listener.watching(true, fmt::format("{} directories", directories()));
     }
+    {
+        std::lock_guard lock(m_mutex);
+        m_first_walk_done = true;
+    }
+    m_first_walk.notify_all();
     alignas(inotify_event) char buf[64 * 1024];
     pollfd fds[2] = {{m_inotify.get(), POLLIN, 0}, {m_stop.get(), POLLIN, 0}};
     for (;;) {

@@ -13,6 +13,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -54,6 +56,8 @@ public:
 
     // True while every directory of the tree is watched, so no change can go unreported.
     bool active() const { return m_active.load(std::memory_order_acquire); }
+    // Waits until the first walk is over (active() or failed), or `limit`; false on the latter.
+    bool wait_first_walk(std::chrono::milliseconds limit) const;
     // Why it is not active ("" while it is, or while the first walk runs).
     std::string status() const;
     std::size_t directories() const;
@@ -76,10 +80,13 @@ private:
     std::atomic<bool> m_failed{false};
     std::atomic<bool> m_stopping{false};
 
-    // Guards m_dirs and m_status. Held only around map updates, never across a listener call.
+    // Guards m_dirs, m_status and m_first_walk_done. Held only around their updates, never
+    // across a listener call.
     mutable std::mutex m_mutex;
+    mutable std::condition_variable m_first_walk;
     std::unordered_map<int, std::string> m_dirs;  // watch descriptor -> directory
     std::string m_status;
+    bool m_first_walk_done = false;
     std::thread m_thread;  // last: started once everything above is in place
 };
 

@@ -247,6 +247,7 @@ private:
     std::string m_watch_status;
     std::string m_warm_status;
     std::atomic<pid_t> m_background_caller{0};
+    mutable std::atomic<bool> m_warned_unreadable{false};  // said once that the source failed
     KernelCache* m_kernel = nullptr;  // set before m_watch starts, cleared after it stops
     std::atomic<std::uint64_t> m_prefill_budget{64u << 20};  // bytes prefill() may still push
     std::unique_ptr<SourceWatch> m_watch;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -84,9 +85,15 @@ void on_init(void* userdata, fuse_conn_info* conn) {
         }
     };
     // With the writeback cache the kernel keeps a regular file's size and mtime as its own and
-    // ignores the server's: right when every change comes through the mount, wrong for an
-    // overlay's source files, which the user may change behind it.
-    if (!static_cast<Filesystem*>(userdata)->has_lower()) {
+    // ignores the server's, even after a notification: right when every change comes through
+    // the mount, wrong for an overlay's source files, which the user may change behind it.
+    // FBFS_WRITEBACK=on|off overrides this, for measuring what the cache is worth
+    // (scripts/bench/writeback); "on" is unsafe for an overlay whose source changes.
+    bool writeback = !static_cast<Filesystem*>(userdata)->has_lower();
+    if (const char* knob = std::getenv("FBFS_WRITEBACK"); knob != nullptr) {
+        writeback = std::string_view(knob) == "on";
+    }
+    if (writeback) {
         want(FUSE_CAP_WRITEBACK_CACHE);
     }
     want(FUSE_CAP_SPLICE_WRITE);

@@ -8,9 +8,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <deque>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include "store/unique_fd.h"
 
@@ -19,12 +23,13 @@ namespace fbfs {
 namespace {
 
 std::atomic<bool> g_unmount_requested{false};
+constexpr int k_foreground_threads = 4;
 static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler");
 
 // Lists one directory of the mount with getdents64 (each call a READDIRPLUS request the daemon
 // answers with entries and attributes), queueing its subdirectories. Returns its entry count.
 std::uint64_t list_directory(const std::filesystem::path& mountpoint, const std::string& dir,
-                             std::deque<std::string>& queue,
+                             std::vector<std::string>& subdirs,
                              const std::function<void(ino_t)>* on_file) {
     auto path = dir.empty() ? mountpoint : mountpoint / dir;
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
@@ -47,7 +52,7 @@ std::uint64_t list_directory(const std::filesystem::path& mountpoint, const std:
             }
             ++entries;
             if (entry->d_type == DT_DIR && name != ".git") {
-                queue.push_back(dir.empty() ? std::string(name) : dir + "/" + std::string(name));
+                subdirs.push_back(dir.empty() ? std::string(name) : dir + "/" + std::string(name));
             } else if (entry->d_type == DT_REG && on_file != nullptr) {
                 (*on_file)(entry->d_ino);
             }
@@ -64,6 +69,69 @@ void lower_own_priority() {
     ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
     constexpr int k_ioprio_class_idle = 3;
     ::syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, ::gettid(), k_ioprio_class_idle << 13);
+}
+
+// The directories still to list, shared by the walking threads.
+class WarmQueue {
+public:
+    WarmQueue() { m_dirs.emplace_back(); }
+
+    // Takes the next directory, waiting while others may still add some. False when the walk
+    // is over, or `keep_going` says to stop.
+    bool take(std::string& dir, const std::function<bool()>& keep_going) {
+        std::unique_lock lock(m_mutex);
+        for (;;) {
+            if (!keep_going()) {
+                return false;
+            }
+            if (!m_dirs.empty()) {
+                dir = std::move(m_dirs.front());
+                m_dirs.pop_front();
+                ++m_busy;
+                return true;
+            }
+            if (m_busy == 0) {
+                return false;
+            }
+            m_changed.wait_for(lock, std::chrono::milliseconds(20));
+        }
+    }
+    void done(std::vector<std::string>& subdirs, std::uint64_t entries) {
+        {
+            std::lock_guard lock(m_mutex);
+            for (auto& d : subdirs) {
+                m_dirs.push_back(std::move(d));
+            }
+            --m_busy;
+            ++m_result.directories;
+            m_result.entries += entries;
+        }
+        m_changed.notify_all();
+    }
+    WarmResult result() {
+        std::lock_guard lock(m_mutex);
+        WarmResult r = m_result;
+        r.complete = m_dirs.empty() && m_busy == 0;
+        return r;
+    }
+
+private:
+    std::mutex m_mutex;
+    std::condition_variable m_changed;
+    std::deque<std::string> m_dirs;  // guarded by m_mutex, as the two below
+    int m_busy = 0;
+    WarmResult m_result;
+};
+
+void walk(const std::filesystem::path& mountpoint, WarmQueue& queue,
+          const std::function<bool()>& keep_going, const std::function<void(ino_t)>* on_file) {
+    std::string dir;
+    std::vector<std::string> subdirs;
+    while (queue.take(dir, keep_going)) {
+        subdirs.clear();
+        auto entries = list_directory(mountpoint, dir, subdirs, on_file);
+        queue.done(subdirs, entries);
+    }
 }
 
 }  // namespace
@@ -83,31 +151,23 @@ WarmResult warm_kernel_caches(const std::filesystem::path& mountpoint, std::stop
                               std::atomic<pid_t>& background_tid) {
     using Clock = std::chrono::steady_clock;
     auto deadline = Clock::now() + foreground;
-    bool in_foreground = true;
-    auto leave_foreground = [&] {
-        if (in_foreground) {
-            in_foreground = false;
-            foreground_done();
-            lower_own_priority();
-            background_tid.store(::gettid(), std::memory_order_release);
+    auto running = [&] { return !stop.stop_requested() && !unmount_requested(); };
+    WarmQueue queue;
+    {
+        // In the foreground several threads list at once: a cold checkout's metadata comes from
+        // the disk, and requests in flight together wait for it together.
+        auto in_foreground = [&] { return running() && Clock::now() < deadline; };
+        std::vector<std::jthread> threads;
+        for (int i = 0; i < k_foreground_threads; ++i) {
+            threads.emplace_back([&] { walk(mountpoint, queue, in_foreground, &on_file); });
         }
-    };
-    WarmResult result;
-    std::deque<std::string> queue{""};
-    while (!queue.empty() && !stop.stop_requested() && !unmount_requested()) {
-        if (in_foreground && Clock::now() > deadline) {
-            leave_foreground();
-        }
-        std::string dir = std::move(queue.front());
-        queue.pop_front();
-        result.entries +=
-            list_directory(mountpoint, dir, queue, in_foreground ? &on_file : nullptr);
-        ++result.directories;
     }
-    result.complete = queue.empty();
-    leave_foreground();
+    foreground_done();
+    lower_own_priority();
+    background_tid.store(::gettid(), std::memory_order_release);
+    walk(mountpoint, queue, running, nullptr);
     background_tid.store(0, std::memory_order_release);
-    return result;
+    return queue.result();
 }
 
 }  // namespace fbfs

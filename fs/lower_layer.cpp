@@ -45,7 +45,7 @@ Result<LowerLayer> LowerLayer::open(const std::filesystem::path& root) {
 Result<struct stat> LowerLayer::stat(const std::string& path) const {
     struct stat st {};
     if (::fstatat(m_root.get(), relative(path), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        return errno_error(fmt::format("source file {}", path));
+        return errno_error(fmt::format("source file {}", path.empty() ? "." : path));
     }
     return st;
 }

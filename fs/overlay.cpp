@@ -98,6 +98,11 @@ Result<Filesystem::Node> Filesystem::resolve(InodeNumber ino) const {
         if (path) {
             node.path = *path;
             auto st = m_lower->stat(node.path);
+            if (!st && st.error().code != ENOENT && st.error().code != ENOTDIR &&
+                !m_warned_unreadable.exchange(true)) {
+                spdlog::warn("cannot read the source: {}; what it holds there is not shown",
+                             st.error().message);
+            }
             // A path that changed type since the kernel took this number is another inode now.
             if (st &&
                 (node.upper || ino == k_root_inode || lower_ino(node.path, st->st_mode) == ino)) {

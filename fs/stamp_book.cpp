@@ -3,10 +3,31 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <string_view>
 
 namespace fbfs {
 
+namespace {
+
+// Git's object store (.git/objects: loose objects and packs of any size) is no build's input,
+// and hashing a checkout's pack would cost more than the whole rest of the tree: its files show
+// their real mtimes. HEAD, refs and the index, which version stamps read, keep stable ones.
+bool in_git_object_store(std::string_view path) {
+    for (std::string_view store : {".git/objects/", ".git/lfs/"}) {
+        auto at = path.find(store);
+        if (at != std::string_view::npos && (at == 0 || path[at - 1] == '/')) {
+            return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
 TimeNs StampBook::shown_mtime(const std::string& path, const struct stat& st) {
+    if (in_git_object_store(path)) {
+        return to_ns(st.st_mtim);
+    }
     {
         std::lock_guard lock(m_mutex);
         auto it = m_seen.find(path);

@@ -6,7 +6,8 @@
 // path's content stays what was recorded, the mount shows the recorded mtime, whatever the real
 // one is (a fresh checkout on another runner); new or changed content shows its real mtime, and
 // that is recorded. Each path is hashed at most once per mount unless its real size, mtime,
-// ctime or inode changes.
+// ctime or inode changes. Git's object store (.git/objects, .git/lfs) is left out: its files,
+// no build's input and up to the checkout's size, show their real mtimes.
 //
 // Thread-safe. m_mutex guards m_seen; hashing and LMDB happen outside it, so two threads may
 // hash one file at once, which is harmless.

@@ -21,6 +21,7 @@
 
 #include "tests/support/make_project.h"
 #include "tests/support/mount.h"
+#include "tests/support/nobody.h"
 #include "tests/support/posix.h"
 #include "tests/support/run.h"
 #include "tests/support/temp_dir.h"
@@ -377,4 +378,36 @@ TEST_CASE(
     put_file(w / "after.o", "after\n");
     CHECK(read_path(w / "after.o") == "after\n");
     w.mount->unmount();
+}
+
+TEST_CASE(
+    "Source watch: a source made unreadable while mounted gives clear errors, serves upper "
+    "files, and unmounts",
+    "[fuse]") {
+    // As an ordinary user, for whom permissions hold (root reads through mode 000).
+    fbfs::test::NobodyMachine machine;
+    auto result = machine.as_nobody({machine.dev_fuse(0666)}, R"(set -e
+        src=$HOME/src
+        mkdir -p "$src/secret"
+        echo lower > "$src/a.txt"
+        echo hidden > "$src/secret/b.txt"
+        "$FBFS" mount --source "$src" "$M"
+        cat "$M/a.txt" "$M/secret/b.txt"
+        echo upper > "$M/built.o"
+        chmod 000 "$src/secret"
+        sleep 0.1
+        cat "$M/secret/b.txt" 2>&1 || echo "secret refused"
+        chmod 000 "$src"
+        sleep 0.1
+        cat "$M/built.o"
+        ls "$M"
+        "$FBFS" umount "$M" && echo unmounted
+        chmod 755 "$src" "$src/secret")");
+    CHECK(result.status == 0);
+    CHECK_THAT(result.out, Catch::StartsWith("lower\nhidden\n"));
+    CHECK_THAT(result.out, Catch::Contains("secret/b.txt: Permission denied\nsecret refused\n"));
+    // The volume's own files are still there, the source's are not shown, and the log says why.
+    CHECK_THAT(result.out, Catch::EndsWith("upper\nbuilt.o\nunmounted\n"));
+    CHECK_THAT(read_or_error(machine / "home/.cache/fbfs/log/default.log"),
+               Catch::Contains("cannot read the source: source file .: Permission denied"));
 }

@@ -1,0 +1,68 @@
+#include "tests/support/nobody.h"
+
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include "tests/support/posix.h"
+
+namespace fbfs::test {
+
+namespace fs = std::filesystem;
+
+std::string shell_quoted(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) {
+        out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    }
+    return out + "'";
+}
+
+NobodyMachine::NobodyMachine() {
+    require_root();
+    fs::permissions(m_tmp.path(), fs::perms(0755));
+    for (mode_t mode : {mode_t{0666}, mode_t{0600}}) {
+        auto path = dev_fuse(mode).first;
+        REQUIRE(::mknod(path.c_str(), S_IFCHR | mode, ::makedev(10, 229)) == 0);
+        REQUIRE(::chmod(path.c_str(), mode) == 0);
+    }
+    for (const char* dir : {"home", "mnt", "bin"}) {
+        fs::create_directory(m_tmp / dir);
+        REQUIRE(::chown((m_tmp / dir).c_str(), k_nobody_uid, k_nobody_uid) == 0);
+    }
+}
+
+std::pair<fs::path, fs::path> NobodyMachine::dev_fuse(mode_t mode) const {
+    return {m_tmp / (mode == 0666 ? "fuse-0666" : "fuse-0600"), "/dev/fuse"};
+}
+
+RunResult NobodyMachine::as_nobody(const std::vector<std::pair<fs::path, fs::path>>& binds,
+                                   const std::string& script, const std::string& path) {
+    // A new namespace holds copies of other tests' FUSE mounts, and a copy would keep their
+    // daemons alive after they unmount: let go of them here first.
+    std::string outer =
+        "set -u\n"
+        "grep ' fuse' /proc/self/mounts | while read -r _ m t _; do case $t in fuse*) "
+        "umount -l \"$(printf '%b' \"$m\")\";; esac; done\n";
+    for (const auto& [from, to] : binds) {
+        outer += "mount --bind " + shell_quoted(from) + " " + shell_quoted(to) + " || exit 90\n";
+    }
+    outer += "setpriv --reuid=65534 --regid=65534 --clear-groups env -i LC_ALL=C PATH=" +
+             shell_quoted(path) + " HOME=" + shell_quoted(m_tmp / "home") +
+             " FBFS=" + shell_quoted(FBFS_BINARY) + " M=" + shell_quoted(m_tmp / "mnt") +
+             " /bin/sh -c " + shell_quoted(script) +
+             "\nrc=$?\n"
+             "grep ' fuse.fbfs ' /proc/self/mounts | while read -r _ m _; do "
+             "echo \"left mounted: $m\" >&2; umount -l \"$m\"; done\n"
+             "exit $rc\n";
+    auto result = run({"unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", outer},
+                      RunOptions{.cwd = "/", .env = {}, .input = {}});
+    INFO("stderr: " << result.err << "\nstdout: " << result.out);
+    REQUIRE(result.status != 90);
+    CHECK(result.err.find("left mounted") == std::string::npos);
+    return result;
+}
+
+}  // namespace fbfs::test

@@ -69,8 +69,8 @@ export class World {
     fs.mkdirSync(this.cache);
     // The action's default mountpoints are under /tmp/fbfs: a tmpfs of this namespace's own
     // there. The directory itself is left in place (empty) afterwards: removing it would pull
-    // the tmpfs out from under another test's namespace (rmdir of a mountpoint detaches it
-    // everywhere).
+    // the tmpfs out from under another case's namespace (rmdir of a mountpoint detaches it
+    // everywhere); the "action: cleanup" test removes it once every case is done.
     this.#privateMount("tmpfs", "/tmp/fbfs", ["-o", "mode=1777,size=4g"]);
     const dev = path.join(this.root, "dev");
     this.#privateMount("tmpfs", dev, ["-o", "mode=755,size=1m"]);

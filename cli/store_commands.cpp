@@ -17,7 +17,7 @@ namespace fbfs::cli {
 
 namespace {
 
-enum class StatFormat { text, json, markdown, digest };
+enum class StatFormat { text, json, markdown };
 
 // A JSON string literal of `text` (store paths may hold quotes or backslashes).
 std::string json_string(std::string_view text) {
@@ -86,18 +86,24 @@ std::string source_status(const Store& store, const std::string& volume) {
     return line;
 }
 
-int print_stats(const std::string& store_path, const std::string& only_volume, StatFormat format) {
+// fbfs stat --digest: one SHA-256 of what the volumes' trees hold (store/volume_digest.h).
+int print_digest(const std::string& store_path, const std::string& only_volume) {
     auto store = Store::open(store_path, Store::Mode::open_existing);
     if (!store) {
         return fail(store.error().message);
     }
-    if (format == StatFormat::digest) {
-        auto digest = store_content_digest(**store, only_volume);
-        if (!digest) {
-            return fail(digest.error().message);
-        }
-        fmt::print("{}\n", digest->hex());
-        return 0;
+    auto digest = store_content_digest(**store, only_volume);
+    if (!digest) {
+        return fail(digest.error().message);
+    }
+    fmt::print("{}\n", digest->hex());
+    return 0;
+}
+
+int print_stats(const std::string& store_path, const std::string& only_volume, StatFormat format) {
+    auto store = Store::open(store_path, Store::Mode::open_existing);
+    if (!store) {
+        return fail(store.error().message);
     }
     auto stats = collect_stats(**store);
     if (!stats) {
@@ -121,7 +127,6 @@ int print_stats(const std::string& store_path, const std::string& only_volume, S
             print_markdown(*stats, volumes, logical);
             break;
         case StatFormat::text:
-        case StatFormat::digest:
             print_text(*stats, volumes, logical);
             if (!source.empty()) {
                 fmt::print("source {}\n", source);
@@ -201,9 +206,11 @@ void add_store_commands(CLI::App& app, Action& action) {
                 }
                 volume = entry->source.substr(colon + 1, entry->source.rfind(':') - colon - 1);
             }
+            if (digest) {
+                return print_digest(store, volume);
+            }
             auto format = json       ? StatFormat::json
                           : markdown ? StatFormat::markdown
-                          : digest   ? StatFormat::digest
                                      : StatFormat::text;
             return print_stats(store, volume, format);
         };

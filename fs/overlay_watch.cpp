@@ -85,8 +85,10 @@ void Filesystem::entry_changed(const std::string& dir, std::string_view name) {
         std::lock_guard lock(m_negatives_mutex);
         m_negatives.erase({parent, std::string(name)});
     }
+    // The directory's cached listing, mtime and link count first: once the entry is gone from
+    // the kernel, a listing must not show it either.
+    m_kernel->forget_inode(parent);
     m_kernel->forget_entry(parent, name);
-    m_kernel->forget_inode(parent);  // its mtime, link count and size
     // What now has the name may have a number the kernel knows, with stale attributes or a
     // stale symlink target (`ln -sf` replaces a symlink by one of the same number).
     std::string path = join_path(dir, name);

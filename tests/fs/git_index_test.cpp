@@ -180,14 +180,12 @@ namespace {
 // The source status line of the daemon serving the store's default volume, once its warm-up
 // has finished (empty if it does not within 10 s).
 std::string warmed_status(const fs::path& store) {
-    for (int i = 0; i < 1000; ++i) {
-        auto line = fbfs::test::read_path(store / "log" / "default.source");
-        if (line.find("warm-up") != std::string::npos) {
-            return line;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return "";
+    std::string line;
+    fbfs::test::within(std::chrono::seconds(10), [&] {
+        line = fbfs::test::source_status(store);
+        return line.find("warm-up") != std::string::npos;
+    });
+    return line.find("warm-up") != std::string::npos ? line : "";
 }
 
 }  // namespace

@@ -132,21 +132,12 @@ Snapshot only(const Snapshot& s, const std::string& type) {
     return out;
 }
 
-// Polls `condition` until it holds or `limit` passes: the kernel may cache a lower file's
-// attributes and entries for a second or two after the file changed behind the mount's back.
+// Polls `condition` until it holds or `limit` passes: a change behind the mount's back reaches
+// the kernel on the daemon's time.
 template <typename Condition>
 bool eventually(Condition condition,
                 std::chrono::milliseconds limit = std::chrono::milliseconds(3000)) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    for (;;) {
-        if (condition()) {
-            return true;
-        }
-        if (std::chrono::steady_clock::now() > deadline) {
-            return false;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    return fbfs::test::within(limit, condition, std::chrono::milliseconds(50));
 }
 
 std::string quoted(const fs::path& path) {

@@ -39,24 +39,9 @@ using fbfs::test::RunOptions;
 using fbfs::test::stat_of;
 using fbfs::test::stat_outcome;
 using fbfs::test::TempDir;
+using fbfs::test::within;
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-// True if `condition` holds within `limit`, polled every millisecond.
-bool within(std::chrono::milliseconds limit, const std::function<bool()>& condition) {
-    auto deadline = Clock::now() + limit;
-    for (;;) {
-        if (condition()) {
-            return true;
-        }
-        if (Clock::now() > deadline) {
-            return false;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-}
 
 constexpr auto k_at_once = std::chrono::milliseconds(100);
 
@@ -79,12 +64,7 @@ struct Watched {
         REQUIRE(within(std::chrono::seconds(10), [&] { return status().starts_with("watched"); }));
     }
     fs::path operator/(const std::string& name) const { return mount->path() / name; }
-    std::string status() const {
-        std::ifstream in(tmp / "store" / "log" / "default.source");
-        std::string line;
-        std::getline(in, line);
-        return line;
-    }
+    std::string status() const { return fbfs::test::source_status(tmp / "store"); }
     std::string log() const { return read_or_error(tmp / "store" / "log" / "default.log"); }
 
     TempDir tmp;  // first: destroyed after the mount
@@ -150,7 +130,7 @@ TEST_CASE("Source watch: a file deleted whose data is in the page cache goes at 
     REQUIRE(pread_all(open_before.get()) == "charlie\n");
     fs::remove(w.source / "dir" / "sub" / "c.txt");
     CHECK(within(k_at_once, [&] { return stat_outcome(w / "dir/sub/c.txt") == "ENOENT"; }));
-    CHECK(fbfs::test::names_in(w / "dir/sub").empty());
+    CHECK(within(k_at_once, [&] { return fbfs::test::names_in(w / "dir/sub").empty(); }));
     open_before.reset();
     w.mount->unmount();
 }

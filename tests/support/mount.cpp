@@ -193,4 +193,11 @@ void Mount::remount() {
 MountedStore::MountedStore(std::vector<std::string> extra_args)
     : mount(tmp / "store", tmp / "mnt", std::move(extra_args)) {}
 
+std::string source_status(const std::filesystem::path& store, const std::string& volume) {
+    std::ifstream in(store / "log" / (volume + ".source"));
+    std::string line;
+    std::getline(in, line);
+    return line;
+}
+
 }  // namespace fbfs::test

@@ -69,6 +69,11 @@ bool is_fuse_mounted(const std::filesystem::path& mountpoint);
 // mounted there afterwards.
 bool force_unmount(const std::filesystem::path& mountpoint) noexcept;
 
+// What the daemon serving `volume` of `store` says of its source (the first line of
+// <store>/log/<volume>.source, as `fbfs stat MOUNTPOINT` shows it), or "" if nothing yet.
+std::string source_status(const std::filesystem::path& store,
+                          const std::string& volume = "default");
+
 struct MountedStore {
     explicit MountedStore(std::vector<std::string> extra_args = {});
 

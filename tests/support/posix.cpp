@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 namespace fbfs::test {
@@ -209,6 +210,20 @@ bool running_as_root() {
 void require_root() {
     INFO("this test needs root (scripts/test and CI run as root)");
     REQUIRE(running_as_root());
+}
+
+bool within(std::chrono::milliseconds limit, const std::function<bool()>& condition,
+            std::chrono::milliseconds poll) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        if (condition()) {
+            return true;
+        }
+        if (std::chrono::steady_clock::now() > deadline) {
+            return false;
+        }
+        std::this_thread::sleep_for(poll);
+    }
 }
 
 }  // namespace fbfs::test

@@ -10,8 +10,10 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -73,6 +75,11 @@ long rename2(const std::filesystem::path& from, const std::filesystem::path& to,
 std::map<std::string, int> readdir_counts(const std::filesystem::path& dir);
 // The names readdir(3) returns for `dir`, without . and .. Throws on failure.
 std::set<std::string> names_in(const std::filesystem::path& dir);
+
+// True if `condition` holds within `limit`, tried every `poll`: for what the kernel or a daemon
+// does on its own time (a change pushed to the kernel, a warm-up that finishes).
+bool within(std::chrono::milliseconds limit, const std::function<bool()>& condition,
+            std::chrono::milliseconds poll = std::chrono::milliseconds(1));
 
 // True if the test runs as root; otherwise WARNs that nothing was asserted and returns false.
 bool running_as_root();

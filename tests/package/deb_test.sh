@@ -37,13 +37,12 @@ mknod -m 666 "$work/root/dev/fuse" c 10 229
 ln -sf ../proc/self/mounts "$work/root/etc/mtab"
 
 # Inside a private mount namespace: /proc for the root, then the checks.
-unshare --mount --propagation private bash -euo pipefail -s "$work/root" "$version" <<'EOS'
+unshare --mount --propagation private bash -euo pipefail -s "$work/root" "$version" \
+  "$(dirname "$0")/../support" <<'EOS'
 root=$1
 version=$2
-# This namespace's copies of other tests' FUSE mounts would keep their daemons alive: drop them.
-{ grep ' fuse' /proc/self/mounts || true; } | while read -r _ m t _; do
-  case $t in fuse*) umount -l "$(printf '%b' "$m")" ;; esac
-done
+support=$3
+"$support/let-go-of-fuse-mounts"
 mount -t proc proc "$root/proc"
 in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@"; }
 fail() { echo "deb test: $*" >&2; exit 1; }

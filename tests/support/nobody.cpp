@@ -40,12 +40,9 @@ std::pair<fs::path, fs::path> NobodyMachine::dev_fuse(mode_t mode) const {
 
 RunResult NobodyMachine::as_nobody(const std::vector<std::pair<fs::path, fs::path>>& binds,
                                    const std::string& script, const std::string& path) {
-    // A new namespace holds copies of other tests' FUSE mounts, and a copy would keep their
-    // daemons alive after they unmount: let go of them here first.
     std::string outer =
-        "set -u\n"
-        "grep ' fuse' /proc/self/mounts | while read -r _ m t _; do case $t in fuse*) "
-        "umount -l \"$(printf '%b' \"$m\")\";; esac; done\n";
+        "set -u\n" +
+        shell_quoted(std::string(FBFS_SOURCE_DIR) + "/tests/support/let-go-of-fuse-mounts") + "\n";
     for (const auto& [from, to] : binds) {
         outer += "mount --bind " + shell_quoted(from) + " " + shell_quoted(to) + " || exit 90\n";
     }

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "store/progress.h"
+#include "store/base/progress.h"
 
 namespace fbfs::cli {
 

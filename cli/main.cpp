@@ -6,9 +6,9 @@
 #include <cstdio>
 
 #include "cli/commands.h"
-#include "store/pack_format.h"
-#include "store/schema.h"
-#include "store/store.h"
+#include "store/meta/schema.h"
+#include "store/meta/store.h"
+#include "store/pack/pack_format.h"
 
 namespace fbfs::cli {
 

@@ -10,10 +10,10 @@
 
 #include "cli/commands.h"
 #include "cli/display.h"
-#include "store/pack_writer.h"
-#include "store/store.h"
-#include "store/unique_fd.h"
-#include "store/unpack.h"
+#include "store/base/unique_fd.h"
+#include "store/meta/store.h"
+#include "store/pack/pack_writer.h"
+#include "store/pack/unpack.h"
 
 namespace fbfs::cli {
 

@@ -9,9 +9,9 @@
 #include "cli/commands.h"
 #include "cli/display.h"
 #include "fs/mount_table.h"
-#include "store/store.h"
-#include "store/store_stats.h"
-#include "store/volume_digest.h"
+#include "store/meta/store.h"
+#include "store/meta/store_stats.h"
+#include "store/meta/volume_digest.h"
 
 namespace fbfs::cli {
 
@@ -86,7 +86,7 @@ std::string source_status(const Store& store, const std::string& volume) {
     return line;
 }
 
-// fbfs stat --digest: one SHA-256 of what the volumes' trees hold (store/volume_digest.h).
+// fbfs stat --digest: one SHA-256 of what the volumes' trees hold (store/meta/volume_digest.h).
 int print_digest(const std::string& store_path, const std::string& only_volume) {
     auto store = Store::open(store_path, Store::Mode::open_existing);
     if (!store) {

@@ -35,9 +35,9 @@
 #include "fs/open_inode.h"
 #include "fs/source_watch.h"
 #include "fs/stamp_book.h"
-#include "store/error.h"
-#include "store/store.h"
-#include "store/volume_tree.h"
+#include "store/base/error.h"
+#include "store/meta/store.h"
+#include "store/meta/volume_tree.h"
 
 namespace fbfs {
 

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <string>
 
-#include "store/error.h"
+#include "store/base/error.h"
 
 namespace fbfs {
 

@@ -10,7 +10,7 @@
 
 #include "fs/filesystem.h"
 #include "fs/kernel_cache.h"
-#include "store/error.h"
+#include "store/base/error.h"
 
 struct fuse_session;
 

@@ -6,7 +6,7 @@
 
 #include <memory>
 
-#include "store/fd_io.h"
+#include "store/base/fd_io.h"
 
 namespace fbfs {
 

@@ -26,8 +26,8 @@
 #include <unordered_map>
 
 #include "fs/lower_layer.h"
-#include "store/error.h"
-#include "store/schema.h"
+#include "store/base/error.h"
+#include "store/meta/schema.h"
 
 namespace fbfs {
 

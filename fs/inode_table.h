@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "fs/open_inode.h"
-#include "store/schema.h"
+#include "store/meta/schema.h"
 
 namespace fbfs {
 

@@ -5,7 +5,7 @@
 
 #include <string_view>
 
-#include "store/schema.h"
+#include "store/meta/schema.h"
 
 namespace fbfs {
 

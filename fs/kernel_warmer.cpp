@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "store/unique_fd.h"
+#include "store/base/unique_fd.h"
 
 namespace fbfs {
 

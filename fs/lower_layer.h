@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "store/error.h"
-#include "store/schema.h"
-#include "store/unique_fd.h"
+#include "store/base/error.h"
+#include "store/base/unique_fd.h"
+#include "store/meta/schema.h"
 
 namespace fbfs {
 

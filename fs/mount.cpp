@@ -26,9 +26,9 @@
 #include "fs/kernel_warmer.h"
 #include "fs/lower_layer.h"
 #include "fs/mount_table.h"
-#include "store/store.h"
-#include "store/volume_lock.h"
-#include "store/volume_tree.h"
+#include "store/meta/store.h"
+#include "store/meta/volume_lock.h"
+#include "store/meta/volume_tree.h"
 
 namespace fbfs {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "store/error.h"
+#include "store/base/error.h"
 
 namespace fbfs {
 

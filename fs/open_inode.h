@@ -21,11 +21,11 @@
 #include <optional>
 #include <shared_mutex>
 
-#include "store/error.h"
-#include "store/object_pool.h"
-#include "store/schema.h"
-#include "store/unique_fd.h"
-#include "store/volume_tree.h"
+#include "store/base/error.h"
+#include "store/base/unique_fd.h"
+#include "store/meta/schema.h"
+#include "store/meta/volume_tree.h"
+#include "store/pool/object_pool.h"
 
 namespace fbfs {
 

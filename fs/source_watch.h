@@ -23,8 +23,8 @@
 #include <unordered_map>
 
 #include "fs/lower_layer.h"
-#include "store/error.h"
-#include "store/unique_fd.h"
+#include "store/base/error.h"
+#include "store/base/unique_fd.h"
 
 namespace fbfs {
 

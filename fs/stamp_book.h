@@ -22,8 +22,8 @@
 
 #include "fs/git_index.h"
 #include "fs/lower_layer.h"
-#include "store/schema.h"
-#include "store/volume_tree.h"
+#include "store/meta/schema.h"
+#include "store/meta/volume_tree.h"
 
 namespace fbfs {
 

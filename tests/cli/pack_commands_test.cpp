@@ -14,14 +14,15 @@
 #include <string>
 #include <vector>
 
-#include "store/byte_codec.h"
-#include "store/lmdb.h"
-#include "store/object_id.h"
-#include "store/schema.h"
-#include "store/store.h"
-#include "store/volume_lock.h"
-#include "store/volume_snapshot.h"
-#include "store/volume_tree.h"
+#include "store/base/byte_codec.h"
+#include "store/base/object_id.h"
+#include "store/meta/lmdb.h"
+#include "store/meta/schema.h"
+#include "store/meta/snapshot_tables.h"
+#include "store/meta/store.h"
+#include "store/meta/volume_lock.h"
+#include "store/meta/volume_snapshot.h"
+#include "store/meta/volume_tree.h"
 #include "tests/support/must.h"
 #include "tests/support/posix.h"
 #include "tests/support/run.h"

@@ -7,11 +7,11 @@
 #include <filesystem>
 #include <set>
 
-#include "store/object_pool.h"
-#include "store/pack_format.h"
-#include "store/schema.h"
-#include "store/store.h"
-#include "store/volume_tree.h"
+#include "store/meta/schema.h"
+#include "store/meta/store.h"
+#include "store/meta/volume_tree.h"
+#include "store/pack/pack_format.h"
+#include "store/pool/object_pool.h"
 #include "tests/support/run.h"
 #include "tests/support/temp_dir.h"
 

@@ -29,8 +29,8 @@
 #include <thread>
 #include <vector>
 
-#include "store/object_id.h"
-#include "store/unique_fd.h"
+#include "store/base/object_id.h"
+#include "store/base/unique_fd.h"
 #include "tests/support/mount.h"
 #include "tests/support/posix.h"
 #include "tests/support/run.h"

@@ -27,9 +27,9 @@
 #include <string>
 #include <vector>
 
-#include "store/object_id.h"
-#include "store/unique_fd.h"
-#include "store/volume_lock.h"
+#include "store/base/object_id.h"
+#include "store/base/unique_fd.h"
+#include "store/meta/volume_lock.h"
 #include "tests/support/make_project.h"
 #include "tests/support/mount.h"
 #include "tests/support/posix.h"

@@ -24,10 +24,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "store/pack_format.h"
-#include "store/pack_writer.h"
-#include "store/unique_fd.h"
-#include "store/volume_snapshot.h"
+#include "store/base/unique_fd.h"
+#include "store/meta/volume_snapshot.h"
+#include "store/pack/pack_format.h"
+#include "store/pack/pack_writer.h"
 
 namespace fs = std::filesystem;
 using namespace fbfs;

@@ -1,4 +1,4 @@
-// libFuzzer target for read_pack() (store/pack_reader.h): any bytes, read as a pack, must give
+// libFuzzer target for read_pack() (store/pack/pack_reader.h): any bytes, read as a pack, must give
 // either a clean error or contents that keep the reader's promises — never a crash, a hang, a
 // leak or a sanitizer report. Built by tests/fuzz/CMakeLists.txt with FBFS_FUZZ=ON and clang;
 // run it with scripts/fuzz.
@@ -22,9 +22,9 @@
 #include <string_view>
 #include <vector>
 
-#include "store/object_id.h"
-#include "store/pack_format.h"
-#include "store/pack_reader.h"
+#include "store/base/object_id.h"
+#include "store/pack/pack_format.h"
+#include "store/pack/pack_reader.h"
 
 namespace {
 

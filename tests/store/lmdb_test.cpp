@@ -1,4 +1,4 @@
-#include "store/lmdb.h"
+#include "store/meta/lmdb.h"
 
 #include <signal.h>
 #include <sys/wait.h>

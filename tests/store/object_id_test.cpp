@@ -1,4 +1,4 @@
-#include "store/object_id.h"
+#include "store/base/object_id.h"
 
 #include <catch2/catch.hpp>
 #include <string>

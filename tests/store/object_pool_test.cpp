@@ -1,4 +1,4 @@
-#include "store/object_pool.h"
+#include "store/pool/object_pool.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>

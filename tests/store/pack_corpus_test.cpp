@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "store/pack_reader.h"
-#include "store/unique_fd.h"
+#include "store/base/unique_fd.h"
+#include "store/pack/pack_reader.h"
 
 namespace fs = std::filesystem;
 using fbfs::PackContents;

@@ -1,4 +1,4 @@
-#include "store/schema.h"
+#include "store/meta/schema.h"
 
 #include <dirent.h>
 #include <sys/stat.h>

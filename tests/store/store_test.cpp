@@ -1,4 +1,4 @@
-#include "store/store.h"
+#include "store/meta/store.h"
 
 #include <sys/stat.h>
 
@@ -9,9 +9,9 @@
 #include <set>
 #include <string>
 
-#include "store/lmdb.h"
-#include "store/schema.h"
-#include "store/volume_tree.h"
+#include "store/meta/lmdb.h"
+#include "store/meta/schema.h"
+#include "store/meta/volume_tree.h"
 #include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;

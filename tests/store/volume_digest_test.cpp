@@ -1,4 +1,4 @@
-#include "store/volume_digest.h"
+#include "store/meta/volume_digest.h"
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -8,9 +8,9 @@
 #include <string>
 #include <tuple>
 
-#include "store/schema.h"
-#include "store/volume_snapshot.h"
-#include "store/volume_tree.h"
+#include "store/meta/schema.h"
+#include "store/meta/volume_snapshot.h"
+#include "store/meta/volume_tree.h"
 #include "tests/support/temp_dir.h"
 
 using fbfs::content_digest;

@@ -1,4 +1,4 @@
-#include "store/volume_lock.h"
+#include "store/meta/volume_lock.h"
 
 #include <signal.h>
 #include <sys/wait.h>

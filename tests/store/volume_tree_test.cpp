@@ -1,4 +1,4 @@
-#include "store/volume_tree.h"
+#include "store/meta/volume_tree.h"
 
 #include <dirent.h>
 #include <linux/fs.h>
@@ -13,9 +13,9 @@
 #include <thread>
 #include <vector>
 
-#include "store/lmdb.h"
-#include "store/schema.h"
-#include "store/store.h"
+#include "store/meta/lmdb.h"
+#include "store/meta/schema.h"
+#include "store/meta/store.h"
 #include "tests/support/must.h"
 #include "tests/support/temp_dir.h"
 

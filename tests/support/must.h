@@ -5,7 +5,7 @@
 #include <string>
 #include <utility>
 
-#include "store/error.h"
+#include "store/base/error.h"
 
 namespace fbfs::test {
 

@@ -20,7 +20,7 @@
 #include <string_view>
 #include <system_error>
 
-#include "store/unique_fd.h"
+#include "store/base/unique_fd.h"
 
 namespace fbfs::test {
 

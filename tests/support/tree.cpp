@@ -7,7 +7,7 @@
 #include <cstring>
 #include <set>
 
-#include "store/object_id.h"
+#include "store/base/object_id.h"
 #include "tests/support/posix.h"
 
 namespace fbfs::test {

@@ -1,0 +1,286 @@
+#include "store/meta/store.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+namespace fbfs {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Checks that `root` is a directory this user can read and write.
+Result<void> check_directory(const fs::path& root) {
+    struct stat st {};
+    if (::stat(root.c_str(), &st) != 0) {
+        if (errno == ENOENT) {
+            return make_error(ENOENT, fmt::format("store {} does not exist (check --store or "
+                                                  "$FBFS_STORE; fbfs mount creates a store)",
+                                                  root.string()));
+        }
+        return errno_error(fmt::format("cannot access store {}", root.string()));
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return make_error(ENOTDIR, fmt::format("store {} is not a directory (point --store at "
+                                               "an fbfs store directory)",
+                                               root.string()));
+    }
+    if (::access(root.c_str(), R_OK | W_OK | X_OK) != 0) {
+        return make_error(EACCES, fmt::format("store {} is not readable and writable by this "
+                                              "user (fix its permissions or use another --store)",
+                                              root.string()));
+    }
+    return {};
+}
+
+// Checks that `root` holds a store (its meta/ directory), without creating anything.
+Result<void> check_store(const fs::path& root) {
+    if (auto ok = check_directory(root); !ok) {
+        return ok;
+    }
+    if (::access((root / "meta").c_str(), R_OK | W_OK | X_OK) != 0) {
+        if (errno == ENOENT) {
+            return make_error(ENOENT, fmt::format("{} is not an fbfs store (it has no meta/ "
+                                                  "directory; check --store)",
+                                                  root.string()));
+        }
+        return make_error(EACCES, fmt::format("store {} is not readable and writable by this "
+                                              "user (fix its permissions or use another --store)",
+                                              root.string()));
+    }
+    return {};
+}
+
+Result<void> make_dir(const fs::path& dir) {
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+        return errno_error(fmt::format("cannot create {}", dir.string()));
+    }
+    return {};
+}
+
+// Makes `root` and its meta/ if missing. An existing directory with other things in it and no
+// meta/ is refused: it is somebody's data, not a store.
+Result<void> create_store_dirs(const fs::path& root) {
+    std::error_code ec;
+    if (!fs::exists(root, ec)) {
+        fs::create_directories(root.parent_path(), ec);
+        if (::mkdir(root.c_str(), 0700) != 0 && errno != EEXIST) {
+            return errno_error(
+                fmt::format("cannot create store {} (use another --store)", root.string()));
+        }
+    }
+    if (auto ok = check_directory(root); !ok) {
+        return ok;
+    }
+    if (!fs::exists(root / "meta", ec) && !fs::is_empty(root, ec)) {
+        return make_error(EEXIST, fmt::format("{} is not empty and not an fbfs store (use a new or "
+                                              "empty directory for --store)",
+                                              root.string()));
+    }
+    return make_dir(root / "meta");
+}
+
+}  // namespace
+
+fs::path Store::default_root() {
+    if (const char* store = std::getenv("FBFS_STORE"); store != nullptr && *store != '\0') {
+        return store;
+    }
+    if (const char* cache = std::getenv("XDG_CACHE_HOME"); cache != nullptr && *cache == '/') {
+        return fs::path(cache) / "fbfs";
+    }
+    const char* home = std::getenv("HOME");
+    return fs::path(home != nullptr ? home : "/") / ".cache" / "fbfs";
+}
+
+Result<std::unique_ptr<Store>> Store::open(const fs::path& root_in, Mode mode) {
+    fs::path root = root_in.is_absolute() ? root_in : fs::absolute(root_in);
+    if (mode == Mode::create_if_missing) {
+        if (auto made = create_store_dirs(root); !made) {
+            return std::unexpected(made.error());
+        }
+    }
+    if (auto ok = check_store(root); !ok) {
+        return std::unexpected(ok.error());
+    }
+    auto pool = ObjectPool::open(root);
+    if (!pool) {
+        return std::unexpected(pool.error());
+    }
+    if (auto made = make_dir(root / "locks"); !made) {
+        return std::unexpected(made.error());
+    }
+    auto env = LmdbEnv::open(root / "meta", 16);
+    if (!env) {
+        return std::unexpected(env.error());
+    }
+    std::unique_ptr<Store> store(new Store(root, std::move(*pool), std::move(*env)));
+    if (auto ok = store->open_tables(); !ok) {
+        return std::unexpected(ok.error());
+    }
+    if (auto ok = store->check_schema(); !ok) {
+        return std::unexpected(ok.error());
+    }
+    return store;
+}
+
+Result<void> Store::open_tables() {
+    std::pair<Dbi*, const char*> tables[] = {
+        {&m_tables.meta, "meta"},       {&m_tables.volumes, "volumes"},
+        {&m_tables.inodes, "inodes"},   {&m_tables.dirents, "dirents"},
+        {&m_tables.stamps, "stamps"},   {&m_tables.refs, "refs"},
+        {&m_tables.orphans, "orphans"}, {&m_tables.dead, "dead"},
+    };
+    for (auto [dbi, name] : tables) {
+        auto opened = m_env.open_dbi(name);
+        if (!opened) {
+            return std::unexpected(opened.error());
+        }
+        *dbi = *opened;
+    }
+    return {};
+}
+
+Result<void> Store::check_schema() {
+    return m_env.write([&](LmdbTxn& txn) -> Result<void> {
+        auto stored = txn.get(m_tables.meta, "schema");
+        if (!stored) {
+            return std::unexpected(stored.error());
+        }
+        if (!*stored) {
+            return txn.put(m_tables.meta, "schema", encode_u64(k_schema_version));
+        }
+        auto version = decode_u64(**stored);
+        if (!version) {
+            return make_error(EIO, fmt::format("store {} has a corrupt metadata schema record "
+                                               "(run fbfs verify, or use another --store)",
+                                               m_root.string()));
+        }
+        if (*version > k_schema_version) {
+            return make_error(
+                EPROTO, fmt::format("store {} was written by a newer fbfs (metadata schema {}, "
+                                    "this fbfs reads up to {}): upgrade fbfs or use "
+                                    "another --store",
+                                    m_root.string(), *version, k_schema_version));
+        }
+        return {};
+    });
+}
+
+Result<std::vector<VolumeInfo>> Store::volumes() const {
+    std::vector<VolumeInfo> out;
+    auto ok = m_env.read([&](LmdbTxn& txn) -> Result<void> {
+        Result<void> decoded;
+        auto walked = for_each_prefix(txn, m_tables.volumes, "", [&](auto key, auto value) {
+            auto record = VolumeRecord::decode(value);
+            if (!record) {
+                decoded = std::unexpected(record.error());
+                return false;
+            }
+            out.push_back({std::string(key), *record});
+            return true;
+        });
+        return walked ? decoded : walked;
+    });
+    if (!ok) {
+        return std::unexpected(ok.error());
+    }
+    return out;
+}
+
+Result<std::size_t> Store::remove_dead_objects() {
+    std::size_t listed = 0;
+    auto counted = m_env.read([&](LmdbTxn& txn) -> Result<void> {
+        MDB_stat st{};
+        if (int rc = mdb_stat(txn.handle(), m_tables.dead, &st); rc != 0) {
+            return lmdb_error(rc, "counting dead objects");
+        }
+        listed = st.ms_entries;
+        return {};
+    });
+    if (!counted || listed == 0) {
+        return counted ? Result<std::size_t>(0) : std::unexpected(counted.error());
+    }
+    std::size_t removed = 0;
+    auto reaped = m_env.write([&](LmdbTxn& txn) -> Result<void> {
+        removed = 0;
+        std::vector<std::string> keys;
+        auto walked = for_each_prefix(txn, m_tables.dead, "", [&](std::string_view key, auto) {
+            keys.emplace_back(key);
+            return true;
+        });
+        if (!walked) {
+            return walked;
+        }
+        for (const auto& key : keys) {
+            auto unlinked = remove_unreferenced(txn, key);
+            if (!unlinked) {
+                return std::unexpected(unlinked.error());
+            }
+            removed += *unlinked ? 1 : 0;
+        }
+        return {};
+    });
+    return reaped ? Result<std::size_t>(removed) : std::unexpected(reaped.error());
+}
+
+Result<void> Store::remove_if_unreferenced(const ObjectId& id) {
+    return m_env.write([&](LmdbTxn& txn) -> Result<void> {
+        auto unlinked = remove_unreferenced(txn, id.raw());
+        return unlinked ? Result<void>() : std::unexpected(unlinked.error());
+    });
+}
+
+Result<bool> Store::remove_unreferenced(LmdbTxn& txn, std::string_view key) {
+    auto refs = txn.get(m_tables.refs, key);
+    if (!refs) {
+        return std::unexpected(refs.error());
+    }
+    auto id = ObjectId::from_raw(key);
+    bool unlink = !*refs && id;
+    if (unlink) {
+        if (auto gone = m_pool.remove(*id); !gone) {
+            return std::unexpected(gone.error());
+        }
+    }
+    if (auto gone = txn.del(m_tables.dead, key); !gone) {
+        return std::unexpected(gone.error());
+    }
+    return unlink;
+}
+
+Result<void> adjust_object_ref(LmdbTxn& txn, const Tables& tables, const ObjectId& id, int delta) {
+    auto raw = txn.get(tables.refs, id.raw());
+    if (!raw) {
+        return std::unexpected(raw.error());
+    }
+    std::uint64_t before = *raw ? decode_u64(**raw).value_or(0) : 0;
+    std::uint64_t count = delta > 0 ? before + 1 : (before > 0 ? before - 1 : 0);
+    Result<bool> listed = false;
+    if (count == 0) {
+        listed = txn.del(tables.refs, id.raw());
+        return listed ? txn.put(tables.dead, id.raw(), "") : std::unexpected(listed.error());
+    }
+    if (before == 0) {
+        listed = txn.del(tables.dead, id.raw());
+    }
+    return listed ? txn.put(tables.refs, id.raw(), encode_u64(count))
+                  : std::unexpected(listed.error());
+}
+
+Result<VolumeId> unused_volume_id(const LmdbTxn& txn, const Tables& tables) {
+    VolumeId max_id = 0;
+    auto walked = for_each_prefix(txn, tables.volumes, "", [&](auto, std::string_view value) {
+        auto record = VolumeRecord::decode(value);
+        max_id = record ? std::max(max_id, record->id) : max_id;
+        return true;
+    });
+    if (!walked) {
+        return std::unexpected(walked.error());
+    }
+    return max_id + 1;
+}
+
+}  // namespace fbfs

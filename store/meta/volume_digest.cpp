@@ -1,0 +1,143 @@
+#include "store/meta/volume_digest.h"
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "store/meta/snapshot_tables.h"
+
+namespace fbfs {
+
+namespace {
+
+// Feeds a hasher with length-prefixed fields, so no two different trees hash the same bytes.
+class DigestWriter {
+public:
+    void tag(char t) { m_hash.update(&t, 1); }
+    void number(std::uint64_t n) {
+        std::uint8_t bytes[8];
+        for (int i = 0; i < 8; ++i) {
+            bytes[i] = static_cast<std::uint8_t>(n >> (8 * i));
+        }
+        m_hash.update(bytes, sizeof bytes);
+    }
+    void text(std::string_view s) {
+        number(s.size());
+        m_hash.update(s.data(), s.size());
+    }
+    ObjectId finish() { return m_hash.finish(); }
+
+private:
+    Sha256 m_hash;
+};
+
+void write_inode(DigestWriter& out, const InodeRecord& r) {
+    out.number(r.mode);
+    out.number(r.uid);
+    out.number(r.gid);
+    out.number(r.size);
+    out.number(r.rdev);
+    out.number(r.flags & InodeRecord::k_opaque);
+    out.text(r.object ? r.object->raw() : std::string_view{});
+    out.text(r.symlink_target);
+}
+
+class TreeDigest {
+public:
+    explicit TreeDigest(const VolumeSnapshot& s) : m_snapshot(s) {
+        for (std::size_t i = 0; i < s.entries.size(); ++i) {
+            m_children[s.entries[i].parent].push_back(i);
+        }
+    }
+
+    ObjectId run() {
+        auto root = m_snapshot.inodes.find(k_root_inode);
+        m_out.tag('R');
+        if (root != m_snapshot.inodes.end()) {
+            write_inode(m_out, root->second);
+        }
+        m_first_path[k_root_inode] = "";
+        walk(k_root_inode, "");
+        return m_out.finish();
+    }
+
+private:
+    // Entries come in (parent, name) order, so each directory's children are already sorted.
+    void walk(InodeNumber dir, const std::string& dir_path) {
+        auto children = m_children.find(dir);
+        if (children == m_children.end()) {
+            return;
+        }
+        for (std::size_t i : children->second) {
+            const auto& entry = m_snapshot.entries[i];
+            std::string path = dir_path + "/" + entry.name;
+            m_out.tag('E');
+            m_out.text(path);
+            m_out.number(entry.value.type);
+            if (entry.value.is_whiteout()) {
+                continue;
+            }
+            auto [seen, first] = m_first_path.try_emplace(entry.value.ino, path);
+            if (!first) {
+                m_out.tag('L');  // another name of an inode already hashed
+                m_out.text(seen->second);
+                continue;
+            }
+            auto record = m_snapshot.inodes.find(entry.value.ino);
+            if (record == m_snapshot.inodes.end()) {
+                m_out.tag('?');
+                continue;
+            }
+            write_inode(m_out, record->second);
+            if (record->second.is_dir()) {
+                walk(entry.value.ino, path);
+            }
+        }
+    }
+
+    const VolumeSnapshot& m_snapshot;
+    DigestWriter m_out;
+    std::unordered_map<InodeNumber, std::vector<std::size_t>> m_children;
+    std::unordered_map<InodeNumber, std::string> m_first_path;
+};
+
+}  // namespace
+
+ObjectId content_digest(const VolumeSnapshot& snapshot) {
+    return TreeDigest(snapshot).run();
+}
+
+Result<ObjectId> store_content_digest(const Store& store, std::string_view only_volume) {
+    auto volumes = store.volumes();
+    if (!volumes) {
+        return std::unexpected(volumes.error());
+    }
+    DigestWriter out;
+    bool found = only_volume.empty();
+    auto read = store.env().read([&](LmdbTxn& txn) -> Result<void> {
+        for (const auto& volume : *volumes) {  // in name order: LMDB's key order
+            if (!only_volume.empty() && volume.name != only_volume) {
+                continue;
+            }
+            auto snapshot = read_snapshot(txn, store.tables(), volume.name);
+            if (!snapshot) {
+                return std::unexpected(snapshot.error());
+            }
+            found = true;
+            out.text(volume.name);
+            out.text(content_digest(*snapshot).raw());
+        }
+        return {};
+    });
+    if (!read) {
+        return std::unexpected(read.error());
+    }
+    if (!found) {
+        return make_error(ENOENT, fmt::format("the store {} has no volume {}",
+                                              store.root().string(), only_volume));
+    }
+    return out.finish();
+}
+
+}  // namespace fbfs

@@ -1,0 +1,121 @@
+#include "store/meta/volume_lock.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <string_view>
+
+#include "store/meta/schema.h"
+
+namespace fbfs {
+
+namespace {
+
+std::filesystem::path lock_path(const std::filesystem::path& store_root,
+                                const std::string& volume) {
+    return store_root / "locks" / (volume + ".lock");
+}
+
+std::optional<pid_t> read_pid(int fd) {
+    char buf[32] = {};
+    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    pid_t pid = 0;
+    if (n <= 0 || std::from_chars(buf, buf + n, pid).ec != std::errc() || pid <= 0) {
+        return std::nullopt;
+    }
+    return pid;
+}
+
+// A lock over the whole lock file. It is an open file description lock (F_OFD_SETLK), not
+// flock(2): both belong to the open file and die with the holder, but only this kind can be
+// tested without being taken (F_OFD_GETLK), so holder() never makes a concurrent acquire() fail.
+struct flock whole_file(short type) {
+    struct flock lock {};
+    lock.l_type = type;
+    lock.l_whence = SEEK_SET;
+    return lock;
+}
+
+// What process `pid` is doing with a volume, from its command line: "pack", "unpack", or "" for
+// anything else (a mount's daemon).
+std::string holder_command(pid_t pid) {
+    std::string args;
+    if (UniqueFd fd(::open(fmt::format("/proc/{}/cmdline", pid).c_str(), O_RDONLY | O_CLOEXEC));
+        fd) {
+        char buf[4096];
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        args.assign(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+    }
+    // The subcommand is the first argument after the program that is not an option.
+    for (std::size_t at = args.find('\0'); at != std::string::npos && at + 1 < args.size();) {
+        std::size_t end = args.find('\0', at + 1);
+        std::string arg = args.substr(at + 1, end - at - 1);
+        if (!arg.starts_with("-")) {
+            return arg == "pack" || arg == "unpack" ? arg : "";
+        }
+        at = end;
+    }
+    return "";
+}
+
+}  // namespace
+
+Error VolumeLock::busy(const std::filesystem::path& store_root, const std::string& volume,
+                       pid_t pid, std::string_view when_mounted) {
+    std::string command = pid > 0 ? holder_command(pid) : "";
+    std::string who = pid > 0 ? std::to_string(pid) : "unknown";
+    if (!command.empty()) {
+        return Error{EBUSY, fmt::format("volume '{}' of store {} is in use by pid {} (fbfs {}); "
+                                        "wait for it to finish",
+                                        volume, store_root.string(), who, command)};
+    }
+    return Error{EBUSY, fmt::format("volume '{}' of store {} is already served by pid {}, which "
+                                    "mounted it ({})",
+                                    volume, store_root.string(), who, when_mounted)};
+}
+
+Result<VolumeLock> VolumeLock::acquire(const std::filesystem::path& store_root,
+                                       const std::string& volume) {
+    // The name becomes a file name: never let "../x" put a lock outside locks/.
+    if (auto ok = check_volume_name(volume); !ok) {
+        return std::unexpected(ok.error());
+    }
+    auto path = lock_path(store_root, volume);
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd) {
+        return errno_error(fmt::format("cannot open lock file {}", path.string()));
+    }
+    if (struct flock lock = whole_file(F_WRLCK); ::fcntl(fd.get(), F_OFD_SETLK, &lock) != 0) {
+        if (errno != EAGAIN && errno != EACCES) {
+            return errno_error(fmt::format("cannot lock {}", path.string()));
+        }
+        return std::unexpected(busy(store_root, volume, read_pid(fd.get()).value_or(0),
+                                    "unmount it with fbfs umount, or mount another --volume"));
+    }
+    VolumeLock lock(std::move(fd));
+    lock.record_pid();
+    return lock;
+}
+
+std::optional<pid_t> VolumeLock::holder(const std::filesystem::path& store_root,
+                                        const std::string& volume) {
+    if (!check_volume_name(volume)) {
+        return std::nullopt;
+    }
+    UniqueFd fd(::open(lock_path(store_root, volume).c_str(), O_RDONLY | O_CLOEXEC));
+    struct flock lock = whole_file(F_WRLCK);
+    if (!fd || ::fcntl(fd.get(), F_OFD_GETLK, &lock) != 0 || lock.l_type == F_UNLCK) {
+        return std::nullopt;
+    }
+    return read_pid(fd.get()).value_or(0);
+}
+
+void VolumeLock::record_pid() const {
+    auto text = std::to_string(::getpid());
+    if (::ftruncate(m_fd.get(), 0) == 0) {
+        [[maybe_unused]] auto n = ::pwrite(m_fd.get(), text.data(), text.size(), 0);
+    }
+}
+
+}  // namespace fbfs

@@ -1,0 +1,706 @@
+#include "store/meta/volume_tree.h"
+
+#include <dirent.h>
+#include <linux/fs.h>
+#include <unistd.h>
+
+#include <map>
+
+namespace fbfs {
+
+namespace {
+
+constexpr InodeNumber k_inode_batch = 1024;
+
+std::uint8_t dirent_type(std::uint32_t mode) {
+    return static_cast<std::uint8_t>(IFTODT(mode));
+}
+
+// The working set of one write transaction: inode records read once, changed in memory, and
+// written (or deleted) together by flush(), so a rename within one directory touches it once.
+class TreeTxn {
+public:
+    TreeTxn(LmdbTxn& txn, const Tables& tables, VolumeId volume)
+        : m_txn(txn), m_t(tables), m_vol(volume) {}
+
+    // The record of `ino`; ENOENT if there is none (the kernel asked about a stale inode).
+    Result<InodeRecord*> inode(InodeNumber ino) {
+        if (auto it = m_inodes.find(ino); it != m_inodes.end()) {
+            if (!it->second) {
+                return make_error(ENOENT, fmt::format("inode {} was deleted", ino));
+            }
+            return &*it->second;
+        }
+        auto raw = m_txn.get(m_t.inodes, inode_key(m_vol, ino));
+        if (!raw) {
+            return std::unexpected(raw.error());
+        }
+        if (!*raw) {
+            return make_error(ENOENT, fmt::format("inode {} does not exist", ino));
+        }
+        auto record = InodeRecord::decode(**raw);
+        if (!record) {
+            return std::unexpected(record.error());
+        }
+        m_original_objects[ino] = record->object;
+        return &*(m_inodes[ino] = std::move(*record));
+    }
+
+    // A directory's record; ENOTDIR if `ino` is something else.
+    Result<InodeRecord*> dir(InodeNumber ino) {
+        auto rec = inode(ino);
+        if (rec && !(*rec)->is_dir()) {
+            return make_error(ENOTDIR, fmt::format("inode {} is not a directory", ino));
+        }
+        return rec;
+    }
+
+    void add_inode(InodeNumber ino, InodeRecord record) {
+        m_original_objects[ino] = std::nullopt;
+        m_inodes[ino] = std::move(record);
+    }
+    void delete_inode(InodeNumber ino) { m_inodes[ino] = std::nullopt; }
+
+    Result<std::optional<DirentValue>> entry(InodeNumber parent, std::string_view name) {
+        auto raw = m_txn.get(m_t.dirents, dirent_key(m_vol, parent, name));
+        if (!raw) {
+            return std::unexpected(raw.error());
+        }
+        if (!*raw) {
+            return std::optional<DirentValue>();
+        }
+        auto value = DirentValue::decode(**raw);
+        if (!value) {
+            return std::unexpected(value.error());
+        }
+        return std::optional<DirentValue>(*value);
+    }
+    // Like entry(), but ENOENT for a missing entry or a whiteout.
+    Result<DirentValue> existing(InodeNumber parent, std::string_view name) {
+        auto value = entry(parent, name);
+        if (!value) {
+            return std::unexpected(value.error());
+        }
+        if (!*value || (*value)->is_whiteout()) {
+            return make_error(ENOENT, fmt::format("no entry '{}' in directory {}", name, parent));
+        }
+        return **value;
+    }
+    Result<void> put_entry(InodeNumber parent, std::string_view name, DirentValue value) {
+        return m_txn.put(m_t.dirents, dirent_key(m_vol, parent, name), value.encode());
+    }
+    Result<void> del_entry(InodeNumber parent, std::string_view name) {
+        auto gone = m_txn.del(m_t.dirents, dirent_key(m_vol, parent, name));
+        return gone ? Result<void>() : std::unexpected(gone.error());
+    }
+
+    // Entries of `dir` other than whiteouts: ENOTEMPTY if any. Whiteouts are deleted with it.
+    Result<void> remove_empty_dir_entries(InodeNumber dir) {
+        std::vector<std::string> whiteouts;
+        bool empty = true;
+        auto walked = for_each_prefix(m_txn, m_t.dirents, dirent_prefix(m_vol, dir),
+                                      [&](std::string_view key, std::string_view value) {
+                                          auto v = DirentValue::decode(value);
+                                          if (v && v->is_whiteout()) {
+                                              whiteouts.emplace_back(key);
+                                              return true;
+                                          }
+                                          empty = false;
+                                          return false;
+                                      });
+        if (!walked) {
+            return walked;
+        }
+        if (!empty) {
+            return make_error(ENOTEMPTY, fmt::format("directory {} is not empty", dir));
+        }
+        for (const auto& key : whiteouts) {
+            if (auto gone = m_txn.del(m_t.dirents, key); !gone) {
+                return std::unexpected(gone.error());
+            }
+        }
+        return {};
+    }
+
+    // Drops one link of `ino` (already removed from its directory). A directory loses all links.
+    // With no links left the inode is an orphan if `keep_open`, else deleted.
+    Result<Unlinked> unlink_inode(InodeNumber ino, bool keep_open, TimeNs now) {
+        auto rec = inode(ino);
+        if (!rec) {
+            return std::unexpected(rec.error());
+        }
+        InodeRecord& r = **rec;
+        if (r.is_dir()) {
+            if (auto ok = remove_empty_dir_entries(ino); !ok) {
+                return std::unexpected(ok.error());
+            }
+            r.nlink = 0;
+        } else if (r.nlink > 0) {
+            --r.nlink;
+        }
+        r.ctime = now;
+        Unlinked out{ino, r};
+        if (r.nlink == 0) {
+            auto marked =
+                keep_open ? m_txn.put(m_t.orphans, inode_key(m_vol, ino), "") : Result<void>();
+            if (!marked) {
+                return std::unexpected(marked.error());
+            }
+            if (!keep_open) {
+                delete_inode(ino);
+            }
+        }
+        return out;
+    }
+
+    // Writes every changed record and moves object references along with changed content.
+    Result<void> flush() {
+        for (auto& [ino, record] : m_inodes) {
+            const auto& before = m_original_objects[ino];
+            const std::optional<ObjectId> after = record ? record->object : std::nullopt;
+            if (before != after) {
+                if (auto ok = adjust_ref(before, -1); !ok) {
+                    return ok;
+                }
+                if (auto ok = adjust_ref(after, +1); !ok) {
+                    return ok;
+                }
+            }
+            auto written = record ? m_txn.put(m_t.inodes, inode_key(m_vol, ino), record->encode())
+                                  : delete_record(ino);
+            if (!written) {
+                return written;
+            }
+        }
+        return {};
+    }
+
+private:
+    Result<void> delete_record(InodeNumber ino) {
+        auto gone = m_txn.del(m_t.inodes, inode_key(m_vol, ino));
+        if (gone) {
+            gone = m_txn.del(m_t.orphans, inode_key(m_vol, ino));
+        }
+        return gone ? Result<void>() : std::unexpected(gone.error());
+    }
+
+    Result<void> adjust_ref(const std::optional<ObjectId>& id, int delta) {
+        return id ? adjust_object_ref(m_txn, m_t, *id, delta) : Result<void>();
+    }
+
+    LmdbTxn& m_txn;
+    const Tables& m_t;
+    VolumeId m_vol;
+    std::map<InodeNumber, std::optional<InodeRecord>> m_inodes;  // nullopt: deleted
+    std::map<InodeNumber, std::optional<ObjectId>> m_original_objects;
+};
+
+void touch(InodeRecord& record, TimeNs now) {
+    record.mtime = record.ctime = now;
+}
+
+// Inside the write transaction that is about to name object `id`: puts the sealed file holding
+// its bytes into the pool unless the pool has it, so the object exists before anything names it.
+// `published` records that this transaction's attempt put it there (LmdbEnv::write may run the
+// body again).
+Result<void> publish_if_missing(const ObjectPool& pool, const ObjectId& id, std::uint64_t size,
+                                const std::filesystem::path& sealed, bool& published) {
+    if (published || pool.contains(id)) {
+        return {};
+    }
+    auto put = pool.publish(sealed, id, size);
+    if (!put) {
+        return std::unexpected(put.error());
+    }
+    published = !put->deduped;
+    return {};
+}
+
+// After the transaction that would have named a published object failed: nothing names it, so
+// it goes again. Returns the error to report (the original one, unless cleaning up failed too).
+Error unpublish(Store& store, bool published, const std::optional<ObjectId>& id, Error error) {
+    if (published && id) {
+        if (auto removed = store.remove_if_unreferenced(*id); !removed) {
+            return removed.error();
+        }
+    }
+    return error;
+}
+
+}  // namespace
+
+Result<VolumeTree> VolumeTree::open(Store& store, std::string_view name, std::uint32_t uid,
+                                    std::uint32_t gid) {
+    if (auto ok = check_volume_name(name); !ok) {
+        return std::unexpected(ok.error());
+    }
+    const Tables& t = store.tables();
+    VolumeId id = 0;
+    auto ok = store.env().write([&](LmdbTxn& txn) -> Result<void> {
+        auto existing = txn.get(t.volumes, name);
+        if (!existing) {
+            return std::unexpected(existing.error());
+        }
+        if (*existing) {
+            auto record = VolumeRecord::decode(**existing);
+            if (!record) {
+                return std::unexpected(record.error());
+            }
+            id = record->id;
+            return {};
+        }
+        auto unused = unused_volume_id(txn, t);
+        if (!unused) {
+            return std::unexpected(unused.error());
+        }
+        id = *unused;
+        InodeRecord root;
+        root.mode = S_IFDIR | 0755;
+        root.uid = uid;
+        root.gid = gid;
+        root.nlink = 2;
+        root.atime = root.mtime = root.ctime = now_ns();
+        if (auto put = txn.put(t.inodes, inode_key(id, k_root_inode), root.encode()); !put) {
+            return put;
+        }
+        return txn.put(t.volumes, name, VolumeRecord{id, k_root_inode + 1}.encode());
+    });
+    if (!ok) {
+        return std::unexpected(ok.error());
+    }
+    return VolumeTree(store, std::string(name), id);
+}
+
+VolumeTree::VolumeTree(VolumeTree&& other) noexcept
+    : m_store(other.m_store),
+      m_name(std::move(other.m_name)),
+      m_id(other.m_id),
+      m_next_inode(other.m_next_inode),
+      m_inode_limit(other.m_inode_limit) {}
+
+Result<InodeNumber> VolumeTree::allocate_inode() {
+    std::lock_guard lock(m_alloc_mutex);
+    if (m_next_inode == m_inode_limit) {
+        const Tables& t = m_store->tables();
+        auto ok = m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
+            auto raw = txn.get(t.volumes, m_name);
+            if (!raw) {
+                return std::unexpected(raw.error());
+            }
+            if (!*raw) {
+                return make_error(ENOENT, fmt::format("volume '{}' was removed", m_name));
+            }
+            auto record = VolumeRecord::decode(**raw);
+            if (!record) {
+                return std::unexpected(record.error());
+            }
+            m_next_inode = record->next_inode;
+            record->next_inode += k_inode_batch;
+            m_inode_limit = record->next_inode;
+            return txn.put(t.volumes, m_name, record->encode());
+        });
+        if (!ok) {
+            m_next_inode = m_inode_limit = 0;
+            return std::unexpected(ok.error());
+        }
+    }
+    return m_next_inode++;
+}
+
+Result<std::optional<InodeRecord>> VolumeTree::get(InodeNumber ino) const {
+    std::optional<InodeRecord> out;
+    auto ok = m_store->env().read([&](LmdbTxn& txn) -> Result<void> {
+        auto raw = txn.get(m_store->tables().inodes, inode_key(m_id, ino));
+        if (!raw) {
+            return std::unexpected(raw.error());
+        }
+        if (*raw) {
+            auto record = InodeRecord::decode(**raw);
+            if (!record) {
+                return std::unexpected(record.error());
+            }
+            out = std::move(*record);
+        }
+        return {};
+    });
+    if (!ok) {
+        return std::unexpected(ok.error());
+    }
+    return out;
+}
+
+Result<std::optional<DirentValue>> VolumeTree::lookup(InodeNumber parent,
+                                                      std::string_view name) const {
+    Result<std::optional<DirentValue>> out;
+    auto ok = m_store->env().read([&](LmdbTxn& txn) -> Result<void> {
+        TreeTxn tree(txn, m_store->tables(), m_id);
+        out = tree.entry(parent, name);
+        return {};
+    });
+    return ok ? out : std::unexpected(ok.error());
+}
+
+Result<std::vector<NamedEntry>> VolumeTree::list(InodeNumber dir) const {
+    std::vector<NamedEntry> out;
+    auto prefix = dirent_prefix(m_id, dir);
+    Result<void> decoded;
+    auto ok = m_store->env().read([&](LmdbTxn& txn) -> Result<void> {
+        return for_each_prefix(txn, m_store->tables().dirents, prefix,
+                               [&](std::string_view key, std::string_view value) {
+                                   auto v = DirentValue::decode(value);
+                                   if (!v) {
+                                       decoded = std::unexpected(v.error());
+                                       return false;
+                                   }
+                                   out.push_back({std::string(key.substr(prefix.size())), *v});
+                                   return true;
+                               });
+    });
+    if (!ok || !decoded) {
+        return std::unexpected(ok ? decoded.error() : ok.error());
+    }
+    return out;
+}
+
+Result<NewInode> VolumeTree::create(InodeNumber parent, std::string_view name, InodeRecord record,
+                                    const CreateOptions& options) {
+    auto ino = options.ino ? Result<InodeNumber>(*options.ino) : allocate_inode();
+    if (!ino) {
+        return std::unexpected(ino.error());
+    }
+    TimeNs now = now_ns();
+    record.nlink = record.is_dir() ? 2 : 1;
+    const ObjectPool& pool = m_store->pool();
+    bool published = false;
+    auto ok = m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
+        TreeTxn tree(txn, m_store->tables(), m_id);
+        auto dir = tree.dir(parent);
+        if (!dir) {
+            return std::unexpected(dir.error());
+        }
+        auto present = tree.entry(parent, name);
+        if (!present) {
+            return std::unexpected(present.error());
+        }
+        if (*present && !(*present)->is_whiteout()) {
+            return make_error(EEXIST, fmt::format("'{}' exists", name));
+        }
+        if (options.ino) {
+            auto taken = txn.get(m_store->tables().inodes, inode_key(m_id, *ino));
+            if (!taken || *taken) {
+                return taken ? make_error(EEXIST, fmt::format("inode {} is taken", *ino))
+                             : std::unexpected(taken.error());
+            }
+        }
+        if (record.object && !options.sealed.empty()) {
+            auto put =
+                publish_if_missing(pool, *record.object, record.size, options.sealed, published);
+            if (!put) {
+                return put;
+            }
+        }
+        if (options.touch_parent) {
+            touch(**dir, now);
+        }
+        if (record.is_dir()) {
+            ++(*dir)->nlink;
+        }
+        tree.add_inode(*ino, record);
+        if (auto put = tree.put_entry(parent, name, {*ino, dirent_type(record.mode)}); !put) {
+            return put;
+        }
+        return tree.flush();
+    });
+    if (!ok) {
+        return std::unexpected(unpublish(*m_store, published, record.object, ok.error()));
+    }
+    if (!options.sealed.empty()) {
+        ::unlink(options.sealed.c_str());
+    }
+    return NewInode{*ino, std::move(record)};
+}
+
+Result<std::optional<LowerStamp>> VolumeTree::stamp(std::string_view relative_path) const {
+    std::optional<LowerStamp> out;
+    auto ok = m_store->env().read([&](LmdbTxn& txn) -> Result<void> {
+        auto raw = txn.get(m_store->tables().stamps, stamp_key(m_id, relative_path));
+        if (!raw || !*raw) {
+            return raw ? Result<void>() : std::unexpected(raw.error());
+        }
+        auto decoded = LowerStamp::decode(**raw);
+        if (!decoded) {
+            return std::unexpected(decoded.error());
+        }
+        out = *decoded;
+        return {};
+    });
+    return ok ? Result<std::optional<LowerStamp>>(out) : std::unexpected(ok.error());
+}
+
+Result<void> VolumeTree::put_stamp(std::string_view relative_path, const LowerStamp& stamp) {
+    return m_store->env().write([&](LmdbTxn& txn) {
+        return txn.put(m_store->tables().stamps, stamp_key(m_id, relative_path), stamp.encode());
+    });
+}
+
+Result<InodeRecord> VolumeTree::link(InodeNumber ino, InodeNumber parent, std::string_view name) {
+    InodeRecord out;
+    TimeNs now = now_ns();
+    auto ok = m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
+        TreeTxn tree(txn, m_store->tables(), m_id);
+        auto target = tree.inode(ino);
+        auto dir = target ? tree.dir(parent) : target;
+        if (!dir) {
+            return std::unexpected(dir.error());
+        }
+        if ((*target)->is_dir()) {
+            return make_error(EPERM, "hard links to directories are not allowed");
+        }
+        auto present = tree.entry(parent, name);
+        if (!present) {
+            return std::unexpected(present.error());
+        }
+        if (*present && !(*present)->is_whiteout()) {
+            return make_error(EEXIST, fmt::format("'{}' exists", name));
+        }
+        ++(*target)->nlink;
+        (*target)->ctime = now;
+        touch(**dir, now);
+        out = **target;
+        if (auto put = tree.put_entry(parent, name, {ino, dirent_type(out.mode)}); !put) {
+            return put;
+        }
+        // A file linked back from the orphan state is no longer an orphan.
+        if (auto gone = txn.del(m_store->tables().orphans, inode_key(m_id, ino)); !gone) {
+            return std::unexpected(gone.error());
+        }
+        return tree.flush();
+    });
+    return ok ? Result<InodeRecord>(std::move(out)) : std::unexpected(ok.error());
+}
+
+Result<Unlinked> VolumeTree::remove(InodeNumber parent, std::string_view name, bool dir,
+                                    bool leave_whiteout, bool keep_open) {
+    Unlinked out;
+    TimeNs now = now_ns();
+    auto ok = m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
+        TreeTxn tree(txn, m_store->tables(), m_id);
+        auto parent_rec = tree.dir(parent);
+        if (!parent_rec) {
+            return std::unexpected(parent_rec.error());
+        }
+        auto entry = tree.existing(parent, name);
+        if (!entry) {
+            return std::unexpected(entry.error());
+        }
+        bool is_dir = entry->type == DT_DIR;
+        if (dir != is_dir) {
+            return make_error(dir ? ENOTDIR : EISDIR,
+                              fmt::format("'{}' is {}a directory", name, is_dir ? "" : "not "));
+        }
+        auto unlinked = tree.unlink_inode(entry->ino, keep_open, now);
+        if (!unlinked) {
+            return std::unexpected(unlinked.error());
+        }
+        out = *unlinked;
+        touch(**parent_rec, now);
+        if (is_dir) {
+            --(*parent_rec)->nlink;
+        }
+        auto changed = leave_whiteout ? tree.put_entry(parent, name, {0, DT_WHT})
+                                      : tree.del_entry(parent, name);
+        return changed ? tree.flush() : changed;
+    });
+    return ok ? Result<Unlinked>(std::move(out)) : std::unexpected(ok.error());
+}
+
+Result<void> VolumeTree::add_whiteout(InodeNumber parent, std::string_view name) {
+    TimeNs now = now_ns();
+    return m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
+        TreeTxn tree(txn, m_store->tables(), m_id);
+        auto parent_rec = tree.dir(parent);
+        if (!parent_rec) {
+            return std::unexpected(parent_rec.error());
+        }
+        auto present = tree.entry(parent, name);
+        if (!present) {
+            return std::unexpected(present.error());
+        }
+        if (*present && !(*present)->is_whiteout()) {
+            return make_error(EEXIST, fmt::format("'{}' exists", name));
+        }
+        touch(**parent_rec, now);
+        auto put = tree.put_entry(parent, name, {0, DT_WHT});
+        return put ? tree.flush() : put;
+    });
+}
+
+Result<std::optional<Unlinked>> VolumeTree::rename(
+    InodeNumber parent, std::string_view name, InodeNumber new_parent, std::string_view new_name,
+    unsigned flags, const std::function<bool(InodeNumber)>& keep_open) {
+    std::optional<Unlinked> replaced;
+    TimeNs now = now_ns();
+    auto ok = m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
+        TreeTxn tree(txn, m_store->tables(), m_id);
+        auto from_dir = tree.dir(parent);
+        auto to_dir = from_dir ? tree.dir(new_parent) : from_dir;
+        if (!to_dir) {
+            return std::unexpected(to_dir.error());
+        }
+        auto src = tree.existing(parent, name);
+        if (!src) {
+            return std::unexpected(src.error());
+        }
+        auto dst_any = tree.entry(new_parent, new_name);
+        if (!dst_any) {
+            return std::unexpected(dst_any.error());
+        }
+        std::optional<DirentValue> dst = *dst_any;
+        if (dst && dst->is_whiteout()) {
+            dst.reset();
+        }
+        bool src_dir = src->type == DT_DIR;
+        if (flags & RENAME_EXCHANGE) {
+            if (!dst) {
+                return make_error(ENOENT, fmt::format("no entry '{}' to exchange", new_name));
+            }
+            bool dst_dir = dst->type == DT_DIR;
+            if (src_dir != dst_dir && parent != new_parent) {
+                (*from_dir)->nlink += src_dir ? -1u : 1u;
+                (*to_dir)->nlink += src_dir ? 1u : -1u;
+            }
+            auto a = tree.inode(src->ino);
+            auto b = a ? tree.inode(dst->ino) : a;
+            if (!b) {
+                return std::unexpected(b.error());
+            }
+            (*a)->ctime = (*b)->ctime = now;
+            auto put = tree.put_entry(parent, name, *dst);
+            put = put ? tree.put_entry(new_parent, new_name, *src) : put;
+            touch(**from_dir, now);
+            touch(**to_dir, now);
+            return put ? tree.flush() : put;
+        }
+        if (dst) {
+            if (flags & RENAME_NOREPLACE) {
+                return make_error(EEXIST, fmt::format("'{}' exists", new_name));
+            }
+            if (dst->ino == src->ino) {
+                return {};  // two names of one inode: POSIX says do nothing
+            }
+            bool dst_dir = dst->type == DT_DIR;
+            if (src_dir && !dst_dir) {
+                return make_error(ENOTDIR, fmt::format("'{}' is not a directory", new_name));
+            }
+            if (!src_dir && dst_dir) {
+                return make_error(EISDIR, fmt::format("'{}' is a directory", new_name));
+            }
+            auto unlinked = tree.unlink_inode(dst->ino, keep_open(dst->ino), now);
+            if (!unlinked) {
+                return std::unexpected(unlinked.error());
+            }
+            replaced = *unlinked;
+            if (dst_dir) {
+                --(*to_dir)->nlink;
+            }
+        }
+        if (src_dir && parent != new_parent) {
+            --(*from_dir)->nlink;
+            ++(*to_dir)->nlink;
+        }
+        auto moved = tree.inode(src->ino);
+        if (!moved) {
+            return std::unexpected(moved.error());
+        }
+        (*moved)->ctime = now;
+        touch(**from_dir, now);
+        touch(**to_dir, now);
+        auto changed = tree.del_entry(parent, name);
+        changed = changed ? tree.put_entry(new_parent, new_name, *src) : changed;
+        return changed ? tree.flush() : changed;
+    });
+    return ok ? Result<std::optional<Unlinked>>(std::move(replaced)) : std::unexpected(ok.error());
+}
+
+Result<InodeRecord> VolumeTree::update(InodeNumber ino,
+                                       const std::function<Result<void>(InodeRecord&)>& change) {
+    InodeRecord out;
+    auto ok = m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
+        TreeTxn tree(txn, m_store->tables(), m_id);
+        auto rec = tree.inode(ino);
+        if (!rec) {
+            return std::unexpected(rec.error());
+        }
+        if (auto changed = change(**rec); !changed) {
+            return changed;
+        }
+        out = **rec;
+        return tree.flush();
+    });
+    return ok ? Result<InodeRecord>(std::move(out)) : std::unexpected(ok.error());
+}
+
+Result<InodeRecord> VolumeTree::set_content(InodeNumber ino, const std::optional<ObjectId>& id,
+                                            std::uint64_t size, const std::filesystem::path& sealed,
+                                            const std::function<void(InodeRecord&)>& change) {
+    const ObjectPool& pool = m_store->pool();
+    bool published = false;
+    auto updated = update(ino, [&](InodeRecord& record) -> Result<void> {
+        if (id) {
+            auto put = publish_if_missing(pool, *id, size, sealed, published);
+            if (!put) {
+                return put;
+            }
+        }
+        record.object = id;
+        record.size = size;
+        change(record);
+        return {};
+    });
+    if (updated && !sealed.empty()) {
+        ::unlink(sealed.c_str());  // a duplicate of an object the pool had (or already gone)
+    }
+    if (!updated) {
+        return std::unexpected(unpublish(*m_store, published, id, updated.error()));
+    }
+    return updated;
+}
+
+Result<void> VolumeTree::drop(InodeNumber ino) {
+    return m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
+        TreeTxn tree(txn, m_store->tables(), m_id);
+        auto rec = tree.inode(ino);
+        if (!rec) {
+            return (rec.error().code == ENOENT) ? Result<void>() : std::unexpected(rec.error());
+        }
+        if ((*rec)->nlink != 0) {
+            return {};
+        }
+        tree.delete_inode(ino);
+        return tree.flush();
+    });
+}
+
+Result<std::size_t> VolumeTree::drop_orphans() {
+    std::vector<InodeNumber> orphans;
+    auto listed = m_store->env().read([&](LmdbTxn& txn) -> Result<void> {
+        return for_each_prefix(txn, m_store->tables().orphans, volume_prefix(m_id),
+                               [&](std::string_view key, std::string_view) {
+                                   if (auto ino = inode_of_key(key)) {
+                                       orphans.push_back(*ino);
+                                   }
+                                   return true;
+                               });
+    });
+    if (!listed) {
+        return std::unexpected(listed.error());
+    }
+    for (InodeNumber ino : orphans) {
+        if (auto dropped = drop(ino); !dropped) {
+            return std::unexpected(dropped.error());
+        }
+    }
+    return orphans.size();
+}
+
+}  // namespace fbfs

@@ -1,0 +1,522 @@
+#include "store/pack/pack_reader.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+namespace fbfs {
+
+namespace {
+
+using pack::damaged;
+
+constexpr std::size_t k_read_chunk = std::size_t{1} << 20;
+
+// A forward-only reader over an fd with a buffer, counting the bytes consumed. When the fd is a
+// regular file its length is known, so a length that runs past the end is caught before reading.
+class Input {
+public:
+    explicit Input(int fd) : m_fd(fd) {
+        struct stat st {};
+        off_t at = ::lseek(fd, 0, SEEK_CUR);
+        if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && at >= 0) {
+            m_length = static_cast<std::uint64_t>(st.st_size - at);
+        }
+    }
+
+    std::uint64_t offset() const { return m_offset; }
+
+    // Whatever is buffered, reading more if nothing is; empty at the end of the input.
+    Result<std::string_view> available() {
+        if (m_pos == m_size) {
+            m_pos = m_size = 0;
+            ssize_t n = 0;
+            do {
+                n = ::read(m_fd, m_buffer.get(), k_read_chunk);
+            } while (n < 0 && errno == EINTR);
+            if (n < 0) {
+                return errno_error("cannot read the pack");
+            }
+            m_size = static_cast<std::size_t>(n);
+        }
+        return std::string_view(m_buffer.get() + m_pos, m_size - m_pos);
+    }
+    void consume(std::size_t n) {
+        m_pos += n;
+        m_offset += n;
+    }
+
+    // Exactly `n` bytes of `what`, or an error saying the pack ends (or would end) first.
+    Result<std::string> take(std::uint64_t n, std::string_view what) {
+        return take(n, what, false);
+    }
+    // Up to `n` bytes: fewer only at the end of the input.
+    Result<std::string> take_up_to(std::uint64_t n) { return take(n, "", true); }
+
+    std::unexpected<Error> truncated(std::string_view what) const {
+        return damaged(
+            fmt::format("it is truncated: it ends at byte {}, inside the {}", m_offset, what));
+    }
+
+private:
+    Result<std::string> take(std::uint64_t n, std::string_view what, bool short_ok) {
+        if (!short_ok && m_length && n > *m_length - m_offset) {
+            return damaged(
+                fmt::format("the {} at byte {} needs {} bytes, but the file ends "
+                            "{} bytes later: it is truncated",
+                            what, m_offset, n, *m_length - m_offset));
+        }
+        std::string out;
+        while (out.size() < n) {
+            auto bytes = available();
+            if (!bytes) {
+                return std::unexpected(bytes.error());
+            }
+            if (bytes->empty()) {
+                return short_ok ? Result<std::string>(std::move(out)) : truncated(what);
+            }
+            std::size_t part =
+                static_cast<std::size_t>(std::min<std::uint64_t>(bytes->size(), n - out.size()));
+            out.append(bytes->substr(0, part));
+            consume(part);
+        }
+        return out;
+    }
+
+    int m_fd;
+    std::optional<std::uint64_t> m_length;
+    std::uint64_t m_offset = 0;
+    std::unique_ptr<char[]> m_buffer{new char[k_read_chunk]};  // not zeroed: read() fills it
+    std::size_t m_size = 0;
+    std::size_t m_pos = 0;
+};
+
+Result<std::string> read_section(Input& in, pack::SectionKind kind) {
+    auto head = in.take(pack::k_section_header_size, pack::section_name(kind));
+    if (!head) {
+        return std::unexpected(head.error());
+    }
+    auto header = pack::decode_section_header(*head, kind);
+    if (!header) {
+        return std::unexpected(header.error());
+    }
+    if (header->stored_size > ZSTD_compressBound(header->raw_size)) {
+        return damaged(fmt::format("the {} claims {} stored bytes for {} raw bytes",
+                                   pack::section_name(kind), header->stored_size,
+                                   header->raw_size));
+    }
+    auto stored = in.take(header->stored_size, pack::section_name(kind));
+    if (!stored) {
+        return std::unexpected(stored.error());
+    }
+    return pack::open_section(*header, *head, *stored);
+}
+
+struct DctxFree {
+    void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
+};
+
+// Cuts the decompressed object stream into objects, hashing each and passing wanted bytes on.
+class ObjectCutter {
+public:
+    ObjectCutter(const std::vector<pack::PackedObject>& objects, const std::vector<bool>& wanted,
+                 PackSink& sink, const ProgressFn& progress)
+        : m_objects(objects), m_wanted(wanted), m_sink(sink), m_progress(progress) {
+        for (const auto& o : objects) {
+            m_done.bytes_total += o.size;
+        }
+        m_done.objects_total = objects.size();
+    }
+
+    std::uint64_t total() const { return m_done.bytes_total; }
+    // Whether every object has arrived; false after a stream that ended early.
+    bool complete() const { return m_index == m_objects.size(); }
+
+    Result<void> add(std::string_view bytes) {
+        while (!bytes.empty()) {
+            if (auto ok = finish_empty(); !ok) {
+                return ok;
+            }
+            if (m_index == m_objects.size()) {
+                return damaged("its frames hold more bytes than its object table lists");
+            }
+            const auto& object = m_objects[m_index];
+            std::size_t take = static_cast<std::size_t>(
+                std::min<std::uint64_t>(bytes.size(), object.size - m_in_object));
+            std::string_view part = bytes.substr(0, take);
+            m_sha.update(part.data(), part.size());
+            if (m_wanted[m_index]) {
+                if (auto ok = m_sink.object_bytes(m_index, part); !ok) {
+                    return ok;
+                }
+            }
+            bytes.remove_prefix(take);
+            m_in_object += take;
+            m_done.bytes_done += take;
+            if (m_in_object == object.size) {
+                if (auto ok = end_object(); !ok) {
+                    return ok;
+                }
+            }
+        }
+        if (m_progress && !m_progress(m_done)) {
+            return cancelled();
+        }
+        return {};
+    }
+
+    // Objects of no bytes need no frame; they end as soon as the stream reaches them.
+    Result<void> finish_empty() {
+        while (m_index < m_objects.size() && m_objects[m_index].size == 0) {
+            if (auto ok = end_object(); !ok) {
+                return ok;
+            }
+        }
+        return {};
+    }
+
+private:
+    Result<void> end_object() {
+        if (m_sha.finish() != m_objects[m_index].id) {
+            return damaged(
+                fmt::format("object {} does not match its id", m_objects[m_index].id.hex()));
+        }
+        if (m_wanted[m_index]) {
+            if (auto ok = m_sink.object_end(m_index); !ok) {
+                return ok;
+            }
+        }
+        ++m_index;
+        ++m_done.objects_done;
+        m_in_object = 0;
+        return {};
+    }
+
+    const std::vector<pack::PackedObject>& m_objects;
+    const std::vector<bool>& m_wanted;
+    PackSink& m_sink;
+    const ProgressFn& m_progress;
+    std::size_t m_index = 0;
+    std::uint64_t m_in_object = 0;
+    Sha256 m_sha;
+    Progress m_done;
+};
+
+// Decompressed bytes on their way from one thread to the other: a buffer of ChunkPipe::k_chunk
+// bytes, `size` of them used.
+struct Chunk {
+    std::unique_ptr<char[]> data;
+    std::size_t size = 0;
+    std::string_view bytes() const { return {data.get(), size}; }
+};
+
+// Hands decompressed bytes from the thread that reads and decompresses to the thread that cuts,
+// hashes and stores them, so the two halves of unpacking run on two cores. Bounded, and its
+// buffers go round rather than being allocated anew, so memory stays small and warm; either
+// side can stop the other.
+class ChunkPipe {
+public:
+    static constexpr std::size_t k_chunk = std::size_t{256} << 10;
+    static constexpr std::size_t k_depth = 8;
+
+    // An empty buffer: one the consumer gave back, or a new one.
+    Chunk empty() {
+        std::lock_guard lock(m_mutex);
+        if (m_free.empty()) {
+            return Chunk{std::unique_ptr<char[]>(new char[k_chunk]), 0};
+        }
+        Chunk chunk = std::move(m_free.back());
+        m_free.pop_back();
+        return chunk;
+    }
+    // Blocks while the pipe is full. False once the consumer has stopped.
+    bool push(Chunk chunk) {
+        std::unique_lock lock(m_mutex);
+        m_changed.wait(lock, [&] { return m_queue.size() < k_depth || m_stopped; });
+        if (m_stopped) {
+            return false;
+        }
+        m_queue.push_back(std::move(chunk));
+        m_changed.notify_all();
+        return true;
+    }
+    // The next chunk; nullopt once the producer closed the pipe and everything was taken.
+    std::optional<Chunk> pop() {
+        std::unique_lock lock(m_mutex);
+        m_changed.wait(lock, [&] { return !m_queue.empty() || m_closed; });
+        if (m_queue.empty()) {
+            return std::nullopt;
+        }
+        Chunk chunk = std::move(m_queue.front());
+        m_queue.pop_front();
+        m_changed.notify_all();
+        return chunk;
+    }
+    void give_back(Chunk chunk) {
+        std::lock_guard lock(m_mutex);
+        chunk.size = 0;
+        m_free.push_back(std::move(chunk));
+    }
+    void close() {
+        std::lock_guard lock(m_mutex);
+        m_closed = true;
+        m_changed.notify_all();
+    }
+    void stop() {
+        std::lock_guard lock(m_mutex);
+        m_stopped = true;
+        m_changed.notify_all();
+    }
+
+private:
+    std::mutex m_mutex;
+    std::condition_variable m_changed;
+    std::deque<Chunk> m_queue;
+    std::vector<Chunk> m_free;
+    bool m_closed = false;
+    bool m_stopped = false;
+};
+
+// Runs `cutter` over what arrives through `pipe` on its own thread; result() joins it.
+class CutterThread {
+public:
+    CutterThread(ObjectCutter& cutter, ChunkPipe& pipe)
+        : m_thread([this, &cutter, &pipe] {
+              while (auto chunk = pipe.pop()) {
+                  if (m_result) {
+                      m_result = cutter.add(chunk->bytes());
+                  }
+                  pipe.give_back(std::move(*chunk));
+                  if (!m_result) {
+                      pipe.stop();
+                  }
+              }
+              if (m_result) {
+                  m_result = cutter.finish_empty();
+              }
+          }) {}
+    ~CutterThread() {
+        if (m_thread.joinable()) {
+            m_thread.join();
+        }
+    }
+    Result<void> result() {
+        m_thread.join();
+        return m_result;
+    }
+
+private:
+    Result<void> m_result;
+    std::thread m_thread;
+};
+
+// Decompresses frames until the object stream is complete, recording each frame as it was found.
+Result<std::vector<pack::FrameInfo>> read_frames(Input& in, std::uint64_t total, ChunkPipe& pipe) {
+    std::unique_ptr<ZSTD_DCtx, DctxFree> dctx(ZSTD_createDCtx());
+    if (!dctx) {
+        return make_error(ENOMEM, "cannot allocate a zstd decoder");
+    }
+    ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, pack::k_max_window_log);
+    std::vector<pack::FrameInfo> frames;
+    std::uint64_t produced = 0;
+    Chunk chunk = pipe.empty();
+    while (produced < total) {
+        pack::FrameInfo frame;
+        Sha256 sha;
+        ZSTD_DCtx_reset(dctx.get(), ZSTD_reset_session_only);
+        std::size_t rc = 1;
+        while (rc != 0) {
+            auto bytes = in.available();
+            if (!bytes) {
+                return std::unexpected(bytes.error());
+            }
+            if (bytes->empty()) {
+                return in.truncated(fmt::format("frame {}", frames.size()));
+            }
+            ZSTD_inBuffer src{bytes->data(), bytes->size(), 0};
+            ZSTD_outBuffer dst{chunk.data.get(), ChunkPipe::k_chunk, chunk.size};
+            rc = ZSTD_decompressStream(dctx.get(), &dst, &src);
+            if (ZSTD_isError(rc)) {
+                return damaged(fmt::format("frame {} does not decompress ({})", frames.size(),
+                                           ZSTD_getErrorName(rc)));
+            }
+            sha.update(bytes->data(), src.pos);
+            in.consume(src.pos);
+            frame.stored_size += src.pos;
+            std::size_t out = dst.pos - chunk.size;
+            chunk.size = dst.pos;
+            frame.raw_size += out;
+            produced += out;
+            if (frame.raw_size > pack::k_max_frame_raw || produced > total) {
+                return damaged(
+                    fmt::format("frame {} holds more bytes than the object table "
+                                "lists",
+                                frames.size()));
+            }
+            if (chunk.size == ChunkPipe::k_chunk) {
+                if (!pipe.push(std::exchange(chunk, pipe.empty()))) {
+                    return cancelled();  // the cutter stopped; its error is the one to report
+                }
+            }
+        }
+        if (frame.raw_size == 0) {
+            return damaged(fmt::format("frame {} is empty", frames.size()));
+        }
+        frame.sha256 = sha.finish();
+        frames.push_back(frame);
+    }
+    if (chunk.size > 0 && !pipe.push(std::move(chunk))) {
+        return cancelled();
+    }
+    return frames;
+}
+
+Result<void> check_frame_table(const std::vector<pack::FrameInfo>& listed,
+                               const std::vector<pack::FrameInfo>& found) {
+    if (listed.size() != found.size()) {
+        return damaged(fmt::format("its frame table lists {} frames, but it holds {}",
+                                   listed.size(), found.size()));
+    }
+    for (std::size_t i = 0; i < listed.size(); ++i) {
+        if (listed[i].raw_size != found[i].raw_size ||
+            listed[i].stored_size != found[i].stored_size || listed[i].sha256 != found[i].sha256) {
+            return damaged(
+                fmt::format("frame {} does not match its checksum in the frame table", i));
+        }
+    }
+    return {};
+}
+
+Result<PackContents> read_contents(Input& in, pack::Footer& found) {
+    found.object_table_offset = in.offset();
+    auto table = read_section(in, pack::SectionKind::object_table);
+    if (!table) {
+        return std::unexpected(table.error());
+    }
+    auto objects = pack::decode_object_table(*table);
+    if (!objects) {
+        return std::unexpected(objects.error());
+    }
+    found.metadata_offset = in.offset();
+    auto metadata = read_section(in, pack::SectionKind::metadata);
+    if (!metadata) {
+        return std::unexpected(metadata.error());
+    }
+    auto volumes = pack::decode_metadata(*metadata, *objects);
+    if (!volumes) {
+        return std::unexpected(volumes.error());
+    }
+    std::unordered_map<ObjectId, std::uint64_t> sizes;
+    for (const auto& o : *objects) {
+        sizes.emplace(o.id, o.size);
+    }
+    std::unordered_set<ObjectId> named;
+    for (const auto& v : *volumes) {
+        if (auto ok = check_snapshot(v, sizes); !ok) {
+            return damaged(ok.error().message);
+        }
+        for (const auto& [ino, record] : v.inodes) {
+            if (record.object) {
+                named.insert(*record.object);
+            }
+        }
+    }
+    if (named.size() != sizes.size()) {
+        return damaged("its object table lists objects that no volume names");
+    }
+    return PackContents{std::move(*volumes), std::move(*objects)};
+}
+
+}  // namespace
+
+Result<ReadSummary> read_pack(int fd, PackSink& sink, const ProgressFn& progress) {
+    Input in(fd);
+    // What is no pack at all is told apart from a pack cut short by its first bytes.
+    auto header = in.take_up_to(pack::k_header_size);
+    if (!header) {
+        return std::unexpected(header.error());
+    }
+    if (auto ok = pack::check_header(*header); !ok) {
+        return std::unexpected(ok.error());
+    }
+    pack::Footer found;
+    auto contents = read_contents(in, found);
+    if (!contents) {
+        return std::unexpected(contents.error());
+    }
+    auto wanted = sink.begin(*contents);
+    if (!wanted) {
+        return std::unexpected(wanted.error());
+    }
+    found.frames_offset = in.offset();
+    if (wanted->size() != contents->objects.size()) {
+        return make_error(EINVAL, "the pack's reader was asked for objects it does not hold");
+    }
+    ObjectCutter cutter(contents->objects, *wanted, sink, progress);
+    ChunkPipe pipe;
+    CutterThread cutting(cutter, pipe);
+    auto frames = read_frames(in, cutter.total(), pipe);
+    pipe.close();
+    auto cut = cutting.result();
+    // The reading side's own failure says most; ECANCELED only means the cutting side stopped.
+    if (!frames && frames.error().code != ECANCELED) {
+        return std::unexpected(frames.error());
+    }
+    if (!cut) {
+        return std::unexpected(cut.error());
+    }
+    if (!frames) {
+        return std::unexpected(frames.error());
+    }
+    if (!cutter.complete()) {
+        return damaged("its frames end before its last object");
+    }
+    found.frame_table_offset = in.offset();
+    auto table = read_section(in, pack::SectionKind::frame_table);
+    if (!table) {
+        return std::unexpected(table.error());
+    }
+    auto listed = pack::decode_frame_table(*table);
+    if (!listed) {
+        return std::unexpected(listed.error());
+    }
+    if (auto ok = check_frame_table(*listed, *frames); !ok) {
+        return std::unexpected(ok.error());
+    }
+    found.footer_offset = in.offset();
+    auto tail = in.take(pack::k_footer_size, "footer");
+    if (!tail) {
+        return std::unexpected(tail.error());
+    }
+    auto footer = pack::decode_footer(*tail);
+    if (!footer) {
+        return std::unexpected(footer.error());
+    }
+    if (footer->metadata_offset != found.metadata_offset ||
+        footer->frames_offset != found.frames_offset ||
+        footer->frame_table_offset != found.frame_table_offset ||
+        footer->footer_offset != found.footer_offset ||
+        footer->object_table_offset != found.object_table_offset) {
+        return damaged("its footer's offsets do not match where its parts are");
+    }
+    auto rest = in.available();
+    if (!rest) {
+        return std::unexpected(rest.error());
+    }
+    if (!rest->empty()) {
+        return damaged(fmt::format("it has bytes after its footer, at byte {}", in.offset()));
+    }
+    return ReadSummary{std::move(*contents), in.offset()};
+}
+
+}  // namespace fbfs

@@ -1,0 +1,175 @@
+#include "store/pack/unpack.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "store/base/fd_io.h"
+#include "store/base/unique_fd.h"
+#include "store/meta/snapshot_tables.h"
+#include "store/meta/store.h"
+#include "store/meta/volume_lock.h"
+#include "store/pack/pack_reader.h"
+
+namespace fbfs {
+
+namespace {
+
+std::unexpected<Error> served(const Store& store, const std::string& volume, pid_t pid) {
+    return std::unexpected(VolumeLock::busy(store.root(), volume, pid,
+                                            "unmount it with fbfs umount before unpacking"));
+}
+
+// Receives a pack's objects into temp files of the pool until commit().
+// Whatever it has not handed to the pool when it goes is deleted.
+class StoreSink : public PackSink {
+public:
+    explicit StoreSink(Store& store) : m_store(store) {}
+    ~StoreSink() override {
+        for (const auto& path : m_temps) {
+            if (!path.empty()) {
+                ::unlink(path.c_str());
+            }
+        }
+    }
+
+    Result<std::vector<bool>> begin(const PackContents& contents) override {
+        for (const auto& v : contents.volumes) {
+            if (auto pid = VolumeLock::holder(m_store.root(), v.name)) {
+                return served(m_store, v.name, *pid);
+            }
+        }
+        m_temps.resize(contents.objects.size());
+        std::vector<bool> wanted;
+        for (const auto& o : contents.objects) {
+            wanted.push_back(!m_store.pool().contains(o.id));
+        }
+        return wanted;
+    }
+
+    Result<void> object_bytes(std::size_t index, std::string_view bytes) override {
+        if (!m_file) {
+            std::string path = (m_store.pool().tmp_dir() / "unpack-XXXXXX").string();
+            m_file = UniqueFd(::mkostemp(path.data(), O_CLOEXEC));
+            if (!m_file) {
+                return errno_error(
+                    fmt::format("cannot create a file in {}", m_store.pool().tmp_dir().string()));
+            }
+            m_temps[index] = path;
+        }
+        return write_all(m_file.get(), bytes, m_temps[index]);
+    }
+
+    Result<void> object_end(std::size_t index) override {
+        if (!m_file) {  // an empty object
+            if (auto ok = object_bytes(index, {}); !ok) {
+                return ok;
+            }
+        }
+        if (::fchmod(m_file.get(), 0444) != 0) {
+            return errno_error(fmt::format("cannot seal {}", m_temps[index]));
+        }
+        m_file = UniqueFd();
+        return {};
+    }
+
+    // Replaces the volumes by the checked `contents` and moves the new objects into the pool,
+    // in one transaction, with the volumes locked against mounts. Returns how many objects the
+    // pool gained.
+    Result<std::size_t> commit(const PackContents& contents) {
+        std::vector<VolumeLock> locks;
+        for (const auto& v : contents.volumes) {
+            auto lock = VolumeLock::acquire(m_store.root(), v.name);
+            if (!lock) {
+                return lock.error().code == EBUSY
+                           ? served(m_store, v.name,
+                                    VolumeLock::holder(m_store.root(), v.name).value_or(0))
+                           : std::unexpected(lock.error());
+            }
+            locks.push_back(std::move(*lock));
+        }
+        const ObjectPool& pool = m_store.pool();
+        const auto& objects = contents.objects;
+        std::vector<bool> published(objects.size());
+        auto ok = m_store.env().write([&](LmdbTxn& txn) -> Result<void> {
+            for (std::size_t i = 0; i < objects.size(); ++i) {
+                if (published[i] || pool.contains(objects[i].id)) {
+                    continue;
+                }
+                if (m_temps[i].empty()) {
+                    return make_error(EAGAIN, fmt::format("object {} left the store while "
+                                                          "unpacking; unpack again",
+                                                          objects[i].id.hex()));
+                }
+                auto put = pool.publish(m_temps[i], objects[i].id, objects[i].size);
+                if (!put) {
+                    return std::unexpected(put.error());
+                }
+                published[i] = !put->deduped;
+                m_temps[i].clear();
+            }
+            for (const auto& v : contents.volumes) {
+                if (auto replaced = replace_volume(txn, m_store.tables(), v); !replaced) {
+                    return replaced;
+                }
+            }
+            return {};
+        });
+        if (!ok) {
+            for (std::size_t i = 0; i < objects.size(); ++i) {
+                if (published[i]) {
+                    (void)m_store.remove_if_unreferenced(objects[i].id);
+                }
+            }
+            return std::unexpected(ok.error());
+        }
+        return static_cast<std::size_t>(std::count(published.begin(), published.end(), true));
+    }
+
+private:
+    Store& m_store;
+    std::vector<std::string> m_temps;  // per object: its temp file until the pool has it
+    UniqueFd m_file;                   // the temp file being written
+};
+
+}  // namespace
+
+Result<UnpackSummary> unpack(Store& store, int fd, const ProgressFn& progress) {
+    StoreSink sink(store);
+    auto read = read_pack(fd, sink, progress);
+    if (!read) {
+        return std::unexpected(read.error());
+    }
+    PackContents& contents = read->contents;
+    if (::geteuid() != 0) {
+        for (auto& v : contents.volumes) {
+            for (auto& [ino, record] : v.inodes) {
+                record.uid = ::geteuid();
+                record.gid = ::getegid();
+            }
+        }
+    }
+    auto added = sink.commit(contents);
+    if (!added) {
+        return std::unexpected(added.error());
+    }
+    // The unpack is done; objects it left unnamed go now or at the next mount, so a failure
+    // here is no failure of the unpack.
+    (void)store.remove_dead_objects();
+    UnpackSummary summary;
+    summary.volumes = contents.volumes.size();
+    summary.objects = contents.objects.size();
+    summary.objects_added = *added;
+    for (const auto& v : contents.volumes) {
+        summary.logical_bytes += logical_bytes(v);
+    }
+    for (const auto& o : contents.objects) {
+        summary.object_bytes += o.size;
+    }
+    summary.packed_bytes = read->packed_bytes;
+    return summary;
+}
+
+}  // namespace fbfs

@@ -1,0 +1,36 @@
+// Unpacking a pack into a store, all or nothing.
+//
+// Objects the pool lacks are written to temp files in tmp/ as they stream in (each checked
+// against its id); objects the pool has are checked and skipped. Only when the whole pack has
+// been read and checked does one LMDB write transaction replace every packed volume and move the
+// new objects into the pool, so any error — a damaged pack, a full disk, a volume being mounted
+// — leaves the store as it was and no temp file behind. Volumes of the store that the pack does
+// not hold are left alone.
+//
+// Ownership: as root, files keep the owners recorded in the pack (as tar does); any other user
+// becomes the owner of everything unpacked, so the mount lets them write to it.
+#pragma once
+
+#include <cstdint>
+
+#include "store/base/error.h"
+#include "store/base/progress.h"
+
+namespace fbfs {
+
+class Store;
+
+struct UnpackSummary {
+    std::size_t volumes = 0;
+    std::size_t objects = 0;
+    std::size_t objects_added = 0;    // new to the pool; the rest were there already
+    std::uint64_t logical_bytes = 0;  // the volumes' regular files, each inode once
+    std::uint64_t object_bytes = 0;   // the distinct objects' bytes
+    std::uint64_t packed_bytes = 0;   // the pack's length
+};
+
+// Reads a pack from `fd` into `store`. Refuses, before reading any object, a pack with a volume
+// that a mount of `store` is serving.
+Result<UnpackSummary> unpack(Store& store, int fd, const ProgressFn& progress);
+
+}  // namespace fbfs

@@ -1,0 +1,453 @@
+#include "store/pool/object_pool.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+#include "store/base/fd_io.h"
+
+namespace fbfs {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// One copy_file_range() call; a put being cancelled notices within one of these.
+constexpr std::size_t k_copy_chunk = std::size_t{16} << 20;
+// Below this a regular file is copied and hashed on the calling thread: a helper thread costs
+// more than it saves.
+constexpr off_t k_concurrent_min = off_t{8} << 20;
+constexpr mode_t k_dir_mode = 0700;
+constexpr mode_t k_object_mode = 0444;
+
+struct Hashed {
+    ObjectId id;
+    std::uint64_t size = 0;
+};
+
+Result<void> make_dir(const fs::path& dir) {
+    if (::mkdir(dir.c_str(), k_dir_mode) != 0 && errno != EEXIST) {
+        return errno_error(fmt::format("cannot create directory {}", dir.string()));
+    }
+    return {};
+}
+
+// A file being written in tmp/. Unlinked on destruction unless keep() was called after the
+// file was renamed into the pool, so a failed put leaves nothing behind. Move-only.
+class TempFile {
+public:
+    static Result<TempFile> create(const fs::path& dir, std::string_view prefix = "put-") {
+        std::string pattern = (dir / (std::string(prefix) + "XXXXXX")).string();
+        int fd = ::mkostemp(pattern.data(), O_CLOEXEC);
+        if (fd < 0) {
+            return errno_error(fmt::format("cannot create a temporary file in {}", dir.string()));
+        }
+        return TempFile(UniqueFd(fd), fs::path(pattern));
+    }
+
+    TempFile(TempFile&& other) noexcept
+        : m_fd(std::move(other.m_fd)), m_path(std::exchange(other.m_path, {})) {}
+    TempFile& operator=(TempFile&&) = delete;
+    TempFile(const TempFile&) = delete;
+    TempFile& operator=(const TempFile&) = delete;
+    ~TempFile() {
+        if (!m_path.empty()) {
+            ::unlink(m_path.c_str());
+        }
+    }
+
+    int fd() const { return m_fd.get(); }
+    const fs::path& path() const { return m_path; }
+    void keep() { m_path.clear(); }
+    // Keeps the file and hands over its fd.
+    UniqueFd release() {
+        keep();
+        return std::move(m_fd);
+    }
+
+private:
+    TempFile(UniqueFd fd, fs::path path) : m_fd(std::move(fd)), m_path(std::move(path)) {}
+
+    UniqueFd m_fd;
+    fs::path m_path;
+};
+
+// Reads `src` from its current offset to its end, hashing and appending to `dst`.
+Result<Hashed> copy_stream(int src, const TempFile& dst) {
+    Sha256 hasher;
+    auto total = read_chunks(src, std::nullopt, nullptr, [&](std::string_view chunk) {
+        hasher.update(chunk.data(), chunk.size());
+        return write_all(dst.fd(), chunk, dst.path().string());
+    });
+    return total ? Result<Hashed>(Hashed{hasher.finish(), *total}) : std::unexpected(total.error());
+}
+
+// Hashes `src` from `offset` to its end with pread(). Gives up early, with ECANCELED, once `stop`
+// is set.
+Result<Hashed> hash_range(int src, off_t offset, const std::atomic<bool>& stop) {
+    Sha256 hasher;
+    auto total = read_chunks(src, offset, &stop, [&](std::string_view chunk) {
+        hasher.update(chunk.data(), chunk.size());
+        return Result<void>();
+    });
+    return total ? Result<Hashed>(Hashed{hasher.finish(), *total}) : std::unexpected(total.error());
+}
+
+// Copies `src` from `in` to its end into `dst` at `out` with pread() and writes, for filesystems
+// that cannot copy_file_range() between these two files.
+Result<std::uint64_t> copy_by_buffer(int src, loff_t in, const TempFile& dst, loff_t out,
+                                     const std::atomic<bool>& stop) {
+    // The temp file's own offset is used by nothing else: seek once, then plain writes.
+    if (::lseek(dst.fd(), out, SEEK_SET) < 0) {
+        return errno_error(fmt::format("cannot seek in {}", dst.path().string()));
+    }
+    return read_chunks(src, in, &stop, [&](std::string_view chunk) {
+        return write_all(dst.fd(), chunk, dst.path().string());
+    });
+}
+
+// Copies `src` from `offset` to its end into `dst` inside the kernel (no trip through user
+// space; a reflink where the filesystem has them). Gives up early once `stop` is set.
+Result<std::uint64_t> copy_range(int src, off_t offset, const TempFile& dst,
+                                 const std::atomic<bool>& stop) {
+    loff_t in = offset;
+    loff_t out = 0;
+    std::uint64_t total = 0;
+    while (!stop.load(std::memory_order_relaxed)) {
+        ssize_t n = ::copy_file_range(src, &in, dst.fd(), &out, k_copy_chunk, 0);
+        if (n > 0) {
+            total += static_cast<std::uint64_t>(n);
+            continue;
+        }
+        if (n == 0) {
+            return total;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
+            auto rest = copy_by_buffer(src, in, dst, out, stop);
+            return rest ? Result<std::uint64_t>(total + *rest) : rest;
+        }
+        return errno_error(fmt::format("cannot copy {} to {}", fd_name(src), dst.path().string()));
+    }
+    return make_error(ECANCELED, "cancelled");
+}
+
+// Copies and hashes a regular file at once: a helper thread copies `src` into `dst` while this
+// thread hashes `src`. Both read the same pages, which the page cache serves once. Fails, rather
+// than store bytes that do not match their id, if `src` changed size or mtime meanwhile.
+Result<Hashed> copy_regular(int src, const struct stat& before, off_t offset, const TempFile& dst) {
+    // Readahead for both readers; only a hint, so a failure changes nothing.
+    ::posix_fadvise(src, offset, 0, POSIX_FADV_SEQUENTIAL);
+    std::atomic<bool> stop{false};
+    Result<std::uint64_t> copied = 0;
+    Result<Hashed> hashed = Hashed{};
+    {
+        std::jthread copier([&] {
+            copied = copy_range(src, offset, dst, stop);
+            if (!copied) {
+                stop = true;
+            }
+        });
+        hashed = hash_range(src, offset, stop);
+        if (!hashed) {
+            stop = true;
+        }
+    }
+    // The first failure is the one to report; the other side only saw ECANCELED.
+    if (!hashed && hashed.error().code != ECANCELED) {
+        return hashed;
+    }
+    if (!copied) {
+        return std::unexpected(copied.error());
+    }
+    if (!hashed) {
+        return hashed;
+    }
+    struct stat after {};
+    if (::fstat(src, &after) != 0) {
+        return errno_error(fmt::format("cannot stat {}", fd_name(src)));
+    }
+    auto expected = static_cast<std::uint64_t>(before.st_size - offset);
+    if (*copied != hashed->size || hashed->size != expected || after.st_size != before.st_size ||
+        after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
+        after.st_mtim.tv_nsec != before.st_mtim.tv_nsec) {
+        return make_error(EAGAIN, fmt::format("{} changed while it was being stored (try again "
+                                              "once nothing writes to it)",
+                                              fd_name(src)));
+    }
+    return hashed;
+}
+
+}  // namespace
+
+Result<ObjectPool> ObjectPool::open(const fs::path& root) {
+    struct stat st {};
+    if (::stat(root.c_str(), &st) != 0) {
+        if (errno == ENOENT) {
+            return make_error(ENOENT, fmt::format("store {} does not exist (create it first, or "
+                                                  "pass an existing directory)",
+                                                  root.string()));
+        }
+        return errno_error(fmt::format("cannot open store {}", root.string()));
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return make_error(ENOTDIR, fmt::format("store {} is not a directory", root.string()));
+    }
+    ObjectPool pool(root, root / "objects", root / "tmp");
+    for (const auto& dir : {pool.m_objects, pool.m_tmp}) {
+        if (auto made = make_dir(dir); !made) {
+            return std::unexpected(made.error());
+        }
+    }
+    return pool;
+}
+
+Result<PutResult> ObjectPool::put_bytes(std::span<const std::byte> bytes) const {
+    auto temp = TempFile::create(m_tmp);
+    if (!temp) {
+        return std::unexpected(temp.error());
+    }
+    if (auto written =
+            write_all(temp->fd(), {reinterpret_cast<const char*>(bytes.data()), bytes.size()},
+                      temp->path().string());
+        !written) {
+        return std::unexpected(written.error());
+    }
+    if (::fchmod(temp->fd(), k_object_mode) != 0) {
+        return errno_error(fmt::format("cannot chmod {}", temp->path().string()));
+    }
+    auto put = publish(temp->path(), ObjectId::of(bytes), bytes.size());
+    if (put) {
+        temp->keep();
+    }
+    return put;
+}
+
+Result<PutResult> ObjectPool::put_bytes(std::string_view bytes) const {
+    return put_bytes(std::as_bytes(std::span(bytes.data(), bytes.size())));
+}
+
+Result<PutResult> ObjectPool::put_fd(int fd) const {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        return errno_error(fmt::format("cannot stat {}", fd_name(fd)));
+    }
+    auto temp = TempFile::create(m_tmp);
+    if (!temp) {
+        return std::unexpected(temp.error());
+    }
+    // Files that report no size (those in /proc) and pipes can only be read as a stream.
+    off_t offset = S_ISREG(st.st_mode) ? ::lseek(fd, 0, SEEK_CUR) : -1;
+    bool concurrent = offset >= 0 && st.st_size - offset >= k_concurrent_min;
+    auto hashed = concurrent ? copy_regular(fd, st, offset, *temp) : copy_stream(fd, *temp);
+    if (!hashed) {
+        return std::unexpected(hashed.error());
+    }
+    if (::fchmod(temp->fd(), k_object_mode) != 0) {
+        return errno_error(fmt::format("cannot chmod {}", temp->path().string()));
+    }
+    auto put = publish(temp->path(), hashed->id, hashed->size);
+    if (put) {
+        temp->keep();
+    }
+    return put;
+}
+
+Result<PutResult> ObjectPool::put_path(const fs::path& path) const {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+        return errno_error(fmt::format("cannot open {}", path.string()));
+    }
+    return put_fd(fd.get());
+}
+
+Result<PutResult> ObjectPool::adopt(const fs::path& file) const {
+    auto sealed = seal(file);
+    if (!sealed) {
+        return sealed;
+    }
+    return publish(file, sealed->id, sealed->size);
+}
+
+Result<PutResult> ObjectPool::seal(const fs::path& file) const {
+    if (file.parent_path().lexically_normal() != m_tmp.lexically_normal()) {
+        return make_error(EINVAL, fmt::format("cannot adopt {}: only files directly in {} can be "
+                                              "moved into the pool",
+                                              file.string(), m_tmp.string()));
+    }
+    UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd) {
+        return errno_error(fmt::format("cannot open {}", file.string()));
+    }
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) {
+        return errno_error(fmt::format("cannot stat {}", file.string()));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return make_error(EINVAL,
+                          fmt::format("cannot adopt {}: not a regular file", file.string()));
+    }
+    auto hashed = hash_fd(fd.get());
+    if (!hashed) {
+        return std::unexpected(hashed.error());
+    }
+    if (::fchmod(fd.get(), k_object_mode) != 0) {
+        return errno_error(fmt::format("cannot chmod {}", file.string()));
+    }
+    return PutResult{hashed->id, hashed->size, false};
+}
+
+Result<TempCopy> ObjectPool::copy_to_temp(int from, std::string_view prefix) const {
+    auto temp = TempFile::create(m_tmp, prefix);
+    if (!temp) {
+        return std::unexpected(temp.error());
+    }
+    std::uint64_t size = 0;
+    if (from >= 0) {
+        std::atomic<bool> never{false};
+        auto copied = copy_range(from, 0, *temp, never);
+        if (!copied) {
+            return std::unexpected(copied.error());
+        }
+        size = *copied;
+    }
+    fs::path path = temp->path();
+    return TempCopy{temp->release(), std::move(path), size};
+}
+
+Result<PutResult> ObjectPool::hash_fd(int fd) {
+    std::atomic<bool> never{false};
+    auto hashed = hash_range(fd, 0, never);
+    if (!hashed) {
+        return std::unexpected(hashed.error());
+    }
+    return PutResult{hashed->id, hashed->size, false};
+}
+
+bool ObjectPool::contains(const ObjectId& id) const {
+    return ::access(object_path(id).c_str(), F_OK) == 0;
+}
+
+Result<UniqueFd> ObjectPool::open_object(const ObjectId& id) const {
+    auto path = object_path(id);
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+        return errno_error(fmt::format("cannot open object {}", path.string()));
+    }
+    return fd;
+}
+
+Result<std::uint64_t> ObjectPool::size(const ObjectId& id) const {
+    auto path = object_path(id);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        return errno_error(fmt::format("cannot stat object {}", path.string()));
+    }
+    return static_cast<std::uint64_t>(st.st_size);
+}
+
+Result<void> ObjectPool::remove(const ObjectId& id) const {
+    auto path = object_path(id);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+        return errno_error(fmt::format("cannot remove object {}", path.string()));
+    }
+    return {};
+}
+
+Result<bool> ObjectPool::verify(const ObjectId& id) const {
+    auto fd = open_object(id);
+    if (!fd) {
+        return std::unexpected(fd.error());
+    }
+    std::atomic<bool> never{false};
+    auto hashed = hash_range(fd->get(), 0, never);
+    if (!hashed) {
+        return std::unexpected(hashed.error());
+    }
+    return hashed->id == id;
+}
+
+Result<void> ObjectPool::for_each(
+    const std::function<void(const ObjectId&, std::uint64_t)>& visit) const {
+    auto fail = [](const std::error_code& ec, const fs::path& path) {
+        return sys_error(ec.value(), fmt::format("cannot list {}", path.string()));
+    };
+    std::error_code ec;
+    for (fs::directory_iterator fan(m_objects, ec), end; fan != end; fan.increment(ec)) {
+        if (ec) {
+            return fail(ec, m_objects);
+        }
+        std::string prefix = fan->path().filename().string();
+        if (prefix.size() != 2 || !fan->is_directory(ec)) {
+            continue;
+        }
+        for (fs::directory_iterator entry(fan->path(), ec); entry != end; entry.increment(ec)) {
+            if (ec) {
+                return fail(ec, fan->path());
+            }
+            // Only canonical names: "AB/…" or a stray "x.tmp" is not an object of this pool.
+            std::string hex = prefix + entry->path().filename().string();
+            auto id = ObjectId::parse(hex);
+            if (!id || id->hex() != hex || !entry->is_regular_file(ec)) {
+                continue;
+            }
+            auto size = entry->file_size(ec);
+            if (ec) {
+                return fail(ec, entry->path());
+            }
+            visit(*id, size);
+        }
+        if (ec) {
+            return fail(ec, fan->path());
+        }
+    }
+    if (ec) {
+        return fail(ec, m_objects);
+    }
+    return {};
+}
+
+fs::path ObjectPool::object_path(const ObjectId& id) const {
+    std::string hex = id.hex();
+    return m_objects / hex.substr(0, 2) / hex.substr(2);
+}
+
+Result<PutResult> ObjectPool::publish(const fs::path& temp, const ObjectId& id,
+                                      std::uint64_t size) const {
+    auto target = object_path(id);
+    if (auto made = make_dir(target.parent_path()); !made) {
+        return std::unexpected(made.error());
+    }
+    // Neither call replaces an existing object, so a concurrent put of the same bytes that got
+    // there first wins and this copy is dropped.
+    int rc = ::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE);
+    if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
+        // A filesystem without RENAME_NOREPLACE: link() refuses to replace too.
+        rc = ::link(temp.c_str(), target.c_str());
+        if (rc == 0) {
+            ::unlink(temp.c_str());
+        }
+    }
+    if (rc == 0) {
+        return PutResult{id, size, false};
+    }
+    if (errno == EEXIST) {
+        ::unlink(temp.c_str());
+        return PutResult{id, size, true};
+    }
+    return errno_error(
+        fmt::format("cannot move {} into the pool as {}", temp.string(), target.string()));
+}
+
+}  // namespace fbfs

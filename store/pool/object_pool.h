@@ -1,0 +1,95 @@
+// ObjectPool: the content-addressed pool of a store, one read-only file per distinct content.
+//
+// Layout under the store root:
+//   objects/ab/cdef…   the object whose SHA-256 hex is "abcdef…" (mode 0444)
+//   tmp/               files being written; an object appears under its id only by an atomic
+//                      rename after its bytes were hashed, so a reader never sees a partial object.
+//
+// Puts stream (no whole-file buffering). Putting bytes already present drops the new copy and
+// reports `deduped`. Concurrent puts of the same content, from threads or processes, end with one
+// intact object. All methods are thread-safe; the pool holds no mutable state besides the files.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <span>
+#include <string_view>
+
+#include "store/base/error.h"
+#include "store/base/object_id.h"
+#include "store/base/unique_fd.h"
+
+namespace fbfs {
+
+struct PutResult {
+    ObjectId id;
+    std::uint64_t size = 0;
+    bool deduped = false;  // the object was already in the pool; nothing new was stored
+};
+
+// A file of the pool's tmp/ that a caller fills and later publishes (see copy_to_temp()).
+struct TempCopy {
+    UniqueFd fd;  // open for reading and writing
+    std::filesystem::path path;
+    std::uint64_t size = 0;  // bytes copied into it
+};
+
+class ObjectPool {
+public:
+    // Opens the pool under `root`, creating objects/ and tmp/ (0700) if missing.
+    // Fails if `root` does not exist or they cannot be created.
+    static Result<ObjectPool> open(const std::filesystem::path& root);
+
+    Result<PutResult> put_bytes(std::span<const std::byte> bytes) const;
+    Result<PutResult> put_bytes(std::string_view bytes) const;
+    // Reads `fd` from its current offset to its end (all of it for a freshly opened file); the
+    // offset afterwards is unspecified. A regular file is hashed while the kernel copies it; one
+    // that changes meanwhile fails with EAGAIN. On any error no object and no temp file remain.
+    Result<PutResult> put_fd(int fd) const;
+    Result<PutResult> put_path(const std::filesystem::path& path) const;
+    // Moves `file`, a regular file inside tmp_dir() that nobody writes any more, into the pool
+    // without copying its bytes: seal() then publish(). On success `file` is gone; on failure
+    // it is left in place for the caller to deal with.
+    Result<PutResult> adopt(const std::filesystem::path& file) const;
+    // Hashes `file` (as adopt()) and makes it read-only, ready for publish(). `deduped` is false.
+    Result<PutResult> seal(const std::filesystem::path& file) const;
+    // Renames a sealed `file` into the pool as `id`. If the object is there already, `file` is
+    // removed and `deduped` is true.
+    Result<PutResult> publish(const std::filesystem::path& file, const ObjectId& id,
+                              std::uint64_t size) const;
+
+    // Makes a new file in tmp_dir() named `prefix` and a unique suffix, holding the bytes of
+    // `from` from offset 0 to its end (nothing if `from` is -1), copied inside the kernel where
+    // the two filesystems allow it and through a buffer where they do not. On failure no file
+    // remains.
+    Result<TempCopy> copy_to_temp(int from, std::string_view prefix) const;
+    // Hashes `fd` from offset 0 to its end, storing nothing: what its id would be.
+    static Result<PutResult> hash_fd(int fd);
+
+    bool contains(const ObjectId& id) const;
+    // Opens an object O_RDONLY. ENOENT if it is not in the pool.
+    Result<UniqueFd> open_object(const ObjectId& id) const;
+    Result<std::uint64_t> size(const ObjectId& id) const;
+    // Removes an object; removing a missing object is not an error.
+    Result<void> remove(const ObjectId& id) const;
+    // Re-hashes an object: true if its bytes match its id, false if not; an Error if unreadable.
+    Result<bool> verify(const ObjectId& id) const;
+    // Calls `visit` for every object file in the pool (id, size). Stops at the first error.
+    // Files under objects/ whose names are not ids are skipped.
+    Result<void> for_each(const std::function<void(const ObjectId&, std::uint64_t)>& visit) const;
+
+    std::filesystem::path object_path(const ObjectId& id) const;
+    const std::filesystem::path& tmp_dir() const { return m_tmp; }
+    const std::filesystem::path& root() const { return m_root; }
+
+private:
+    ObjectPool(std::filesystem::path root, std::filesystem::path objects, std::filesystem::path tmp)
+        : m_root(std::move(root)), m_objects(std::move(objects)), m_tmp(std::move(tmp)) {}
+
+    std::filesystem::path m_root;
+    std::filesystem::path m_objects;
+    std::filesystem::path m_tmp;
+};
+
+}  // namespace fbfs

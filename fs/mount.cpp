@@ -47,8 +47,13 @@ Result<void> detach_mount(const fs::path& mountpoint, bool dead) {
     }
     command.push_back(mountpoint.string());
     std::string said;
-    int status = run_program(command, {}, &said);
-    if (status == 0) {
+    auto status = run_program(command, {}, &said);
+    if (!status) {
+        return make_error(
+            status.error().code,
+            fmt::format("could not unmount {}: {}", mountpoint.string(), status.error().message));
+    }
+    if (*status == 0) {
         return {};
     }
     if (said.find("busy") != std::string::npos) {
@@ -62,7 +67,7 @@ Result<void> detach_mount(const fs::path& mountpoint, bool dead) {
     }
     return make_error(EIO, fmt::format("could not unmount {}: {}", mountpoint.string(),
                                        said.empty() ? fmt::format("{} exited with status {}",
-                                                                  fusermount->string(), status)
+                                                                  fusermount->string(), *status)
                                                     : said));
 }
 
@@ -84,7 +89,7 @@ Result<void> mount_volume(const MountRequest& request_in) {
     return serve_volume(request, [] {});
 }
 
-Result<void> unmount_volume(const fs::path& mountpoint_in) {
+Result<void> unmount_volume(const fs::path& mountpoint_in, std::chrono::milliseconds exit_limit) {
     fs::path mountpoint = fs::absolute(mountpoint_in).lexically_normal();
     auto entry = find_mount(mountpoint);
     if (!entry || entry->fstype != "fuse.fbfs") {
@@ -108,11 +113,15 @@ Result<void> unmount_volume(const fs::path& mountpoint_in) {
     if (!detached) {
         return detached;
     }
-    // The daemon saves what is left and exits once the kernel tells it the mount is gone.
-    if (pid) {
-        while (!process_gone(*pid)) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        }
+    // The daemon saves what is left and exits once the kernel tells it the mount is gone; its
+    // volume lock and /dev/fuse go with its last thread, which may outlive its first.
+    if (pid && !wait_until_exited(*pid, exit_limit)) {
+        return make_error(
+            ETIMEDOUT, fmt::format("{} is unmounted, but its fbfs daemon (pid {}) has not exited "
+                                   "{} s later and still holds its volume (wait for it, or end "
+                                   "it: kill {})",
+                                   mountpoint.string(), *pid,
+                                   std::chrono::duration<double>(exit_limit).count(), *pid));
     }
     return {};
 }
@@ -126,7 +135,7 @@ Result<int> run_in_mount(const MountRequest& request, const std::vector<std::str
     // The command gets the terminal's signals; this process waits and then unmounts.
     std::signal(SIGINT, SIG_IGN);
     std::signal(SIGTERM, SIG_IGN);
-    int status = run_program(command, fs::absolute(request.mountpoint));
+    auto status = run_program(command, fs::absolute(request.mountpoint));
     auto unmounted = unmount_volume(request.mountpoint);
     if (!unmounted) {
         return std::unexpected(unmounted.error());

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <optional>
 #include <stop_token>
 #include <string_view>
@@ -19,7 +20,9 @@
 #include "fs/fuse_server.h"
 #include "fs/kernel_warmer.h"
 #include "fs/lower_layer.h"
+#include "fs/process.h"
 #include "store/meta/store.h"
+#include "store/base/unique_fd.h"
 #include "store/meta/volume_lock.h"
 #include "store/meta/volume_tree.h"
 
@@ -133,10 +136,45 @@ void write_all(int fd, std::string_view text) {
     }
 }
 
+// Puts /dev/null on the daemon's standard streams and makes / its working directory: it must
+// hold neither the caller's terminal or pipes (whoever reads `fbfs mount`'s output would wait for
+// the daemon's end) nor a directory that someone may want to unmount.
+Result<void> detach_from_caller() {
+    UniqueFd null_fd(::open("/dev/null", O_RDWR));
+    if (!null_fd) {
+        int code = errno;
+        return make_error(code, fmt::format("the fbfs daemon cannot open /dev/null: {} (it must "
+                                            "be the null device: mknod -m 0666 /dev/null c 1 3)",
+                                            std::strerror(code)));
+    }
+    for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
+        if (::dup2(null_fd.get(), fd) < 0) {
+            return errno_error("the fbfs daemon cannot put /dev/null on its standard streams");
+        }
+    }
+    if (null_fd.get() <= STDERR_FILENO) {
+        null_fd.release();  // it is one of them
+    }
+    if (::chdir("/") != 0) {
+        return errno_error("the fbfs daemon cannot enter /");
+    }
+    return {};
+}
+
+// Tells the waiting `fbfs mount` why the daemon stops, and stops it.
+[[noreturn]] void fail_to_start(int ready_fd, const std::string& message) {
+    write_all(ready_fd, message);
+    ::_exit(1);
+}
+
 // The daemon: detached from the terminal and the caller, logging to <store>/log/<volume>.log.
 [[noreturn]] void daemon_main(const MountRequest& request, int ready_fd) {
     ::setsid();
-    if (::fork() > 0) {
+    pid_t daemon = ::fork();
+    if (daemon < 0) {
+        fail_to_start(ready_fd, fork_error("the fbfs daemon").message);
+    }
+    if (daemon > 0) {
         ::_exit(0);  // the daemon is the grandchild, so it is nobody's child to reap
     }
     auto log_dir = request.store / "log";
@@ -147,16 +185,12 @@ void write_all(int fd, std::string_view text) {
         log->flush_on(spdlog::level::info);
         spdlog::set_default_logger(log);
     } catch (const spdlog::spdlog_ex& e) {
-        write_all(ready_fd,
-                  fmt::format("cannot write the daemon log in {}: {}", log_dir.string(), e.what()));
-        ::_exit(1);
+        fail_to_start(ready_fd, fmt::format("cannot write the daemon log in {}: {}",
+                                            log_dir.string(), e.what()));
     }
-    int null_fd = ::open("/dev/null", O_RDWR);
-    ::dup2(null_fd, STDIN_FILENO);
-    ::dup2(null_fd, STDOUT_FILENO);
-    ::dup2(null_fd, STDERR_FILENO);
-    if (::chdir("/") != 0) {
-        ::_exit(1);
+    if (auto detached = detach_from_caller(); !detached) {
+        spdlog::error("{}", detached.error().message);
+        fail_to_start(ready_fd, detached.error().message);
     }
     auto served = serve_volume(request, [&] {
         write_all(ready_fd, "ok\n");
@@ -178,20 +212,22 @@ void write_all(int fd, std::string_view text) {
 Result<void> start_daemon(const MountRequest& request) {
     int pipe_fds[2];
     if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
-        return errno_error("pipe");
+        return errno_error("cannot start the fbfs daemon: pipe");
     }
+    UniqueFd from_daemon(pipe_fds[0]);
+    UniqueFd to_caller(pipe_fds[1]);
     pid_t child = ::fork();
     if (child < 0) {
-        return errno_error("fork");
+        return std::unexpected(fork_error("the fbfs daemon"));
     }
     if (child == 0) {
-        ::close(pipe_fds[0]);
-        daemon_main(request, pipe_fds[1]);
+        from_daemon.reset();
+        daemon_main(request, to_caller.release());
     }
-    ::close(pipe_fds[1]);
+    to_caller.reset();
     std::string message;
     char buf[512];
-    for (ssize_t n; (n = ::read(pipe_fds[0], buf, sizeof buf)) != 0;) {
+    for (ssize_t n; (n = ::read(from_daemon.get(), buf, sizeof buf)) != 0;) {
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -200,9 +236,10 @@ Result<void> start_daemon(const MountRequest& request) {
         }
         message.append(buf, static_cast<std::size_t>(n));
     }
-    ::close(pipe_fds[0]);
-    int status = 0;
-    ::waitpid(child, &status, 0);
+    from_daemon.reset();
+    // The child exits as soon as it has forked the daemon (or failed to).
+    while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+    }
     if (message == "ok\n") {
         return {};
     }

@@ -47,6 +47,7 @@ using fbfs::test::run;
 using fbfs::test::run_cli;
 using fbfs::test::RunOptions;
 using fbfs::test::RunResult;
+using fbfs::test::shell_quoted;
 using fbfs::test::sys_error;
 using fbfs::test::TempDir;
 using fbfs::test::write_file;
@@ -669,19 +670,22 @@ exec "$FBFS" umount "$M"
 
 TEST_CASE("fbfs mount: a daemon that cannot fork is refused with a line naming the process limit",
           "[fuse]") {
-    require_root();
-    DevFuseOpenToAll dev_fuse;
-    // A new user: no process but this test's counts against its limit.
-    ThrowawayUser user;
-    auto mountpoint = user.home() / "mnt";
-    MountpointGuard guard(mountpoint);
-    // Two processes: fbfs mount and the child it forks, which cannot fork the daemon.
-    auto result = sh_as(user.name(), user.uid(), user.gid(), user.home(),
-                        "mkdir -p \"$HOME/mnt\" && exec prlimit --nproc=2 \"$FBFS\" mount "
-                        "--store \"$HOME/store\" \"$HOME/mnt\"");
+    NobodyMachine machine;
+    // A uid of its own, so that nothing but this test counts against its limit of two processes:
+    // fbfs mount and the child it forks, which then cannot fork the daemon. (No passwd entry is
+    // needed: a mount stops before it would run fusermount3.)
+    auto uid = static_cast<uid_t>(2'000'000'000 + ::getpid() % 1'000'000);
+    auto own = machine / "own";
+    fs::create_directories(own / "mnt");
+    for (const auto& dir : {own, own / "mnt"}) {
+        REQUIRE(::chown(dir.c_str(), uid, uid) == 0);
+    }
+    auto result =
+        machine.as_user(uid, {machine.dev_fuse(0666)},
+                        "exec prlimit --nproc=2 \"$FBFS\" mount --store " +
+                            shell_quoted(own / "store") + " " + shell_quoted(own / "mnt"));
     check_refused(result, {"cannot start the fbfs daemon: fork", "ulimit -u"});
-    CHECK(mounts_at(mountpoint).empty());
-    CHECK_FALSE(fbfs::VolumeLock::holder(user.home() / "store", "default"));
+    CHECK_FALSE(fbfs::VolumeLock::holder(own / "store", "default"));
 }
 
 TEST_CASE("fbfs mount: a /dev/null the daemon cannot open is refused with a line naming it",

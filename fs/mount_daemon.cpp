@@ -21,8 +21,8 @@
 #include "fs/kernel_warmer.h"
 #include "fs/lower_layer.h"
 #include "fs/process.h"
-#include "store/meta/store.h"
 #include "store/base/unique_fd.h"
+#include "store/meta/store.h"
 #include "store/meta/volume_lock.h"
 #include "store/meta/volume_tree.h"
 

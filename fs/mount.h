@@ -2,6 +2,7 @@
 // clean (or forced, for a dead daemon) unmount. What `fbfs mount`, `umount` and `run` do.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -26,12 +27,19 @@ struct MountRequest {
 // Every failure is an Error whose message says what is wrong and how to fix it.
 Result<void> mount_volume(const MountRequest& request);
 
-// Unmounts an fbfs mount and waits until its daemon has saved everything and exited. A dead
-// mount ("Transport endpoint is not connected") is unmounted too.
-Result<void> unmount_volume(const std::filesystem::path& mountpoint);
+// How long `fbfs umount` waits for a daemon to exit once its mount is gone.
+inline constexpr std::chrono::milliseconds k_daemon_exit_limit{30'000};
+
+// Unmounts an fbfs mount and waits until its daemon has saved everything and exited with all its
+// threads (until then it holds the volume's lock). A dead mount ("Transport endpoint is not
+// connected") is unmounted too. Fails if the mount cannot be detached, or if the daemon is still
+// there `exit_limit` after it was (ETIMEDOUT, naming its pid).
+Result<void> unmount_volume(const std::filesystem::path& mountpoint,
+                            std::chrono::milliseconds exit_limit = k_daemon_exit_limit);
 
 // Mounts, runs `command` with the mountpoint as its working directory, unmounts, and returns
-// the command's exit status (128 + signal number if it was killed).
+// the command's exit status (128 + signal number if it was killed). Fails if the mount or the
+// unmount fails, or if no process could be started for the command (it unmounts first).
 Result<int> run_in_mount(const MountRequest& request, const std::vector<std::string>& command);
 
 }  // namespace fbfs

@@ -26,7 +26,9 @@
 #include <thread>
 #include <vector>
 
+#include "store/meta/volume_lock.h"
 #include "tests/support/mount.h"
+#include "tests/support/nobody.h"
 #include "tests/support/posix.h"
 #include "tests/support/run.h"
 #include "tests/support/temp_dir.h"
@@ -38,12 +40,14 @@ using fbfs::test::force_unmount;
 using fbfs::test::is_fuse_mounted;
 using fbfs::test::Mount;
 using fbfs::test::mounts_at;
+using fbfs::test::NobodyMachine;
 using fbfs::test::read_file;
 using fbfs::test::require_root;
 using fbfs::test::run;
 using fbfs::test::run_cli;
 using fbfs::test::RunOptions;
 using fbfs::test::RunResult;
+using fbfs::test::shell_quoted;
 using fbfs::test::sys_error;
 using fbfs::test::TempDir;
 using fbfs::test::write_file;
@@ -637,6 +641,75 @@ make -q
     }
     CHECK(not_theirs.empty());
     CHECK(count_files(user.home() / "store" / "objects") >= 4);  // 2 sources, 2 .o, a program
+}
+
+// ---- a machine short of processes or of /dev/null -----------------------------------------
+
+TEST_CASE(
+    "fbfs umount: a fusermount3 that cannot be started is named with the process limit, "
+    "and the mount stays",
+    "[fuse]") {
+    NobodyMachine machine;
+    // The daemon's threads count against nobody's limit of one process: fbfs umount cannot fork.
+    auto result = machine.as_nobody({machine.dev_fuse(0666)}, R"(
+"$FBFS" mount "$M" || exit 91
+echo kept > "$M/file"
+prlimit --nproc=1 "$FBFS" umount "$M" 2> "$HOME/umount.err"
+echo $? > "$HOME/umount.status"
+cat "$M/file"
+exec "$FBFS" umount "$M"
+)");
+    INFO("stderr: " << result.err);
+    REQUIRE(result.status == 0);
+    CHECK(result.out == "kept\n");  // still mounted and served after the umount that failed
+    RunResult refused{std::stoi(read_file(machine / "home" / "umount.status")), "",
+                      read_file(machine / "home" / "umount.err")};
+    check_refused(refused, {"could not unmount " + (machine / "mnt").string(),
+                            "cannot start /usr/bin/fusermount3: fork", "ulimit -u"});
+}
+
+TEST_CASE("fbfs mount: a daemon that cannot fork is refused with a line naming the process limit",
+          "[fuse]") {
+    NobodyMachine machine;
+    // A uid of its own, so that nothing but this test counts against its limit of two processes:
+    // fbfs mount and the child it forks, which then cannot fork the daemon. (No passwd entry is
+    // needed: a mount stops before it would run fusermount3.)
+    auto uid = static_cast<uid_t>(2'000'000'000 + ::getpid() % 1'000'000);
+    auto own = machine / "own";
+    fs::create_directories(own / "mnt");
+    for (const auto& dir : {own, own / "mnt"}) {
+        REQUIRE(::chown(dir.c_str(), uid, uid) == 0);
+    }
+    auto result =
+        machine.as_user(uid, {machine.dev_fuse(0666)},
+                        "exec prlimit --nproc=2 \"$FBFS\" mount --store " +
+                            shell_quoted(own / "store") + " " + shell_quoted(own / "mnt"));
+    check_refused(result, {"cannot start the fbfs daemon: fork", "ulimit -u"});
+    CHECK_FALSE(fbfs::VolumeLock::holder(own / "store", "default"));
+}
+
+TEST_CASE("fbfs mount: a /dev/null the daemon cannot open is refused with a line naming it",
+          "[fuse]") {
+    NobodyMachine machine;
+    // What a broken container may have: a /dev/null that is not the null device (ENXIO).
+    auto not_null = machine / "not-null";
+    REQUIRE(::mknod(not_null.c_str(), S_IFSOCK | 0666, 0) == 0);
+    REQUIRE(::chmod(not_null.c_str(), 0666) == 0);
+    // Its output goes to a file: a daemon holding a pipe of the test's would hang it.
+    auto result = machine.as_nobody({machine.dev_fuse(0666), {not_null, "/dev/null"}}, R"(
+"$FBFS" mount "$M" > "$HOME/mount.out" 2>&1
+echo $? > "$HOME/mount.status"
+if grep -q ' fuse.fbfs ' /proc/self/mounts; then
+    touch "$HOME/was-mounted"
+    "$FBFS" umount "$M"
+fi
+)");
+    INFO("stderr: " << result.err);
+    CHECK_FALSE(fs::exists(machine / "home" / "was-mounted"));
+    RunResult refused{std::stoi(read_file(machine / "home" / "mount.status")), "",
+                      read_file(machine / "home" / "mount.out")};
+    check_refused(refused,
+                  {"the fbfs daemon cannot open /dev/null", "mknod -m 0666 /dev/null c 1 3"});
 }
 
 // ---- disk full -----------------------------------------------------------------------------

@@ -40,16 +40,22 @@ std::pair<fs::path, fs::path> NobodyMachine::dev_fuse(mode_t mode) const {
 
 RunResult NobodyMachine::as_nobody(const std::vector<std::pair<fs::path, fs::path>>& binds,
                                    const std::string& script, const std::string& path) {
+    return as_user(k_nobody_uid, binds, script, path);
+}
+
+RunResult NobodyMachine::as_user(uid_t uid, const std::vector<std::pair<fs::path, fs::path>>& binds,
+                                 const std::string& script, const std::string& path) {
     std::string outer =
         "set -u\n" +
         shell_quoted(std::string(FBFS_SOURCE_DIR) + "/tests/support/let-go-of-fuse-mounts") + "\n";
     for (const auto& [from, to] : binds) {
         outer += "mount --bind " + shell_quoted(from) + " " + shell_quoted(to) + " || exit 90\n";
     }
-    outer += "setpriv --reuid=65534 --regid=65534 --clear-groups env -i LC_ALL=C PATH=" +
-             shell_quoted(path) + " HOME=" + shell_quoted(m_tmp / "home") +
-             " FBFS=" + shell_quoted(FBFS_BINARY) + " M=" + shell_quoted(m_tmp / "mnt") +
-             " /bin/sh -c " + shell_quoted(script) +
+    auto id = std::to_string(uid);
+    outer += "setpriv --reuid=" + id + " --regid=" + id +
+             " --clear-groups env -i LC_ALL=C PATH=" + shell_quoted(path) +
+             " HOME=" + shell_quoted(m_tmp / "home") + " FBFS=" + shell_quoted(FBFS_BINARY) +
+             " M=" + shell_quoted(m_tmp / "mnt") + " /bin/sh -c " + shell_quoted(script) +
              "\nrc=$?\n"
              "grep ' fuse.fbfs ' /proc/self/mounts | while read -r _ m _; do "
              "echo \"left mounted: $m\" >&2; umount -l \"$m\"; done\n"

@@ -2,7 +2,8 @@
 // without changing the real machine for the tests running beside it: a temp dir nobody can use
 // (home/, mnt/, bin/ owned by nobody), /dev/fuse device nodes of modes 0666 and 0600 to bind over
 // the real one, and scripts run as nobody in a private mount namespace of their own (mounts
-// planted there, and the fbfs mounts the script makes, go with it).
+// planted there, and the fbfs mounts the script makes, go with it). A script may run as another
+// uid too (as_user).
 //
 // Not thread-safe; one test thread owns each NobodyMachine.
 #pragma once
@@ -35,6 +36,13 @@ public:
     // tmp/home, PATH `path`. Any fbfs mount still there at the end is unmounted and fails the
     // test ("left mounted").
     RunResult as_nobody(
+        const std::vector<std::pair<std::filesystem::path, std::filesystem::path>>& binds,
+        const std::string& script, const std::string& path = "/usr/bin:/bin");
+    // as_nobody(), as `uid` (and its gid) instead: a uid no other process has, so that what
+    // counts against its limits is the script's alone. It needs no passwd entry; HOME, $M and
+    // bin/ are still nobody's.
+    RunResult as_user(
+        uid_t uid,
         const std::vector<std::pair<std::filesystem::path, std::filesystem::path>>& binds,
         const std::string& script, const std::string& path = "/usr/bin:/bin");
 

@@ -1,0 +1,254 @@
+#include "fs/mount_daemon.h"
+
+#include <fcntl.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <optional>
+#include <stop_token>
+#include <string_view>
+#include <thread>
+
+#include "fs/filesystem.h"
+#include "fs/fuse_device.h"
+#include "fs/fuse_server.h"
+#include "fs/kernel_warmer.h"
+#include "fs/lower_layer.h"
+#include "fs/process.h"
+#include "store/base/unique_fd.h"
+#include "store/meta/store.h"
+#include "store/meta/volume_lock.h"
+#include "store/meta/volume_tree.h"
+
+namespace fbfs {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// How long a new mount's warm-up may delay `fbfs mount`; the rest goes on in the background.
+constexpr std::chrono::milliseconds k_foreground_warm_up{1000};
+
+// Removes staging files a killed daemon of this volume left behind (we hold the volume's lock).
+void remove_stale_staging(const Store& store, VolumeId volume) {
+    std::string prefix = fmt::format("staging-{}-", volume);
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(store.pool().tmp_dir(), ec)) {
+        if (entry.path().filename().string().starts_with(prefix)) {
+            fs::remove(entry.path(), ec);
+        }
+    }
+}
+
+}  // namespace
+
+Result<void> serve_volume(const MountRequest& request, const std::function<void()>& ready) {
+    auto store = Store::open(request.store, Store::Mode::create_if_missing);
+    if (!store) {
+        return std::unexpected(store.error());
+    }
+    auto lock = VolumeLock::acquire((*store)->root(), request.volume);
+    if (!lock) {
+        return std::unexpected(lock.error());
+    }
+    std::optional<LowerLayer> lower;
+    if (!request.source.empty()) {
+        auto opened = LowerLayer::open(request.source);
+        if (!opened) {
+            return std::unexpected(opened.error());
+        }
+        lower = std::move(*opened);
+    }
+    auto tree = VolumeTree::open(**store, request.volume, ::getuid(), ::getgid());
+    if (!tree) {
+        return std::unexpected(tree.error());
+    }
+    if (auto dropped = tree->drop_orphans(); !dropped) {
+        return std::unexpected(dropped.error());
+    } else if (*dropped > 0) {
+        spdlog::info("removed {} files a previous daemon left open and unlinked", *dropped);
+    }
+    remove_stale_staging(**store, tree->id());
+    // Objects a killed daemon freed but had not deleted yet.
+    if (auto reaped = (*store)->remove_dead_objects(); !reaped) {
+        return std::unexpected(reaped.error());
+    }
+    if (::geteuid() != 0) {
+        auto fusermount = find_fusermount();
+        if (!fusermount) {
+            return std::unexpected(fusermount.error());
+        }
+        if (auto preferred = prefer_fusermount(*fusermount); !preferred) {
+            return preferred;
+        }
+    }
+    Filesystem filesystem(std::move(*tree), std::move(lower));
+    ServeOptions options;
+    options.mountpoint = request.mountpoint.string();
+    options.fsname = fmt::format("fbfs:{}:{}", request.volume, ::getpid());
+    options.allow_other = request.allow_other;
+    options.debug = request.debug;
+    auto server = FuseServer::mount(filesystem, options);
+    if (!server) {
+        return std::unexpected(server.error());
+    }
+    filesystem.attach_kernel(**server);
+    // The watch sends the server's notifications: it stops before the server goes.
+    struct StopWatching {
+        Filesystem& filesystem;
+        ~StopWatching() { filesystem.stop_watching(); }
+    } stop_watching{filesystem};
+    // `fbfs umount` signals before it unmounts: the walk below lets go of the mount.
+    struct sigaction on_unmount {};
+    on_unmount.sa_handler = [](int) { request_unmount_from_signal(); };
+    on_unmount.sa_flags = SA_RESTART;
+    ::sigaction(k_unmount_signal, &on_unmount, nullptr);
+    // Fills the kernel's caches through the mount, which the loop below serves: the mount is
+    // ready once the foreground part is done. Stopped and joined before the filesystem goes.
+    std::jthread warmer([&](std::stop_token stop) {
+        auto start = std::chrono::steady_clock::now();
+        // Entries the warm-up hands the kernel are cached a day only once the source is watched.
+        filesystem.wait_source_watched(std::chrono::seconds(10));
+        auto warmed = warm_kernel_caches(
+            request.mountpoint, stop, k_foreground_warm_up, [&] { ready(); },
+            [&](ino_t ino) { filesystem.prefill(ino); }, filesystem.background_caller());
+        std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+        filesystem.warmed_up(warmed.directories, warmed.entries, took.count(), warmed.complete);
+    });
+    return (*server)->run();
+}
+
+namespace {
+
+void write_all(int fd, std::string_view text) {
+    while (!text.empty()) {
+        ssize_t n = ::write(fd, text.data(), text.size());
+        if (n <= 0) {
+            return;
+        }
+        text.remove_prefix(static_cast<std::size_t>(n));
+    }
+}
+
+// Puts /dev/null on the daemon's standard streams and makes / its working directory: it must
+// hold neither the caller's terminal or pipes (whoever reads `fbfs mount`'s output would wait for
+// the daemon's end) nor a directory that someone may want to unmount.
+Result<void> detach_from_caller() {
+    UniqueFd null_fd(::open("/dev/null", O_RDWR));
+    if (!null_fd) {
+        int code = errno;
+        return make_error(code, fmt::format("the fbfs daemon cannot open /dev/null: {} (it must "
+                                            "be the null device: mknod -m 0666 /dev/null c 1 3)",
+                                            std::strerror(code)));
+    }
+    for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
+        if (::dup2(null_fd.get(), fd) < 0) {
+            return errno_error("the fbfs daemon cannot put /dev/null on its standard streams");
+        }
+    }
+    if (null_fd.get() <= STDERR_FILENO) {
+        null_fd.release();  // it is one of them
+    }
+    if (::chdir("/") != 0) {
+        return errno_error("the fbfs daemon cannot enter /");
+    }
+    return {};
+}
+
+// Tells the waiting `fbfs mount` why the daemon stops, and stops it.
+[[noreturn]] void fail_to_start(int ready_fd, const std::string& message) {
+    write_all(ready_fd, message);
+    ::_exit(1);
+}
+
+// The daemon: detached from the terminal and the caller, logging to <store>/log/<volume>.log.
+[[noreturn]] void daemon_main(const MountRequest& request, int ready_fd) {
+    ::setsid();
+    pid_t daemon = ::fork();
+    if (daemon < 0) {
+        fail_to_start(ready_fd, fork_error("the fbfs daemon").message);
+    }
+    if (daemon > 0) {
+        ::_exit(0);  // the daemon is the grandchild, so it is nobody's child to reap
+    }
+    auto log_dir = request.store / "log";
+    ::mkdir(log_dir.c_str(), 0700);
+    spdlog::drop_all();
+    try {
+        auto log = spdlog::basic_logger_mt("fbfs", (log_dir / (request.volume + ".log")).string());
+        log->flush_on(spdlog::level::info);
+        spdlog::set_default_logger(log);
+    } catch (const spdlog::spdlog_ex& e) {
+        fail_to_start(ready_fd, fmt::format("cannot write the daemon log in {}: {}",
+                                            log_dir.string(), e.what()));
+    }
+    if (auto detached = detach_from_caller(); !detached) {
+        spdlog::error("{}", detached.error().message);
+        fail_to_start(ready_fd, detached.error().message);
+    }
+    auto served = serve_volume(request, [&] {
+        write_all(ready_fd, "ok\n");
+        ::close(ready_fd);
+        ready_fd = -1;
+    });
+    if (!served) {
+        spdlog::error("{}", served.error().message);
+        if (ready_fd >= 0) {
+            write_all(ready_fd, served.error().message);
+        }
+    }
+    spdlog::shutdown();
+    ::_exit(served ? 0 : 1);
+}
+
+}  // namespace
+
+Result<void> start_daemon(const MountRequest& request) {
+    int pipe_fds[2];
+    if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+        return errno_error("cannot start the fbfs daemon: pipe");
+    }
+    UniqueFd from_daemon(pipe_fds[0]);
+    UniqueFd to_caller(pipe_fds[1]);
+    pid_t child = ::fork();
+    if (child < 0) {
+        return std::unexpected(fork_error("the fbfs daemon"));
+    }
+    if (child == 0) {
+        from_daemon.reset();
+        daemon_main(request, to_caller.release());
+    }
+    to_caller.reset();
+    std::string message;
+    char buf[512];
+    for (ssize_t n; (n = ::read(from_daemon.get(), buf, sizeof buf)) != 0;) {
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            break;
+        }
+        message.append(buf, static_cast<std::size_t>(n));
+    }
+    from_daemon.reset();
+    // The child exits as soon as it has forked the daemon (or failed to).
+    while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    if (message == "ok\n") {
+        return {};
+    }
+    if (message.empty()) {
+        message = fmt::format("the fbfs daemon exited while mounting {} (see {})",
+                              request.mountpoint.string(),
+                              (request.store / "log" / (request.volume + ".log")).string());
+    }
+    return make_error(EIO, message);
+}
+
+}  // namespace fbfs

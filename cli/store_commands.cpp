@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/display.h"
 #include "fs/mount_table.h"
+#include "store/meta/reference_check.h"
 #include "store/meta/store.h"
 #include "store/meta/store_stats.h"
 #include "store/meta/volume_digest.h"
@@ -168,6 +169,14 @@ int verify(const std::string& store_path) {
                          id.hex().c_str());
         }
     }
+    auto counts = check_references(**store);
+    if (!counts) {
+        return fail(counts.error().message);
+    }
+    for (const auto& problem : *counts) {
+        ++bad;
+        std::fprintf(stderr, "fbfs: object %s %s\n", problem.object.c_str(), problem.what.c_str());
+    }
     std::printf("%llu objects verified, %llu problems\n", static_cast<unsigned long long>(checked),
                 static_cast<unsigned long long>(bad));
     return bad == 0 ? 0 : 1;
@@ -217,8 +226,9 @@ void add_store_commands(CLI::App& app, Action& action) {
     });
 
     auto* check = app.add_subcommand("verify",
-                                     "Re-hash every object; report corrupt or missing "
-                                     "ones (exit 1 if any)");
+                                     "Re-hash every object and check every reference count; "
+                                     "report corrupt or missing objects and wrong counts (exit 1 "
+                                     "if any)");
     add_store_option(*check, store);
     check->callback([&action] { action = [] { return verify(store); }; });
 }

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <system_error>
 
-#include "store/object_pool.h"
+#include "store/pool/object_pool.h"
 
 int main(int argc, char** argv) {
     if (argc != 3) {

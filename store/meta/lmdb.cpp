@@ -28,11 +28,23 @@ void make_reserve(const std::filesystem::path& path) {
     }
 }
 
+// Set when LMDB reports MDB_MAP_FULL on this thread. LmdbEnv::write() clears it before each
+// attempt and reads it after, so it tells a full map from a full disk by LMDB's own code,
+// whatever `body` made of the Error. A write transaction and all that is done in it stay on the
+// thread that began it (LMDB requires it), so a flag per thread is exact.
+thread_local bool t_map_full = false;
+
+// ENOSPC, or EDQUOT for a user over quota: the disk under the store has no room.
+bool is_disk_full(const Result<void>& outcome) {
+    return !outcome && (outcome.error().code == ENOSPC || outcome.error().code == EDQUOT);
+}
+
 }  // namespace
 
 std::unexpected<Error> lmdb_error(int rc, std::string_view what) {
     int code = EIO;
     if (rc == MDB_MAP_FULL) {
+        t_map_full = true;
         code = ENOSPC;
     } else if (rc == MDB_KEYEXIST) {
         code = EEXIST;
@@ -150,6 +162,7 @@ Result<void> LmdbEnv::write(const std::function<Result<void>(LmdbTxn&)>& body) {
     bool reserve_used = false;
     for (int attempt = 0;; ++attempt) {
         Result<void> outcome;
+        t_map_full = false;
         {
             std::shared_lock lock(*m_resize);
             auto txn = begin(false, lock);
@@ -159,10 +172,9 @@ Result<void> LmdbEnv::write(const std::function<Result<void>(LmdbTxn&)>& body) {
                 outcome = txn->commit();
             }
         }
-        bool no_space = !outcome && outcome.error().code == ENOSPC;
-        bool map_full = no_space && outcome.error().message.find(mdb_strerror(MDB_MAP_FULL)) !=
-                                        std::string::npos;
-        if (no_space && !map_full && !reserve_used && ::unlink(m_reserve.c_str()) == 0) {
+        bool map_full = !outcome && t_map_full;
+        if (is_disk_full(outcome) && !map_full && !reserve_used &&
+            ::unlink(m_reserve.c_str()) == 0) {
             spdlog::warn("the disk under {} is full: using the space held in reserve",
                          m_reserve.parent_path().string());
             reserve_used = true;

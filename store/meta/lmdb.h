@@ -56,10 +56,12 @@ public:
 
     // Runs `body` in a read-only transaction.
     Result<void> read(const std::function<Result<void>(LmdbTxn&)>& body) const;
-    // Runs `body` in a write transaction and commits it if `body` succeeds. When the map is full,
-    // the map is grown and `body` runs again; when the disk is full, the environment's reserve
-    // file (1 MiB kept beside it, remade at the next open) is given up and `body` runs again. So
-    // `body` must not have effects outside the txn, or must make them only once.
+    // Runs `body` in a write transaction and commits it if `body` succeeds. When the map is full
+    // (LMDB said MDB_MAP_FULL during the attempt, whatever Error `body` made of it), the map is
+    // grown and `body` runs again; when the disk is full (ENOSPC or EDQUOT otherwise), the
+    // environment's reserve file (1 MiB kept beside it, remade at the next open) is given up and
+    // `body` runs again. So `body` must not have effects outside the txn, or must make them only
+    // once.
     Result<void> write(const std::function<Result<void>(LmdbTxn&)>& body);
     // Flushes the environment to disk (fsync), for callers that promised durability.
     Result<void> sync();

@@ -23,27 +23,11 @@ std::unexpected<Error> corrupt_key(std::string_view what) {
                       fmt::format("corrupt {} key in the store metadata (run fbfs verify)", what));
 }
 
-}  // namespace
-
-Result<VolumeSnapshot> read_snapshot(const LmdbTxn& txn, const Tables& tables,
-                                     std::string_view name) {
-    auto raw = txn.get(tables.volumes, name);
-    if (!raw) {
-        return std::unexpected(raw.error());
-    }
-    if (!*raw) {
-        return make_error(ENOENT, fmt::format("the store has no volume '{}'", name));
-    }
-    auto record = VolumeRecord::decode(**raw);
-    if (!record) {
-        return std::unexpected(record.error());
-    }
-    VolumeSnapshot s;
-    s.name = std::string(name);
-    s.next_inode = record->next_inode;
-    std::string prefix = volume_prefix(record->id);
+// Every linked inode of the volume whose rows start with `prefix` (orphans are left out).
+Result<void> read_inodes(const LmdbTxn& txn, const Tables& tables, std::string_view prefix,
+                         VolumeSnapshot& s) {
     Result<void> failed;
-    auto walked = for_each_prefix(txn, tables.inodes, prefix, [&](auto key, auto value) {
+    TRY(for_each_prefix(txn, tables.inodes, prefix, [&](auto key, auto value) {
         auto ino = inode_of_key(key);
         auto inode = InodeRecord::decode(value);
         if (!inode || !ino) {
@@ -54,116 +38,128 @@ Result<VolumeSnapshot> read_snapshot(const LmdbTxn& txn, const Tables& tables,
             s.inodes.emplace(*ino, std::move(*inode));
         }
         return true;
-    });
-    if (walked) {
-        walked = for_each_prefix(txn, tables.dirents, prefix, [&](auto key, auto value) {
-            auto entry = DirentValue::decode(value);
-            if (!entry || key.size() <= k_dirent_prefix) {
-                failed = entry ? corrupt_key("directory entry") : std::unexpected(entry.error());
+    }));
+    return failed;
+}
+
+// Every directory entry of the volume, whiteouts included, in (parent, name) order.
+Result<void> read_entries(const LmdbTxn& txn, const Tables& tables, std::string_view prefix,
+                          VolumeSnapshot& s) {
+    Result<void> failed;
+    TRY(for_each_prefix(txn, tables.dirents, prefix, [&](auto key, auto value) {
+        auto entry = DirentValue::decode(value);
+        if (!entry || key.size() <= k_dirent_prefix) {
+            failed = entry ? corrupt_key("directory entry") : std::unexpected(entry.error());
+            return false;
+        }
+        s.entries.push_back(
+            {parent_of_dirent_key(key), std::string(key.substr(k_dirent_prefix)), *entry});
+        return true;
+    }));
+    return failed;
+}
+
+// Every lower-file stamp of the volume, in path order.
+Result<void> read_stamps(const LmdbTxn& txn, const Tables& tables, std::string_view prefix,
+                         VolumeSnapshot& s) {
+    Result<void> failed;
+    TRY(for_each_prefix(txn, tables.stamps, prefix, [&](auto key, auto value) {
+        auto stamp = LowerStamp::decode(value);
+        if (!stamp) {
+            failed = std::unexpected(stamp.error());
+            return false;
+        }
+        s.stamps.push_back({std::string(key.substr(k_key_prefix)), *stamp});
+        return true;
+    }));
+    return failed;
+}
+
+// The id volume `name` has, or the one it will take if the store has no such volume yet.
+Result<VolumeId> volume_id_for(const LmdbTxn& txn, const Tables& tables, std::string_view name) {
+    TRY_ASSIGN(auto raw, txn.get(tables.volumes, name));
+    if (!raw) {
+        return unused_volume_id(txn, tables);
+    }
+    TRY_ASSIGN(auto record, VolumeRecord::decode(*raw));
+    return record.id;
+}
+
+// Deletes every row of table `dbi` that starts with `prefix`. In the inodes table, each inode
+// that names an object gives its reference back.
+Result<void> delete_rows(LmdbTxn& txn, const Tables& tables, Dbi dbi, std::string_view prefix) {
+    std::vector<std::string> keys;
+    std::vector<ObjectId> objects;
+    Result<void> failed;
+    TRY(for_each_prefix(txn, dbi, prefix, [&](auto key, auto value) {
+        keys.emplace_back(key);
+        if (dbi == tables.inodes) {
+            auto record = InodeRecord::decode(value);
+            if (!record) {
+                failed = std::unexpected(record.error());
                 return false;
             }
-            s.entries.push_back(
-                {parent_of_dirent_key(key), std::string(key.substr(k_dirent_prefix)), *entry});
-            return true;
-        });
-    }
-    if (walked) {
-        walked = for_each_prefix(txn, tables.stamps, prefix, [&](auto key, auto value) {
-            auto stamp = LowerStamp::decode(value);
-            if (!stamp) {
-                failed = std::unexpected(stamp.error());
-                return false;
+            if (record->object) {
+                objects.push_back(*record->object);
             }
-            s.stamps.push_back({std::string(key.substr(k_key_prefix)), *stamp});
-            return true;
-        });
+        }
+        return true;
+    }));
+    TRY(failed);
+    for (const auto& key : keys) {
+        TRY(txn.del(dbi, key));
     }
-    if (!walked) {
-        return std::unexpected(walked.error());
+    for (const auto& object : objects) {
+        TRY(adjust_object_ref(txn, tables, object, -1));
     }
-    if (!failed) {
-        return std::unexpected(failed.error());
+    return {};
+}
+
+// Writes the snapshot's rows under volume `id`, each inode taking a reference to its object.
+Result<void> put_rows(LmdbTxn& txn, const Tables& tables, VolumeId id, const VolumeSnapshot& s) {
+    for (const auto& [ino, record] : s.inodes) {
+        TRY(txn.put(tables.inodes, inode_key(id, ino), record.encode()));
+        if (record.object) {
+            TRY(adjust_object_ref(txn, tables, *record.object, +1));
+        }
     }
+    for (const auto& e : s.entries) {
+        TRY(txn.put(tables.dirents, dirent_key(id, e.parent, e.name), e.value.encode()));
+    }
+    for (const auto& stamp : s.stamps) {
+        TRY(txn.put(tables.stamps, stamp_key(id, stamp.path), stamp.stamp.encode()));
+    }
+    return {};
+}
+
+}  // namespace
+
+Result<VolumeSnapshot> read_snapshot(const LmdbTxn& txn, const Tables& tables,
+                                     std::string_view name) {
+    TRY_ASSIGN(auto raw, txn.get(tables.volumes, name));
+    if (!raw) {
+        return make_error(ENOENT, fmt::format("the store has no volume '{}'", name));
+    }
+    TRY_ASSIGN(auto record, VolumeRecord::decode(*raw));
+    VolumeSnapshot s;
+    s.name = std::string(name);
+    s.next_inode = record.next_inode;
+    std::string prefix = volume_prefix(record.id);
+    TRY(read_inodes(txn, tables, prefix, s));
+    TRY(read_entries(txn, tables, prefix, s));
+    TRY(read_stamps(txn, tables, prefix, s));
     return s;
 }
 
 Result<void> replace_volume(LmdbTxn& txn, const Tables& tables, const VolumeSnapshot& s) {
-    auto raw = txn.get(tables.volumes, s.name);
-    if (!raw) {
-        return std::unexpected(raw.error());
-    }
-    VolumeId id = 0;
-    if (*raw) {
-        auto record = VolumeRecord::decode(**raw);
-        if (!record) {
-            return std::unexpected(record.error());
-        }
-        id = record->id;
-    } else {
-        auto unused = unused_volume_id(txn, tables);
-        if (!unused) {
-            return std::unexpected(unused.error());
-        }
-        id = *unused;
-    }
-
+    TRY_ASSIGN(VolumeId id, volume_id_for(txn, tables, s.name));
     // Out with the old rows (orphans included: the volume is not being served), then in with
     // the new, counting references as they come and go.
     std::string prefix = volume_prefix(id);
     for (Dbi dbi : {tables.inodes, tables.dirents, tables.stamps, tables.orphans}) {
-        std::vector<std::string> keys;
-        std::vector<ObjectId> objects;
-        Result<void> failed;
-        auto walked = for_each_prefix(txn, dbi, prefix, [&](auto key, auto value) {
-            keys.emplace_back(key);
-            if (dbi == tables.inodes) {
-                auto record = InodeRecord::decode(value);
-                if (!record) {
-                    failed = std::unexpected(record.error());
-                    return false;
-                }
-                if (record->object) {
-                    objects.push_back(*record->object);
-                }
-            }
-            return true;
-        });
-        if (!walked || !failed) {
-            return walked ? failed : walked;
-        }
-        for (const auto& key : keys) {
-            if (auto gone = txn.del(dbi, key); !gone) {
-                return std::unexpected(gone.error());
-            }
-        }
-        for (const auto& object : objects) {
-            if (auto ok = adjust_object_ref(txn, tables, object, -1); !ok) {
-                return ok;
-            }
-        }
+        TRY(delete_rows(txn, tables, dbi, prefix));
     }
-    for (const auto& [ino, record] : s.inodes) {
-        if (auto put = txn.put(tables.inodes, inode_key(id, ino), record.encode()); !put) {
-            return put;
-        }
-        if (record.object) {
-            if (auto ok = adjust_object_ref(txn, tables, *record.object, +1); !ok) {
-                return ok;
-            }
-        }
-    }
-    for (const auto& e : s.entries) {
-        if (auto put = txn.put(tables.dirents, dirent_key(id, e.parent, e.name), e.value.encode());
-            !put) {
-            return put;
-        }
-    }
-    for (const auto& stamp : s.stamps) {
-        if (auto put = txn.put(tables.stamps, stamp_key(id, stamp.path), stamp.stamp.encode());
-            !put) {
-            return put;
-        }
-    }
+    TRY(put_rows(txn, tables, id, s));
     return txn.put(tables.volumes, s.name, VolumeRecord{id, s.next_inode}.encode());
 }
 

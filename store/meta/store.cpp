@@ -3,7 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <limits>
 
 namespace fbfs {
 
@@ -252,33 +254,53 @@ Result<bool> Store::remove_unreferenced(LmdbTxn& txn, std::string_view key) {
 }
 
 Result<void> adjust_object_ref(LmdbTxn& txn, const Tables& tables, const ObjectId& id, int delta) {
-    auto raw = txn.get(tables.refs, id.raw());
-    if (!raw) {
-        return std::unexpected(raw.error());
+    TRY_ASSIGN(auto raw, txn.get(tables.refs, id.raw()));
+    std::uint64_t before = 0;
+    if (raw) {
+        auto decoded = decode_u64(*raw);
+        if (!decoded) {
+            return make_error(EIO, fmt::format("object {} has a corrupt reference count in the "
+                                               "store metadata (run fbfs verify)",
+                                               id.hex()));
+        }
+        before = *decoded;
     }
-    std::uint64_t before = *raw ? decode_u64(**raw).value_or(0) : 0;
-    std::uint64_t count = delta > 0 ? before + 1 : (before > 0 ? before - 1 : 0);
-    Result<bool> listed = false;
+    if (delta < 0 && before == 0) {
+        return make_error(EIO, fmt::format("object {} lost a reference it did not have: its "
+                                           "reference count in the store metadata is wrong (run "
+                                           "fbfs verify)",
+                                           id.hex()));
+    }
+    std::uint64_t count = delta > 0 ? before + 1 : before - 1;
     if (count == 0) {
-        listed = txn.del(tables.refs, id.raw());
-        return listed ? txn.put(tables.dead, id.raw(), "") : std::unexpected(listed.error());
+        TRY(txn.del(tables.refs, id.raw()));
+        return txn.put(tables.dead, id.raw(), "");
     }
     if (before == 0) {
-        listed = txn.del(tables.dead, id.raw());
+        TRY(txn.del(tables.dead, id.raw()));
     }
-    return listed ? txn.put(tables.refs, id.raw(), encode_u64(count))
-                  : std::unexpected(listed.error());
+    return txn.put(tables.refs, id.raw(), encode_u64(count));
 }
 
 Result<VolumeId> unused_volume_id(const LmdbTxn& txn, const Tables& tables) {
     VolumeId max_id = 0;
-    auto walked = for_each_prefix(txn, tables.volumes, "", [&](auto, std::string_view value) {
+    Result<void> decoded;
+    TRY(for_each_prefix(txn, tables.volumes, "", [&](std::string_view name, auto value) {
         auto record = VolumeRecord::decode(value);
-        max_id = record ? std::max(max_id, record->id) : max_id;
+        if (!record) {
+            // Its id is unknown, so any id chosen now might be its: refuse rather than share.
+            decoded = make_error(EIO, fmt::format("volume '{}' has a corrupt record in the store "
+                                                  "metadata, so no new volume can be made (run "
+                                                  "fbfs verify)",
+                                                  name));
+            return false;
+        }
+        max_id = std::max(max_id, record->id);
         return true;
-    });
-    if (!walked) {
-        return std::unexpected(walked.error());
+    }));
+    TRY(decoded);
+    if (max_id == std::numeric_limits<VolumeId>::max()) {
+        return make_error(EOVERFLOW, "the store has no volume id left (use another --store)");
     }
     return max_id + 1;
 }

@@ -40,10 +40,12 @@ struct VolumeInfo {
 
 // Within a write transaction: counts one inode more (`delta` > 0) or less for object `id`. An
 // object no inode names any more is listed in `dead` for Store::remove_dead_objects(); one named
-// again leaves that list.
+// again leaves that list. A count that does not decode, or one that would go below zero, is
+// corruption: an EIO Error naming the object, and nothing is changed.
 Result<void> adjust_object_ref(LmdbTxn& txn, const Tables& tables, const ObjectId& id, int delta);
 
-// The id a new volume takes: one more than the largest in use.
+// The id a new volume takes: one more than the largest in use. A volume record that does not
+// decode hides an id in use, so it is an EIO Error naming the volume.
 Result<VolumeId> unused_volume_id(const LmdbTxn& txn, const Tables& tables);
 
 class Store {

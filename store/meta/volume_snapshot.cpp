@@ -9,21 +9,30 @@ namespace fbfs {
 
 namespace {
 
+using ObjectSizes = std::unordered_map<ObjectId, std::uint64_t>;
+
 std::unexpected<Error> bad(const VolumeSnapshot& s, const std::string& what) {
     return make_error(EINVAL, fmt::format("volume '{}': {}", s.name, what));
 }
 
-// Everything about one inode that does not depend on the others.
-Result<void> check_inode(const VolumeSnapshot& s, InodeNumber ino, const InodeRecord& r,
-                         const std::unordered_map<ObjectId, std::uint64_t>& object_sizes) {
-    auto where = [&](std::string_view what) {
-        return bad(s, fmt::format("inode {} {}", ino, what));
-    };
-    if (ino == 0) {
-        return bad(s, "has an inode numbered 0");
-    }
+// The shape the entries give the tree, gathered by check_entries() for the checks after it.
+struct Shape {
+    std::unordered_map<InodeNumber, std::uint32_t> links;    // entries naming each inode
+    std::unordered_map<InodeNumber, std::uint32_t> subdirs;  // directories in each directory
+    std::multimap<InodeNumber, InodeNumber> children;        // directory -> inodes it names
+};
+
+// ---- One inode, on its own ----------------------------------------------------------------
+
+// An Error about inode `ino`: "volume 'v': inode 7 <what>".
+std::unexpected<Error> bad_inode(const VolumeSnapshot& s, InodeNumber ino, std::string_view what) {
+    return bad(s, fmt::format("inode {} {}", ino, what));
+}
+
+// Its mode holds a type and permission bits only, and the type is one fbfs stores.
+Result<void> check_file_type(const VolumeSnapshot& s, InodeNumber ino, const InodeRecord& r) {
     if ((r.mode & ~static_cast<std::uint32_t>(S_IFMT | 07777)) != 0) {
-        return where(fmt::format("has mode {:o}, which is no file mode", r.mode));
+        return bad_inode(s, ino, fmt::format("has mode {:o}, which is no file mode", r.mode));
     }
     switch (r.mode & S_IFMT) {
         case S_IFREG:
@@ -33,46 +42,213 @@ Result<void> check_inode(const VolumeSnapshot& s, InodeNumber ino, const InodeRe
         case S_IFSOCK:
         case S_IFCHR:
         case S_IFBLK:
-            break;
+            return {};
         default:
-            return where(
+            return bad_inode(
+                s, ino,
                 fmt::format("has file type {:o}, which fbfs does not know", r.mode & S_IFMT));
     }
+}
+
+// Only a directory has flags, and only the known one (opaque).
+Result<void> check_flags(const VolumeSnapshot& s, InodeNumber ino, const InodeRecord& r) {
     if ((r.flags & ~static_cast<std::uint32_t>(InodeRecord::k_opaque)) != 0 ||
         (r.flags != 0 && !r.is_dir())) {
-        return where(fmt::format("has unknown flags {:#x}", r.flags));
-    }
-    if (r.nlink == 0) {
-        return where("has no links");
-    }
-    if (r.object) {
-        auto size = object_sizes.find(*r.object);
-        if (!r.is_reg()) {
-            return where("is not a regular file but names an object");
-        }
-        if (size == object_sizes.end()) {
-            return where(fmt::format("names object {}, which is missing", r.object->hex()));
-        }
-        if (size->second != r.size) {
-            return where(fmt::format("has size {} but its object {} has {} bytes", r.size,
-                                     r.object->hex(), size->second));
-        }
-    } else if (r.is_reg() && r.size != 0) {
-        return where(fmt::format("has size {} but no object", r.size));
-    }
-    if (r.is_symlink()) {
-        if (r.symlink_target.empty() || r.symlink_target.size() >= PATH_MAX ||
-            r.symlink_target.find('\0') != std::string::npos) {
-            return where("is a symlink whose target is empty, too long or holds a NUL");
-        }
-        if (r.size != r.symlink_target.size()) {
-            return where("is a symlink whose size is not its target's length");
-        }
-    } else if (!r.symlink_target.empty()) {
-        return where("is not a symlink but has a target");
+        return bad_inode(s, ino, fmt::format("has unknown flags {:#x}", r.flags));
     }
     return {};
 }
+
+// Only a regular file names an object, which the pack holds, with as many bytes as the file.
+Result<void> check_content(const VolumeSnapshot& s, InodeNumber ino, const InodeRecord& r,
+                           const ObjectSizes& object_sizes) {
+    if (!r.object) {
+        if (r.is_reg() && r.size != 0) {
+            return bad_inode(s, ino, fmt::format("has size {} but no object", r.size));
+        }
+        return {};
+    }
+    if (!r.is_reg()) {
+        return bad_inode(s, ino, "is not a regular file but names an object");
+    }
+    auto size = object_sizes.find(*r.object);
+    if (size == object_sizes.end()) {
+        return bad_inode(s, ino, fmt::format("names object {}, which is missing", r.object->hex()));
+    }
+    if (size->second != r.size) {
+        return bad_inode(s, ino,
+                         fmt::format("has size {} but its object {} has {} bytes", r.size,
+                                     r.object->hex(), size->second));
+    }
+    return {};
+}
+
+// Only a symlink has a target: 1..PATH_MAX-1 bytes with no NUL, its length the inode's size.
+Result<void> check_symlink(const VolumeSnapshot& s, InodeNumber ino, const InodeRecord& r) {
+    if (!r.is_symlink()) {
+        if (!r.symlink_target.empty()) {
+            return bad_inode(s, ino, "is not a symlink but has a target");
+        }
+        return {};
+    }
+    if (r.symlink_target.empty() || r.symlink_target.size() >= PATH_MAX ||
+        r.symlink_target.find('\0') != std::string::npos) {
+        return bad_inode(s, ino, "is a symlink whose target is empty, too long or holds a NUL");
+    }
+    if (r.size != r.symlink_target.size()) {
+        return bad_inode(s, ino, "is a symlink whose size is not its target's length");
+    }
+    return {};
+}
+
+// Everything about one inode that does not depend on the others.
+Result<void> check_inode(const VolumeSnapshot& s, InodeNumber ino, const InodeRecord& r,
+                         const ObjectSizes& object_sizes) {
+    if (ino == 0) {
+        return bad(s, "has an inode numbered 0");
+    }
+    TRY(check_file_type(s, ino, r));
+    TRY(check_flags(s, ino, r));
+    if (r.nlink == 0) {
+        return bad_inode(s, ino, "has no links");
+    }
+    TRY(check_content(s, ino, r, object_sizes));
+    return check_symlink(s, ino, r);
+}
+
+// A volume's own inode numbers are below its next inode (lower-layer numbers, with the top bit
+// set, are not counted out by it).
+Result<void> check_inode_number(const VolumeSnapshot& s, InodeNumber ino) {
+    if (ino < (InodeNumber{1} << 63) && ino >= s.next_inode) {
+        return bad(s,
+                   fmt::format("inode {} is beyond the volume's next inode {}", ino, s.next_inode));
+    }
+    return {};
+}
+
+// ---- The volume as a whole ----------------------------------------------------------------
+
+Result<void> check_root(const VolumeSnapshot& s) {
+    auto root = s.inodes.find(k_root_inode);
+    if (root == s.inodes.end() || !root->second.is_dir()) {
+        return bad(s, "has no root directory");
+    }
+    return {};
+}
+
+Result<void> check_inodes(const VolumeSnapshot& s, const ObjectSizes& object_sizes) {
+    for (const auto& [ino, record] : s.inodes) {
+        TRY(check_inode(s, ino, record, object_sizes));
+        TRY(check_inode_number(s, ino));
+    }
+    return {};
+}
+
+// ---- One directory entry ------------------------------------------------------------------
+
+// It is in a directory, under a name that is one path component, after the entry before it in
+// (parent, name) order.
+Result<void> check_entry_place(const VolumeSnapshot& s, const SnapshotEntry& e,
+                               const SnapshotEntry* previous) {
+    auto parent = s.inodes.find(e.parent);
+    if (parent == s.inodes.end() || !parent->second.is_dir()) {
+        return bad(s, fmt::format("an entry is in inode {}, which is no directory", e.parent));
+    }
+    if (!is_entry_name(e.name)) {
+        return bad(s, fmt::format("directory inode {} has an entry named \"{}\", which is "
+                                  "not a file name",
+                                  e.parent, e.name.substr(0, e.name.find('\0'))));
+    }
+    if (previous && std::tie(e.parent, e.name) <= std::tie(previous->parent, previous->name)) {
+        return bad(s, fmt::format("directory inode {} names \"{}\" twice or out of order", e.parent,
+                                  e.name));
+    }
+    return {};
+}
+
+// A whiteout names no inode.
+Result<void> check_whiteout(const VolumeSnapshot& s, const SnapshotEntry& e) {
+    if (e.value.ino != 0) {
+        return bad(s, fmt::format("whiteout \"{}\" names inode {}", e.name, e.value.ino));
+    }
+    return {};
+}
+
+// Any other entry names an inode of the volume other than the root, with that inode's type.
+Result<void> check_entry_target(const VolumeSnapshot& s, const SnapshotEntry& e) {
+    auto child = s.inodes.find(e.value.ino);
+    if (child == s.inodes.end() || e.value.ino == k_root_inode) {
+        return bad(
+            s, fmt::format("entry \"{}\" names inode {}, which it cannot", e.name, e.value.ino));
+    }
+    if (e.value.type != IFTODT(child->second.mode)) {
+        return bad(s, fmt::format("entry \"{}\" has the wrong file type", e.name));
+    }
+    return {};
+}
+
+// Checks every entry on its own, and gathers the shape they give the tree.
+Result<Shape> check_entries(const VolumeSnapshot& s) {
+    Shape shape;
+    const SnapshotEntry* previous = nullptr;
+    for (const auto& e : s.entries) {
+        TRY(check_entry_place(s, e, previous));
+        previous = &e;
+        if (e.value.is_whiteout()) {
+            TRY(check_whiteout(s, e));
+            continue;
+        }
+        TRY(check_entry_target(s, e));
+        ++shape.links[e.value.ino];
+        if (s.inodes.at(e.value.ino).is_dir()) {
+            ++shape.subdirs[e.parent];
+        }
+        shape.children.emplace(e.parent, e.value.ino);
+    }
+    return shape;
+}
+
+// ---- The tree the entries make ------------------------------------------------------------
+
+// A directory is named once (the root never) and has 2 + its subdirectories as link count;
+// anything else is named as often as its link count says.
+Result<void> check_link_counts(const VolumeSnapshot& s, Shape& shape) {
+    for (const auto& [ino, record] : s.inodes) {
+        std::uint32_t want = record.is_dir() ? 2 + shape.subdirs[ino] : shape.links[ino];
+        std::uint32_t named = record.is_dir() ? (ino == k_root_inode ? 0 : 1) : record.nlink;
+        if (record.nlink != want || (record.is_dir() && shape.links[ino] != named)) {
+            return bad(s, fmt::format("inode {} has link count {}, which its {} entries do not "
+                                      "add up to",
+                                      ino, record.nlink, shape.links[ino]));
+        }
+    }
+    return {};
+}
+
+// Every inode can be reached from the root. With every directory named once (checked before),
+// this also rules out loops: a directory in a loop is named from inside it only.
+Result<void> check_reachable(const VolumeSnapshot& s, Shape& shape) {
+    std::vector<InodeNumber> todo{k_root_inode};
+    std::size_t reached = 0;
+    while (!todo.empty()) {
+        InodeNumber dir = todo.back();
+        todo.pop_back();
+        ++reached;
+        for (auto [it, end] = shape.children.equal_range(dir); it != end; ++it) {
+            if (s.inodes.at(it->second).is_dir()) {
+                todo.push_back(it->second);
+            } else if (--shape.links[it->second] == 0) {
+                ++reached;
+            }
+        }
+    }
+    if (reached != s.inodes.size()) {
+        return bad(s, "has inodes that cannot be reached from its root");
+    }
+    return {};
+}
+
+// ---- Lower-file stamps --------------------------------------------------------------------
 
 bool is_relative_path(std::string_view path) {
     if (path.empty()) {
@@ -86,6 +262,22 @@ bool is_relative_path(std::string_view path) {
         start = slash + 1;
     }
     return true;
+}
+
+// Every stamp's path is relative and made of file names, and the stamps are in path order.
+Result<void> check_stamps(const VolumeSnapshot& s) {
+    std::string_view previous;
+    for (const auto& stamp : s.stamps) {
+        if (!is_relative_path(stamp.path)) {
+            return bad(s, fmt::format("a stamp has the path \"{}\", which is not relative",
+                                      stamp.path.substr(0, stamp.path.find('\0'))));
+        }
+        if (!previous.empty() && stamp.path <= previous) {
+            return bad(s, fmt::format("stamps are out of order at \"{}\"", stamp.path));
+        }
+        previous = stamp.path;
+    }
+    return {};
 }
 
 }  // namespace
@@ -103,106 +295,14 @@ std::uint64_t logical_bytes(const VolumeSnapshot& snapshot) {
     return total;
 }
 
-Result<void> check_snapshot(const VolumeSnapshot& s,
-                            const std::unordered_map<ObjectId, std::uint64_t>& object_sizes) {
-    if (auto named = check_volume_name(s.name); !named) {
-        return std::unexpected(named.error());
-    }
-    auto root = s.inodes.find(k_root_inode);
-    if (root == s.inodes.end() || !root->second.is_dir()) {
-        return bad(s, "has no root directory");
-    }
-    for (const auto& [ino, record] : s.inodes) {
-        if (auto ok = check_inode(s, ino, record, object_sizes); !ok) {
-            return ok;
-        }
-        if (ino < (InodeNumber{1} << 63) && ino >= s.next_inode) {
-            return bad(
-                s, fmt::format("inode {} is beyond the volume's next inode {}", ino, s.next_inode));
-        }
-    }
-
-    // Names, then the shape: every entry in a directory, every directory named once, every
-    // other inode named as often as its link count says, everything reachable from the root.
-    const SnapshotEntry* previous_entry = nullptr;
-    std::unordered_map<InodeNumber, std::uint32_t> links;
-    std::unordered_map<InodeNumber, std::uint32_t> subdirs;
-    std::multimap<InodeNumber, InodeNumber> children;
-    for (const auto& e : s.entries) {
-        auto parent = s.inodes.find(e.parent);
-        if (parent == s.inodes.end() || !parent->second.is_dir()) {
-            return bad(s, fmt::format("an entry is in inode {}, which is no directory", e.parent));
-        }
-        if (!is_entry_name(e.name)) {
-            return bad(s, fmt::format("directory inode {} has an entry named \"{}\", which is "
-                                      "not a file name",
-                                      e.parent, e.name.substr(0, e.name.find('\0'))));
-        }
-        if (previous_entry &&
-            std::tie(e.parent, e.name) <= std::tie(previous_entry->parent, previous_entry->name)) {
-            return bad(s, fmt::format("directory inode {} names \"{}\" twice or out of order",
-                                      e.parent, e.name));
-        }
-        previous_entry = &e;
-        if (e.value.is_whiteout()) {
-            if (e.value.ino != 0) {
-                return bad(s, fmt::format("whiteout \"{}\" names inode {}", e.name, e.value.ino));
-            }
-            continue;
-        }
-        auto child = s.inodes.find(e.value.ino);
-        if (child == s.inodes.end() || e.value.ino == k_root_inode) {
-            return bad(s, fmt::format("entry \"{}\" names inode {}, which it cannot", e.name,
-                                      e.value.ino));
-        }
-        if (e.value.type != IFTODT(child->second.mode)) {
-            return bad(s, fmt::format("entry \"{}\" has the wrong file type", e.name));
-        }
-        ++links[e.value.ino];
-        if (child->second.is_dir()) {
-            ++subdirs[e.parent];
-        }
-        children.emplace(e.parent, e.value.ino);
-    }
-    for (const auto& [ino, record] : s.inodes) {
-        std::uint32_t want = record.is_dir() ? 2 + subdirs[ino] : links[ino];
-        std::uint32_t named = record.is_dir() ? (ino == k_root_inode ? 0 : 1) : record.nlink;
-        if (record.nlink != want || (record.is_dir() && links[ino] != named)) {
-            return bad(s, fmt::format("inode {} has link count {}, which its {} entries do not "
-                                      "add up to",
-                                      ino, record.nlink, links[ino]));
-        }
-    }
-    std::vector<InodeNumber> todo{k_root_inode};
-    std::size_t reached = 0;
-    while (!todo.empty()) {
-        InodeNumber dir = todo.back();
-        todo.pop_back();
-        ++reached;
-        for (auto [it, end] = children.equal_range(dir); it != end; ++it) {
-            if (s.inodes.at(it->second).is_dir()) {
-                todo.push_back(it->second);
-            } else if (--links[it->second] == 0) {
-                ++reached;
-            }
-        }
-    }
-    if (reached != s.inodes.size()) {
-        return bad(s, "has inodes that cannot be reached from its root");
-    }
-
-    std::string_view previous;
-    for (const auto& stamp : s.stamps) {
-        if (!is_relative_path(stamp.path)) {
-            return bad(s, fmt::format("a stamp has the path \"{}\", which is not relative",
-                                      stamp.path.substr(0, stamp.path.find('\0'))));
-        }
-        if (!previous.empty() && stamp.path <= previous) {
-            return bad(s, fmt::format("stamps are out of order at \"{}\"", stamp.path));
-        }
-        previous = stamp.path;
-    }
-    return {};
+Result<void> check_snapshot(const VolumeSnapshot& s, const ObjectSizes& object_sizes) {
+    TRY(check_volume_name(s.name));
+    TRY(check_root(s));
+    TRY(check_inodes(s, object_sizes));
+    TRY_ASSIGN(auto shape, check_entries(s));
+    TRY(check_link_counts(s, shape));
+    TRY(check_reachable(s, shape));
+    return check_stamps(s);
 }
 
 }  // namespace fbfs

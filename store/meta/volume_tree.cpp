@@ -227,6 +227,97 @@ Error unpublish(Store& store, bool published, const std::optional<ObjectId>& id,
     return error;
 }
 
+// The two ends of a rename, as its transaction found them.
+struct RenameEnds {
+    InodeNumber parent;
+    std::string_view name;
+    InodeRecord* from_dir;
+    InodeNumber new_parent;
+    std::string_view new_name;
+    InodeRecord* to_dir;             // the same record as from_dir within one directory
+    DirentValue src;                 // the entry that moves
+    std::optional<DirentValue> dst;  // the entry at the target, if any (a whiteout is none)
+};
+
+// Reads both directories, the entry to move (ENOENT if missing) and the target's entry.
+Result<RenameEnds> rename_ends(TreeTxn& tree, InodeNumber parent, std::string_view name,
+                               InodeNumber new_parent, std::string_view new_name) {
+    TRY_ASSIGN(auto from_dir, tree.dir(parent));
+    TRY_ASSIGN(auto to_dir, tree.dir(new_parent));
+    TRY_ASSIGN(auto src, tree.existing(parent, name));
+    TRY_ASSIGN(auto dst, tree.entry(new_parent, new_name));
+    if (dst && dst->is_whiteout()) {
+        dst.reset();
+    }
+    return RenameEnds{parent, name, from_dir, new_parent, new_name, to_dir, src, dst};
+}
+
+// RENAME_EXCHANGE: the two entries swap inodes; a directory that changes parent moves one link
+// of `..` with it.
+Result<void> exchange_entries(TreeTxn& tree, RenameEnds& ends, TimeNs now) {
+    if (!ends.dst) {
+        return make_error(ENOENT, fmt::format("no entry '{}' to exchange", ends.new_name));
+    }
+    bool src_dir = ends.src.type == DT_DIR;
+    bool dst_dir = ends.dst->type == DT_DIR;
+    if (src_dir != dst_dir && ends.parent != ends.new_parent) {
+        ends.from_dir->nlink += src_dir ? -1u : 1u;
+        ends.to_dir->nlink += src_dir ? 1u : -1u;
+    }
+    TRY_ASSIGN(auto a, tree.inode(ends.src.ino));
+    TRY_ASSIGN(auto b, tree.inode(ends.dst->ino));
+    a->ctime = b->ctime = now;
+    touch(*ends.from_dir, now);
+    touch(*ends.to_dir, now);
+    TRY(tree.put_entry(ends.parent, ends.name, *ends.dst));
+    TRY(tree.put_entry(ends.new_parent, ends.new_name, ends.src));
+    return tree.flush();
+}
+
+// Whether the entry at the target may be replaced: not with RENAME_NOREPLACE, and a directory
+// only by a directory (ENOTDIR, EISDIR as rename(2)).
+Result<void> check_replaceable(const RenameEnds& ends, unsigned flags) {
+    if (flags & RENAME_NOREPLACE) {
+        return make_error(EEXIST, fmt::format("'{}' exists", ends.new_name));
+    }
+    if (ends.dst->ino == ends.src.ino) {
+        return {};
+    }
+    bool src_dir = ends.src.type == DT_DIR;
+    bool dst_dir = ends.dst->type == DT_DIR;
+    if (src_dir && !dst_dir) {
+        return make_error(ENOTDIR, fmt::format("'{}' is not a directory", ends.new_name));
+    }
+    if (!src_dir && dst_dir) {
+        return make_error(EISDIR, fmt::format("'{}' is a directory", ends.new_name));
+    }
+    return {};
+}
+
+// The inode at the target loses that name (an orphan if `keep_open`, as remove() does).
+Result<Unlinked> unlink_target(TreeTxn& tree, RenameEnds& ends, bool keep_open, TimeNs now) {
+    TRY_ASSIGN(auto unlinked, tree.unlink_inode(ends.dst->ino, keep_open, now));
+    if (ends.dst->type == DT_DIR) {
+        --ends.to_dir->nlink;
+    }
+    return unlinked;
+}
+
+// Moves the entry to its new name; a directory that changes parent takes a link along.
+Result<void> move_entry(TreeTxn& tree, RenameEnds& ends, TimeNs now) {
+    if (ends.src.type == DT_DIR && ends.parent != ends.new_parent) {
+        --ends.from_dir->nlink;
+        ++ends.to_dir->nlink;
+    }
+    TRY_ASSIGN(auto moved, tree.inode(ends.src.ino));
+    moved->ctime = now;
+    touch(*ends.from_dir, now);
+    touch(*ends.to_dir, now);
+    TRY(tree.del_entry(ends.parent, ends.name));
+    TRY(tree.put_entry(ends.new_parent, ends.new_name, ends.src));
+    return tree.flush();
+}
+
 }  // namespace
 
 Result<VolumeTree> VolumeTree::open(Store& store, std::string_view name, std::uint32_t uid,
@@ -540,86 +631,23 @@ Result<std::optional<Unlinked>> VolumeTree::rename(
     unsigned flags, const std::function<bool(InodeNumber)>& keep_open) {
     std::optional<Unlinked> replaced;
     TimeNs now = now_ns();
-    auto ok = m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
+    TRY(m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
+        replaced.reset();  // write() may run this again
         TreeTxn tree(txn, m_store->tables(), m_id);
-        auto from_dir = tree.dir(parent);
-        auto to_dir = from_dir ? tree.dir(new_parent) : from_dir;
-        if (!to_dir) {
-            return std::unexpected(to_dir.error());
-        }
-        auto src = tree.existing(parent, name);
-        if (!src) {
-            return std::unexpected(src.error());
-        }
-        auto dst_any = tree.entry(new_parent, new_name);
-        if (!dst_any) {
-            return std::unexpected(dst_any.error());
-        }
-        std::optional<DirentValue> dst = *dst_any;
-        if (dst && dst->is_whiteout()) {
-            dst.reset();
-        }
-        bool src_dir = src->type == DT_DIR;
+        TRY_ASSIGN(auto ends, rename_ends(tree, parent, name, new_parent, new_name));
         if (flags & RENAME_EXCHANGE) {
-            if (!dst) {
-                return make_error(ENOENT, fmt::format("no entry '{}' to exchange", new_name));
-            }
-            bool dst_dir = dst->type == DT_DIR;
-            if (src_dir != dst_dir && parent != new_parent) {
-                (*from_dir)->nlink += src_dir ? -1u : 1u;
-                (*to_dir)->nlink += src_dir ? 1u : -1u;
-            }
-            auto a = tree.inode(src->ino);
-            auto b = a ? tree.inode(dst->ino) : a;
-            if (!b) {
-                return std::unexpected(b.error());
-            }
-            (*a)->ctime = (*b)->ctime = now;
-            auto put = tree.put_entry(parent, name, *dst);
-            put = put ? tree.put_entry(new_parent, new_name, *src) : put;
-            touch(**from_dir, now);
-            touch(**to_dir, now);
-            return put ? tree.flush() : put;
+            return exchange_entries(tree, ends, now);
         }
-        if (dst) {
-            if (flags & RENAME_NOREPLACE) {
-                return make_error(EEXIST, fmt::format("'{}' exists", new_name));
-            }
-            if (dst->ino == src->ino) {
+        if (ends.dst) {
+            TRY(check_replaceable(ends, flags));
+            if (ends.dst->ino == ends.src.ino) {
                 return {};  // two names of one inode: POSIX says do nothing
             }
-            bool dst_dir = dst->type == DT_DIR;
-            if (src_dir && !dst_dir) {
-                return make_error(ENOTDIR, fmt::format("'{}' is not a directory", new_name));
-            }
-            if (!src_dir && dst_dir) {
-                return make_error(EISDIR, fmt::format("'{}' is a directory", new_name));
-            }
-            auto unlinked = tree.unlink_inode(dst->ino, keep_open(dst->ino), now);
-            if (!unlinked) {
-                return std::unexpected(unlinked.error());
-            }
-            replaced = *unlinked;
-            if (dst_dir) {
-                --(*to_dir)->nlink;
-            }
+            TRY_ASSIGN(replaced, unlink_target(tree, ends, keep_open(ends.dst->ino), now));
         }
-        if (src_dir && parent != new_parent) {
-            --(*from_dir)->nlink;
-            ++(*to_dir)->nlink;
-        }
-        auto moved = tree.inode(src->ino);
-        if (!moved) {
-            return std::unexpected(moved.error());
-        }
-        (*moved)->ctime = now;
-        touch(**from_dir, now);
-        touch(**to_dir, now);
-        auto changed = tree.del_entry(parent, name);
-        changed = changed ? tree.put_entry(new_parent, new_name, *src) : changed;
-        return changed ? tree.flush() : changed;
-    });
-    return ok ? Result<std::optional<Unlinked>>(std::move(replaced)) : std::unexpected(ok.error());
+        return move_entry(tree, ends, now);
+    }));
+    return replaced;
 }
 
 Result<InodeRecord> VolumeTree::update(InodeNumber ino,

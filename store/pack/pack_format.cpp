@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "store/base/byte_codec.h"
+#include "store/pack/zstd_encoder.h"
 
 namespace fbfs::pack {
 
@@ -216,10 +217,14 @@ Result<void> check_header(std::string_view bytes) {
     return {};
 }
 
-std::string encode_section(SectionKind kind, std::string_view raw, int level) {
-    std::string stored(ZSTD_compressBound(raw.size()), '\0');
-    std::size_t n = ZSTD_compress(stored.data(), stored.size(), raw.data(), raw.size(), level);
-    stored.resize(ZSTD_isError(n) ? 0 : n);  // cannot fail with a bound-sized buffer
+Result<std::string> encode_section(SectionKind kind, std::string_view raw, int level) {
+    if (raw.size() > k_max_section_raw) {
+        return make_error(EFBIG, fmt::format("the pack's {} would hold {} bytes, more than a "
+                                             "reader accepts ({}): pack fewer volumes at once",
+                                             section_name(kind), raw.size(), k_max_section_raw));
+    }
+    TRY_ASSIGN(auto stored,
+               compress_frame(raw, level, fmt::format("the pack's {}", section_name(kind))));
     std::string head = ByteWriter()
                            .le(static_cast<std::uint32_t>(kind))
                            .le(std::uint32_t{0})

@@ -75,8 +75,10 @@ std::string encode_header();
 // a file shorter than a header (a prefix of the magic is a truncated pack, anything else none).
 Result<void> check_header(std::string_view bytes);
 
-// A whole section: header and stored bytes, the raw bytes compressed at `level`.
-std::string encode_section(SectionKind kind, std::string_view raw, int level);
+// A whole section: header and stored bytes, the raw bytes compressed at `level`. EFBIG if `raw`
+// is more than a reader accepts (k_max_section_raw); an Error if zstd fails. Never a section a
+// reader would refuse.
+Result<std::string> encode_section(SectionKind kind, std::string_view raw, int level);
 // The header of a section of kind `expected` (the first k_section_header_size bytes).
 Result<SectionHeader> decode_section_header(std::string_view bytes, SectionKind expected);
 // The raw bytes of a section, after checking its digest over `header_bytes` and `stored`.

@@ -437,32 +437,18 @@ Result<PackContents> read_contents(Input& in, pack::Footer& found) {
     return PackContents{std::move(*volumes), std::move(*objects)};
 }
 
-}  // namespace
+// The header: what is no pack at all is told apart from a pack cut short by its first bytes.
+Result<void> read_header(Input& in) {
+    TRY_ASSIGN(auto header, in.take_up_to(pack::k_header_size));
+    return pack::check_header(header);
+}
 
-Result<ReadSummary> read_pack(int fd, PackSink& sink, const ProgressFn& progress) {
-    Input in(fd);
-    // What is no pack at all is told apart from a pack cut short by its first bytes.
-    auto header = in.take_up_to(pack::k_header_size);
-    if (!header) {
-        return std::unexpected(header.error());
-    }
-    if (auto ok = pack::check_header(*header); !ok) {
-        return std::unexpected(ok.error());
-    }
-    pack::Footer found;
-    auto contents = read_contents(in, found);
-    if (!contents) {
-        return std::unexpected(contents.error());
-    }
-    auto wanted = sink.begin(*contents);
-    if (!wanted) {
-        return std::unexpected(wanted.error());
-    }
-    found.frames_offset = in.offset();
-    if (wanted->size() != contents->objects.size()) {
-        return make_error(EINVAL, "the pack's reader was asked for objects it does not hold");
-    }
-    ObjectCutter cutter(contents->objects, *wanted, sink, progress);
+// Streams the frames through an ObjectCutter on a thread of its own, so every object reaches
+// `sink` checked against its id. Returns the frames as they were found.
+Result<std::vector<pack::FrameInfo>> read_objects(Input& in, const PackContents& contents,
+                                                  const std::vector<bool>& wanted, PackSink& sink,
+                                                  const ProgressFn& progress) {
+    ObjectCutter cutter(contents.objects, wanted, sink, progress);
     ChunkPipe pipe;
     CutterThread cutting(cutter, pipe);
     auto frames = read_frames(in, cutter.total(), pipe);
@@ -472,51 +458,57 @@ Result<ReadSummary> read_pack(int fd, PackSink& sink, const ProgressFn& progress
     if (!frames && frames.error().code != ECANCELED) {
         return std::unexpected(frames.error());
     }
-    if (!cut) {
-        return std::unexpected(cut.error());
-    }
-    if (!frames) {
-        return std::unexpected(frames.error());
-    }
+    TRY(cut);
+    TRY(frames);
     if (!cutter.complete()) {
         return damaged("its frames end before its last object");
     }
-    found.frame_table_offset = in.offset();
-    auto table = read_section(in, pack::SectionKind::frame_table);
-    if (!table) {
-        return std::unexpected(table.error());
-    }
-    auto listed = pack::decode_frame_table(*table);
-    if (!listed) {
-        return std::unexpected(listed.error());
-    }
-    if (auto ok = check_frame_table(*listed, *frames); !ok) {
-        return std::unexpected(ok.error());
-    }
-    found.footer_offset = in.offset();
-    auto tail = in.take(pack::k_footer_size, "footer");
-    if (!tail) {
-        return std::unexpected(tail.error());
-    }
-    auto footer = pack::decode_footer(*tail);
-    if (!footer) {
-        return std::unexpected(footer.error());
-    }
-    if (footer->metadata_offset != found.metadata_offset ||
-        footer->frames_offset != found.frames_offset ||
-        footer->frame_table_offset != found.frame_table_offset ||
-        footer->footer_offset != found.footer_offset ||
-        footer->object_table_offset != found.object_table_offset) {
+    return frames;
+}
+
+// The frame table, which must list exactly the frames `found`.
+Result<void> read_frame_table(Input& in, const std::vector<pack::FrameInfo>& found) {
+    TRY_ASSIGN(auto table, read_section(in, pack::SectionKind::frame_table));
+    TRY_ASSIGN(auto listed, pack::decode_frame_table(table));
+    return check_frame_table(listed, found);
+}
+
+// The footer, whose offsets must be where the parts were `found`, and then the end of the input.
+Result<void> read_footer(Input& in, const pack::Footer& found) {
+    TRY_ASSIGN(auto tail, in.take(pack::k_footer_size, "footer"));
+    TRY_ASSIGN(auto footer, pack::decode_footer(tail));
+    if (footer.metadata_offset != found.metadata_offset ||
+        footer.frames_offset != found.frames_offset ||
+        footer.frame_table_offset != found.frame_table_offset ||
+        footer.footer_offset != found.footer_offset ||
+        footer.object_table_offset != found.object_table_offset) {
         return damaged("its footer's offsets do not match where its parts are");
     }
-    auto rest = in.available();
-    if (!rest) {
-        return std::unexpected(rest.error());
-    }
-    if (!rest->empty()) {
+    TRY_ASSIGN(auto rest, in.available());
+    if (!rest.empty()) {
         return damaged(fmt::format("it has bytes after its footer, at byte {}", in.offset()));
     }
-    return ReadSummary{std::move(*contents), in.offset()};
+    return {};
+}
+
+}  // namespace
+
+Result<ReadSummary> read_pack(int fd, PackSink& sink, const ProgressFn& progress) {
+    Input in(fd);
+    TRY(read_header(in));
+    pack::Footer found;
+    TRY_ASSIGN(auto contents, read_contents(in, found));
+    TRY_ASSIGN(auto wanted, sink.begin(contents));
+    found.frames_offset = in.offset();
+    if (wanted.size() != contents.objects.size()) {
+        return make_error(EINVAL, "the pack's reader was asked for objects it does not hold");
+    }
+    TRY_ASSIGN(auto frames, read_objects(in, contents, wanted, sink, progress));
+    found.frame_table_offset = in.offset();
+    TRY(read_frame_table(in, frames));
+    found.footer_offset = in.offset();
+    TRY(read_footer(in, found));
+    return ReadSummary{std::move(contents), in.offset()};
 }
 
 }  // namespace fbfs

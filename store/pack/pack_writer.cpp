@@ -1,128 +1,20 @@
 #include "store/pack/pack_writer.h"
 
 #include <unistd.h>
-#include <zstd.h>
 
 #include <algorithm>
-#include <memory>
-#include <thread>
 #include <unordered_set>
 
 #include "store/base/fd_io.h"
 #include "store/meta/snapshot_tables.h"
 #include "store/meta/store.h"
 #include "store/meta/volume_lock.h"
+#include "store/pack/frame_writer.h"
 #include "store/pack/pack_format.h"
 
 namespace fbfs {
 
 namespace {
-
-constexpr int k_window_log = 26;  // 64 MiB: a frame's worth of history for long matches
-
-// A write-only stream over an fd that counts what it wrote.
-class Output {
-public:
-    explicit Output(int fd) : m_fd(fd) {}
-
-    Result<void> write(std::string_view bytes) {
-        auto ok = write_all(m_fd, bytes, "the pack");
-        m_offset += ok ? bytes.size() : 0;
-        return ok;
-    }
-    std::uint64_t offset() const { return m_offset; }
-
-private:
-    int m_fd;
-    std::uint64_t m_offset = 0;
-};
-
-struct CctxFree {
-    void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
-};
-
-// Compresses the object stream into frames of at most `frame_size` bytes, writing each frame's
-// bytes as zstd produces them and recording its sizes and digest.
-class FrameWriter {
-public:
-    FrameWriter(Output& out, std::uint64_t total, const PackOptions& options)
-        : m_out(out),
-          m_left_total(total),
-          m_frame_size(std::max<std::uint64_t>(options.frame_size, 1)),
-          m_buffer(ZSTD_CStreamOutSize(), '\0') {
-        m_cctx.reset(ZSTD_createCCtx());
-        unsigned threads = options.threads ? options.threads : std::thread::hardware_concurrency();
-        ZSTD_CCtx_setParameter(m_cctx.get(), ZSTD_c_compressionLevel, options.level);
-        ZSTD_CCtx_setParameter(m_cctx.get(), ZSTD_c_enableLongDistanceMatching, 1);
-        ZSTD_CCtx_setParameter(m_cctx.get(), ZSTD_c_windowLog, k_window_log);
-        ZSTD_CCtx_setParameter(m_cctx.get(), ZSTD_c_checksumFlag, 1);
-        if (threads > 1) {
-            ZSTD_CCtx_setParameter(m_cctx.get(), ZSTD_c_nbWorkers, static_cast<int>(threads));
-        }
-    }
-
-    Result<void> add(std::string_view bytes) {
-        if (!m_cctx) {
-            return make_error(ENOMEM, "cannot allocate a zstd encoder");
-        }
-        while (!bytes.empty()) {
-            if (m_frame_left == 0) {
-                m_frame_left = std::min(m_frame_size, m_left_total);
-                m_frame = {};
-                ZSTD_CCtx_reset(m_cctx.get(), ZSTD_reset_session_only);
-                ZSTD_CCtx_setPledgedSrcSize(m_cctx.get(), m_frame_left);
-            }
-            std::size_t take =
-                static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), m_frame_left));
-            bool last = take == m_frame_left;
-            if (auto ok = compress(bytes.substr(0, take), last ? ZSTD_e_end : ZSTD_e_continue);
-                !ok) {
-                return ok;
-            }
-            bytes.remove_prefix(take);
-            m_frame_left -= take;
-            m_left_total -= take;
-            m_frame.raw_size += take;
-            if (last) {
-                m_frame.sha256 = m_sha.finish();
-                m_frames.push_back(m_frame);
-            }
-        }
-        return {};
-    }
-
-    const std::vector<pack::FrameInfo>& frames() const { return m_frames; }
-
-private:
-    Result<void> compress(std::string_view bytes, ZSTD_EndDirective mode) {
-        ZSTD_inBuffer in{bytes.data(), bytes.size(), 0};
-        std::size_t rc = 0;
-        do {
-            ZSTD_outBuffer out{m_buffer.data(), m_buffer.size(), 0};
-            rc = ZSTD_compressStream2(m_cctx.get(), &out, &in, mode);
-            if (ZSTD_isError(rc)) {
-                return make_error(EIO, fmt::format("zstd failed: {}", ZSTD_getErrorName(rc)));
-            }
-            std::string_view produced(m_buffer.data(), out.pos);
-            m_sha.update(produced.data(), produced.size());
-            m_frame.stored_size += produced.size();
-            if (auto ok = m_out.write(produced); !ok) {
-                return ok;
-            }
-        } while (mode == ZSTD_e_end ? rc != 0 : in.pos < in.size);
-        return {};
-    }
-
-    Output& m_out;
-    std::uint64_t m_left_total;
-    std::uint64_t m_frame_size;
-    std::uint64_t m_frame_left = 0;
-    std::unique_ptr<ZSTD_CCtx, CctxFree> m_cctx;
-    std::string m_buffer;
-    Sha256 m_sha;
-    pack::FrameInfo m_frame;
-    std::vector<pack::FrameInfo> m_frames;
-};
 
 // The objects the volumes name, each once, in the order a walk of each tree meets them, so that
 // files from the same directory sit next to each other in the stream (as in a tar).
@@ -174,7 +66,7 @@ std::unexpected<Error> wrong_size(const pack::PackedObject& object) {
 
 // Streams one object's bytes into the frames, checking them against its id on the way.
 Result<void> copy_object(const pack::PackedObject& object, const OpenObject& open,
-                         FrameWriter& frames, Progress& done, const ProgressFn& progress) {
+                         pack::FrameWriter& frames, Progress& done, const ProgressFn& progress) {
     auto fd = open(object.id);
     if (!fd) {
         return std::unexpected(fd.error());
@@ -209,12 +101,9 @@ Result<void> copy_object(const pack::PackedObject& object, const OpenObject& ope
     return {};
 }
 
-}  // namespace
-
-Result<PackSummary> write_pack(int fd, const std::vector<VolumeSnapshot>& volumes,
-                               const OpenObject& open, const PackOptions& options,
-                               const ProgressFn& progress) {
-    auto objects = objects_in_order(volumes);
+// The counts and sizes of a pack of `volumes` holding `objects`, all but its length.
+PackSummary summarise(const std::vector<VolumeSnapshot>& volumes,
+                      const std::vector<pack::PackedObject>& objects) {
     PackSummary summary;
     summary.volumes = volumes.size();
     summary.objects = objects.size();
@@ -224,41 +113,43 @@ Result<PackSummary> write_pack(int fd, const std::vector<VolumeSnapshot>& volume
     for (const auto& o : objects) {
         summary.object_bytes += o.size;
     }
+    return summary;
+}
 
-    Output out(fd);
+Result<void> write_section(pack::PackOutput& out, pack::SectionKind kind, std::string_view raw,
+                           int level) {
+    TRY_ASSIGN(auto section, pack::encode_section(kind, raw, level));
+    return out.write(section);
+}
+
+}  // namespace
+
+Result<PackSummary> write_pack(int fd, const std::vector<VolumeSnapshot>& volumes,
+                               const OpenObject& open, const PackOptions& options,
+                               const ProgressFn& progress) {
+    auto objects = objects_in_order(volumes);
+    PackSummary summary = summarise(volumes, objects);
+    pack::PackOutput out(fd);
+    TRY_ASSIGN(auto frames, pack::FrameWriter::open(out, summary.object_bytes, options));
+
     pack::Footer footer;
-    auto ok = out.write(pack::encode_header());
+    TRY(out.write(pack::encode_header()));
     footer.object_table_offset = out.offset();
-    if (ok) {
-        ok = out.write(pack::encode_section(pack::SectionKind::object_table,
-                                            pack::encode_object_table(objects), options.level));
-    }
+    TRY(write_section(out, pack::SectionKind::object_table, pack::encode_object_table(objects),
+                      options.level));
     footer.metadata_offset = out.offset();
-    if (ok) {
-        ok = out.write(pack::encode_section(
-            pack::SectionKind::metadata, pack::encode_metadata(volumes, objects), options.level));
-    }
-    if (!ok) {
-        return std::unexpected(ok.error());
-    }
+    TRY(write_section(out, pack::SectionKind::metadata, pack::encode_metadata(volumes, objects),
+                      options.level));
     footer.frames_offset = out.offset();
-    FrameWriter frames(out, summary.object_bytes, options);
     Progress done{0, summary.object_bytes, 0, objects.size()};
     for (const auto& object : objects) {
-        if (auto copied = copy_object(object, open, frames, done, progress); !copied) {
-            return std::unexpected(copied.error());
-        }
+        TRY(copy_object(object, open, frames, done, progress));
     }
     footer.frame_table_offset = out.offset();
-    ok = out.write(pack::encode_section(pack::SectionKind::frame_table,
-                                        pack::encode_frame_table(frames.frames()), options.level));
+    TRY(write_section(out, pack::SectionKind::frame_table,
+                      pack::encode_frame_table(frames.frames()), options.level));
     footer.footer_offset = out.offset();
-    if (ok) {
-        ok = out.write(pack::encode_footer(footer));
-    }
-    if (!ok) {
-        return std::unexpected(ok.error());
-    }
+    TRY(out.write(pack::encode_footer(footer)));
     summary.packed_bytes = out.offset();
     return summary;
 }

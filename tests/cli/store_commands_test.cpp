@@ -65,6 +65,14 @@ void make_volume_with(const fs::path& root, std::int64_t time,
     }
 }
 
+// Overwrites the `refs` count of object `id` in the (closed) store at `root`.
+void set_refs(const fs::path& root, const fbfs::ObjectId& id, std::string_view bytes) {
+    auto store = fbfs::Store::open(root, fbfs::Store::Mode::open_existing);
+    REQUIRE(store);
+    REQUIRE((*store)->env().write(
+        [&](fbfs::LmdbTxn& txn) { return txn.put((*store)->tables().refs, id.raw(), bytes); }));
+}
+
 }  // namespace
 
 TEST_CASE("CLI: --help lists every subcommand and --version prints the version", "[cli]") {
@@ -149,6 +157,29 @@ TEST_CASE("CLI: verify names a corrupt object and exits 1; a clean store exits 0
     CHECK_THAT(corrupt.err, Catch::Contains(id.hex()));
     CHECK_THAT(corrupt.err,
                !Catch::Contains(fbfs::ObjectId::of(std::string_view("first object")).hex()));
+}
+
+TEST_CASE("CLI: verify names an object whose reference count is corrupt or wrong, and exits 1",
+          "[cli]") {
+    TempDir tmp;
+    auto root = tmp / "store";
+    make_volume_with(root, 1'700'000'000'000'000'000, {{"a", "shared"}, {"b", "shared"}});
+    auto id = fbfs::ObjectId::of(std::string_view("shared"));
+    auto clean = run_cli({"verify", "--store", root.string()});
+    CHECK(clean.status == 0);
+    CHECK_THAT(clean.out, Catch::Contains("1 objects verified, 0 problems"));
+
+    // Two inodes name the object: a count of 1 would let it be deleted while one still does.
+    for (const auto& [count, said] :
+         {std::pair<std::string, std::string>{fbfs::encode_u64(1),
+                                              "has reference count 1 but 2 inodes name it"},
+          {"bad", "has a corrupt reference count"}}) {
+        set_refs(root, id, count);
+        auto wrong = run_cli({"verify", "--store", root.string()});
+        CHECK(wrong.status == 1);
+        CHECK_THAT(wrong.err, Catch::Contains("object " + id.hex() + " " + said));
+        CHECK_THAT(wrong.out, Catch::Contains("1 problems"));
+    }
 }
 
 TEST_CASE("CLI: stat counts objects and stored bytes", "[cli]") {

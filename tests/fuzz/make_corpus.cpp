@@ -166,6 +166,16 @@ std::string make_pack(const std::vector<VolumeSnapshot>& volumes,
     return pack;
 }
 
+// A whole section of `raw` at level 3.
+std::string section(pack::SectionKind kind, std::string_view raw) {
+    auto encoded = pack::encode_section(kind, raw, 3);
+    if (!encoded) {
+        std::fprintf(stderr, "fbfs_pack_corpus: %s\n", encoded.error().message.c_str());
+        std::exit(1);
+    }
+    return *encoded;
+}
+
 // A pack of objects that need no frames (none has bytes, or their sizes add up to 0 modulo 2^64),
 // put together from pack_format.h's pieces: write_pack() would try to read the objects.
 std::string frameless_pack(const std::vector<pack::PackedObject>& objects,
@@ -173,13 +183,11 @@ std::string frameless_pack(const std::vector<pack::PackedObject>& objects,
     pack::Footer footer;
     std::string out = pack::encode_header();
     footer.object_table_offset = out.size();
-    out += pack::encode_section(pack::SectionKind::object_table, pack::encode_object_table(objects),
-                                3);
+    out += section(pack::SectionKind::object_table, pack::encode_object_table(objects));
     footer.metadata_offset = out.size();
-    out += pack::encode_section(pack::SectionKind::metadata,
-                                pack::encode_metadata(volumes, objects), 3);
+    out += section(pack::SectionKind::metadata, pack::encode_metadata(volumes, objects));
     footer.frames_offset = footer.frame_table_offset = out.size();
-    out += pack::encode_section(pack::SectionKind::frame_table, pack::encode_frame_table({}), 3);
+    out += section(pack::SectionKind::frame_table, pack::encode_frame_table({}));
     footer.footer_offset = out.size();
     return out + pack::encode_footer(footer);
 }

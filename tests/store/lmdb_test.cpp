@@ -389,3 +389,57 @@ TEST_CASE("LmdbEnv: a map grown by another process is adopted without disturbing
     CHECK(big == std::string(100'000, 'b'));
     CHECK(read_key(env, dbi, "key") == "value");
 }
+
+TEST_CASE("LmdbEnv: write() grows a full map even when the body words the error its own way",
+          "[store][lmdb]") {
+    TempDir tmp;
+    constexpr std::size_t k_map = std::size_t{1} << 20;
+    auto [env, dbi] = open_env(tmp / "env", k_map);
+    REQUIRE(fs::exists(tmp / "env" / "reserve"));
+    std::string value(100'000, 'v');
+    int attempts = 0;
+    // The way a caller reports a failure in its own words ("no room for ..."), with the code kept.
+    auto written = env.write([&](LmdbTxn& txn) -> Result<void> {
+        ++attempts;
+        for (int i = 0; i < 40; ++i) {
+            if (auto ok = txn.put(dbi, "key" + std::to_string(i), value); !ok) {
+                return fbfs::make_error(ok.error().code, "no room for the test's values");
+            }
+        }
+        return {};
+    });
+    INFO((written ? std::string() : written.error().message));
+    REQUIRE(written);
+    CHECK(attempts > 1);
+    CHECK(read_key(env, dbi, "key39") == value);
+    // A full map is not a full disk: the space held in reserve is still held.
+    CHECK(fs::exists(tmp / "env" / "reserve"));
+}
+
+TEST_CASE("LmdbEnv: write() gives up the reserve once when the disk is full, then tries again",
+          "[store][lmdb]") {
+    TempDir tmp;
+    auto [env, dbi] = open_env(tmp / "env");
+    REQUIRE(fs::exists(tmp / "env" / "reserve"));
+    int attempts = 0;
+    // What a body that also writes a file sees when the disk is full: ENOSPC from the system.
+    auto written = env.write([&](LmdbTxn& txn) -> Result<void> {
+        if (++attempts == 1) {
+            return fbfs::sys_error(ENOSPC, "writing a staging file");
+        }
+        return txn.put(dbi, "key", "value");
+    });
+    REQUIRE(written);
+    CHECK(attempts == 2);
+    CHECK_FALSE(fs::exists(tmp / "env" / "reserve"));
+    CHECK(read_key(env, dbi, "key") == "value");
+
+    attempts = 0;
+    auto full = env.write([&](LmdbTxn&) -> Result<void> {
+        ++attempts;
+        return fbfs::sys_error(ENOSPC, "writing a staging file");
+    });
+    REQUIRE_FALSE(full);
+    CHECK(full.error().code == ENOSPC);
+    CHECK(attempts == 1);  // the reserve is spent: no second try
+}

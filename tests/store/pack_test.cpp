@@ -535,13 +535,13 @@ std::string assemble_raw(const std::string& header, const std::string& object_ta
 }
 
 std::string object_table_section(const std::string& raw) {
-    return pack::encode_section(pack::SectionKind::object_table, raw, 3);
+    return must(pack::encode_section(pack::SectionKind::object_table, raw, 3));
 }
 std::string metadata_section(const std::string& raw) {
-    return pack::encode_section(pack::SectionKind::metadata, raw, 3);
+    return must(pack::encode_section(pack::SectionKind::metadata, raw, 3));
 }
 std::string frame_table_section(const std::string& raw) {
-    return pack::encode_section(pack::SectionKind::frame_table, raw, 3);
+    return must(pack::encode_section(pack::SectionKind::frame_table, raw, 3));
 }
 
 std::string assemble(const Parts& p) {
@@ -832,6 +832,22 @@ TEST_CASE("pack: unpack keeps owners as root and gives files to the user otherwi
         CHECK(r.uid == (::geteuid() == 0 ? 4321 : ::geteuid()));
         CHECK(r.gid == (::geteuid() == 0 ? 8765 : ::getegid()));
     }
+}
+
+TEST_CASE("pack: a section larger than a reader accepts is refused by the writer",
+          "[store][pack]") {
+    // One byte over the limit, mapped but never touched: the writer must refuse it by its size.
+    std::size_t size = pack::k_max_section_raw + 1;
+    void* mapped =
+        ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    REQUIRE(mapped != MAP_FAILED);
+    auto section = pack::encode_section(pack::SectionKind::metadata,
+                                        std::string_view(static_cast<char*>(mapped), size), 1);
+    ::munmap(mapped, size);
+    REQUIRE_FALSE(section);
+    CHECK(section.error().code == EFBIG);
+    CHECK_THAT(section.error().message, Catch::Contains("metadata"));
+    CHECK_THAT(section.error().message, Catch::Contains("fewer volumes"));
 }
 
 TEST_CASE("pack: a pack taken apart and encoded again with pack_format unpacks", "[store][pack]") {

@@ -5,10 +5,12 @@
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
 
+#include "store/base/object_id.h"
 #include "store/meta/lmdb.h"
 #include "store/meta/schema.h"
 #include "store/meta/volume_tree.h"
@@ -246,4 +248,88 @@ TEST_CASE("Store: volumes() lists every volume by name with its id", "[store][st
     CHECK((*volumes)[1].name == "b");
     CHECK((*volumes)[1].record.id == b->id());
     CHECK(a->id() != b->id());
+}
+
+namespace {
+
+// Runs `body` in a write transaction of `store`.
+Result<void> in_write(Store& store, const std::function<Result<void>(LmdbTxn&)>& body) {
+    return store.env().write(body);
+}
+
+// The value under `key` in table `dbi`, if any.
+std::optional<std::string> stored(Store& store, fbfs::Dbi dbi, std::string_view key) {
+    std::optional<std::string> out;
+    REQUIRE(store.env().read([&](LmdbTxn& txn) -> Result<void> {
+        TRY_ASSIGN(out, txn.get(dbi, key));
+        return {};
+    }));
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("adjust_object_ref: a count that does not decode is corruption naming the object",
+          "[store][refs]") {
+    TempDir tmp;
+    auto store = Store::open(tmp / "store", Store::Mode::create_if_missing);
+    REQUIRE(store);
+    const auto& t = (*store)->tables();
+    auto id = fbfs::ObjectId::of(std::string_view("named by one inode"));
+    REQUIRE(in_write(**store, [&](LmdbTxn& txn) { return txn.put(t.refs, id.raw(), "bad"); }));
+
+    for (int delta : {+1, -1}) {
+        auto adjusted = in_write(
+            **store, [&](LmdbTxn& txn) { return fbfs::adjust_object_ref(txn, t, id, delta); });
+        REQUIRE_FALSE(adjusted);
+        CHECK(adjusted.error().code == EIO);
+        CHECK_THAT(adjusted.error().message, Catch::Contains(id.hex()));
+        CHECK_THAT(adjusted.error().message, Catch::Contains("fbfs verify"));
+        CHECK(stored(**store, t.refs, id.raw()) == "bad");
+        CHECK_FALSE(stored(**store, t.dead, id.raw()));
+    }
+}
+
+TEST_CASE("adjust_object_ref: dropping a reference the object does not have is corruption",
+          "[store][refs]") {
+    TempDir tmp;
+    auto store = Store::open(tmp / "store", Store::Mode::create_if_missing);
+    REQUIRE(store);
+    const auto& t = (*store)->tables();
+    auto id = fbfs::ObjectId::of(std::string_view("named by nothing"));
+
+    auto dropped =
+        in_write(**store, [&](LmdbTxn& txn) { return fbfs::adjust_object_ref(txn, t, id, -1); });
+    REQUIRE_FALSE(dropped);
+    CHECK(dropped.error().code == EIO);
+    CHECK_THAT(dropped.error().message, Catch::Contains(id.hex()));
+    CHECK_FALSE(stored(**store, t.refs, id.raw()));
+    CHECK_FALSE(stored(**store, t.dead, id.raw()));
+
+    // Counted up and down again, the count goes and the object is listed as dead.
+    REQUIRE(
+        in_write(**store, [&](LmdbTxn& txn) { return fbfs::adjust_object_ref(txn, t, id, +1); }));
+    CHECK(stored(**store, t.refs, id.raw()) == fbfs::encode_u64(1));
+    REQUIRE(
+        in_write(**store, [&](LmdbTxn& txn) { return fbfs::adjust_object_ref(txn, t, id, -1); }));
+    CHECK_FALSE(stored(**store, t.refs, id.raw()));
+    CHECK(stored(**store, t.dead, id.raw()) == "");
+}
+
+TEST_CASE("unused_volume_id: a volume record that does not decode stops a new volume",
+          "[store][store_dir]") {
+    TempDir tmp;
+    auto store = Store::open(tmp / "store", Store::Mode::create_if_missing);
+    REQUIRE(store);
+    const auto& t = (*store)->tables();
+    auto a = fbfs::VolumeTree::open(**store, "a", 0, 0);
+    REQUIRE(a);
+    // Its id is unknown now: a new volume could be given it and share its rows.
+    REQUIRE(in_write(**store, [&](LmdbTxn& txn) { return txn.put(t.volumes, "a", "x"); }));
+
+    auto b = fbfs::VolumeTree::open(**store, "b", 0, 0);
+    REQUIRE_FALSE(b);
+    CHECK(b.error().code == EIO);
+    CHECK_THAT(b.error().message, Catch::Contains("'a'"));
+    CHECK_FALSE(stored(**store, t.volumes, "b"));
 }

@@ -143,7 +143,7 @@ public:
     // ask for the attributes again. Writes only if a bit goes.
     Result<void> drop_setid(InodeNumber ino);
 
-    // Extended attributes (xattrs.cpp), with ext4's rules (store/xattr.h): names in `user.`,
+    // Extended attributes (xattrs.cpp), with ext4's rules (store/meta/xattr.h): names in `user.`,
     // `trusted.` and `security.`; `system.` names (POSIX ACLs) and unknown namespaces are
     // EOPNOTSUPP, as on an ext4 mounted with noacl. A lower file shows its source file's
     // attributes until it is copied up, and the copy carries them. Setting or removing one

@@ -77,7 +77,7 @@ public:
         // Whether the parent's mtime and ctime change (not for a copy-up, which shows nothing new).
         bool touch_parent = true;
         // Extended attributes it starts with (a copy-up carries the lower file's). Each name must
-        // be one a volume stores and together they must fit (store/xattr.h): else EINVAL/ENOSPC.
+        // be one a volume stores and together they must fit (store/meta/xattr.h): else EINVAL/ENOSPC.
         std::vector<Xattr> xattrs;
     };
     // Creates `name` in directory `parent` with `record` (its nlink is set here). A whiteout of
@@ -116,7 +116,7 @@ public:
     Result<InodeRecord> set_content(InodeNumber ino, const std::optional<ObjectId>& id,
                                     std::uint64_t size, const std::filesystem::path& sealed,
                                     const std::function<void(InodeRecord&)>& change);
-    // Extended attributes (store/xattr.h), shared by every name of the inode and deleted with
+    // Extended attributes (store/meta/xattr.h), shared by every name of the inode and deleted with
     // it. A missing inode is ENOENT. The value of `name`, or an empty optional if it has none.
     Result<std::optional<std::string>> xattr(InodeNumber ino, std::string_view name) const;
     // Every attribute of `ino`, in name order.

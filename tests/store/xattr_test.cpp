@@ -1,4 +1,4 @@
-// Extended attributes in a volume (store/xattr.h and VolumeTree's attribute calls): the names and
+// Extended attributes in a volume (store/meta/xattr.h and VolumeTree's attribute calls): the names and
 // room a volume keeps, setxattr(2)'s modes, ctime, and rows that go with their inode.
 #include "store/meta/xattr.h"
 

@@ -177,6 +177,15 @@ int verify(const std::string& store_path) {
         ++bad;
         std::fprintf(stderr, "fbfs: object %s %s\n", problem.object.c_str(), problem.what.c_str());
     }
+    auto leaked = leaked_xattrs(**store);
+    if (!leaked) {
+        return fail(leaked.error().message);
+    }
+    for (const auto& x : *leaked) {
+        ++bad;
+        std::fprintf(stderr, "fbfs: attribute %s of inode %llu of volume %s outlived its inode\n",
+                     x.name.c_str(), static_cast<unsigned long long>(x.ino), x.volume.c_str());
+    }
     std::printf("%llu objects verified, %llu problems\n", static_cast<unsigned long long>(checked),
                 static_cast<unsigned long long>(bad));
     return bad == 0 ? 0 : 1;

@@ -20,6 +20,20 @@ Result<void> check_name(std::string_view name) {
     return {};
 }
 
+// What the kernel drops when an unprivileged change could misuse the bits: setuid, and setgid
+// where it marks privilege (with group execute; without, it marks mandatory locking). Returns
+// whether anything went. Directories keep theirs.
+bool drop_setid_bits(InodeRecord& r) {
+    std::uint32_t before = r.mode;
+    if (!r.is_dir()) {
+        r.mode &= ~static_cast<std::uint32_t>(S_ISUID);
+        if (r.mode & S_IXGRP) {
+            r.mode &= ~static_cast<std::uint32_t>(S_ISGID);
+        }
+    }
+    return r.mode != before;
+}
+
 }  // namespace
 
 Filesystem::Filesystem(VolumeTree tree, std::optional<LowerLayer> lower)
@@ -257,6 +271,9 @@ Result<struct stat> Filesystem::setattr(InodeNumber ino, const AttrChange& chang
         if (change.mode) {
             r.mode = (r.mode & S_IFMT) | (*change.mode & 07777);
         }
+        if (change.drop_setid) {
+            drop_setid_bits(r);
+        }
         if (change.uid) {
             r.uid = *change.uid;
         }
@@ -279,6 +296,28 @@ Result<struct stat> Filesystem::setattr(InodeNumber ino, const AttrChange& chang
         open->set_times(change.atime, change.mtime, updated->ctime);
     }
     return getattr(ino);
+}
+
+Result<void> Filesystem::drop_setid(InodeNumber ino) {
+    auto current = record(ino);
+    if (!current) {
+        return std::unexpected(current.error());
+    }
+    InodeRecord dropped = *current;
+    if (!drop_setid_bits(dropped)) {
+        return {};
+    }
+    AttrChange change;
+    change.drop_setid = true;
+    auto changed = setattr(ino, change, Caller{});
+    if (!changed) {
+        return std::unexpected(changed.error());
+    }
+    // No reply carries the new mode: the kernel would show the bits it cached.
+    if (m_kernel != nullptr) {
+        m_kernel->forget_attributes(ino);
+    }
+    return {};
 }
 
 Result<void> Filesystem::truncate(InodeNumber ino, std::uint64_t size) {

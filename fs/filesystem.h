@@ -79,6 +79,8 @@ struct AttrChange {
     std::optional<TimeNs> atime;
     std::optional<TimeNs> mtime;
     std::optional<TimeNs> ctime;
+    // FATTR_KILL_SUIDGID: also drop setuid, and setgid if group-executable (killpriv_channel.h).
+    bool drop_setid = false;
 };
 
 class Filesystem : public SourceListener {
@@ -136,6 +138,24 @@ public:
     Result<struct stat> getattr(InodeNumber ino);
     Result<struct stat> setattr(InodeNumber ino, const AttrChange& change, const Caller& caller);
     Result<std::string> readlink(InodeNumber ino);
+    // Drops setuid, and setgid if group-executable, from a non-directory, as a truncating open
+    // or a write by a caller without CAP_FSETID must (killpriv_channel.h), and makes the kernel
+    // ask for the attributes again. Writes only if a bit goes.
+    Result<void> drop_setid(InodeNumber ino);
+
+    // Extended attributes (xattrs.cpp), with ext4's rules (store/meta/xattr.h): names in `user.`,
+    // `trusted.` and `security.`; `system.` names (POSIX ACLs) and unknown namespaces are
+    // EOPNOTSUPP, as on an ext4 mounted with noacl. A lower file shows its source file's
+    // attributes until it is copied up, and the copy carries them. Setting or removing one
+    // copies the file up, and moves its ctime.
+    Result<std::string> getxattr(InodeNumber ino, std::string_view name);
+    // The names of `ino`'s attributes; `trusted.` ones only to root (ext4 lists them only to
+    // CAP_SYS_ADMIN).
+    Result<std::vector<std::string>> listxattr(InodeNumber ino, const Caller& caller);
+    // `flags` are setxattr(2)'s XATTR_CREATE and XATTR_REPLACE.
+    Result<void> setxattr(InodeNumber ino, std::string_view name, std::string_view value,
+                          int flags);
+    Result<void> removexattr(InodeNumber ino, std::string_view name);
     Result<void> unlink(InodeNumber parent, std::string_view name);
     Result<void> rmdir(InodeNumber parent, std::string_view name);
     Result<void> rename(InodeNumber parent, std::string_view name, InodeNumber new_parent,
@@ -199,6 +219,11 @@ private:
     static InodeNumber lower_ino(const std::string& path, mode_t mode);
     std::string child_path(InodeNumber parent, std::string_view name) const;
     Result<std::unique_ptr<FileHandle>> open_lower(const Node& node);
+    // xattrs.cpp: the source file's attributes that a volume can hold, in name order, as many as
+    // fit one inode: what a lower entry shows, and what its copy-up carries.
+    std::vector<Xattr> lower_xattrs(const std::string& path, mode_t mode) const;
+    // The attributes `node` shows: its volume record's, else its lower file's.
+    Result<std::vector<Xattr>> shown_xattrs(const Node& node) const;
 
     // Renames in an overlay: what must happen around the volume's rename.
     struct RenamePlan {

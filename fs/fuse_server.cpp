@@ -1,6 +1,7 @@
 #include "fs/fuse_server.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "fs/fuse_device.h"
+#include "fs/killpriv_channel.h"
 
 namespace fbfs {
 
@@ -170,6 +172,9 @@ void on_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     if (to_set & FUSE_SET_ATTR_CTIME) {
         change.ctime = time_of(attr->st_ctim);
     }
+    // With FUSE_HANDLE_KILLPRIV_V2 the kernel leaves dropping setuid/setgid on chown and on
+    // truncation to the server, and says so with this bit (libfuse passes it through).
+    change.drop_setid = (to_set & k_setattr_drop_setid) != 0;
     reply_attr(req, fs_of(req).setattr(ino, change, caller_of(req)));
 }
 
@@ -219,10 +224,27 @@ void set_handle(fuse_file_info* fi, std::unique_ptr<FileHandle> handle) {
     fi->fh = reinterpret_cast<std::uint64_t>(handle.release());
 }
 
+// A truncating open(2) or a write(2) that the kernel sends through (not from its page cache): the
+// kernel flags these FUSE_OPEN_KILL_SUIDGID and FUSE_WRITE_KILL_SUIDGID for a caller without
+// CAP_FSETID and leaves dropping setuid and setgid to the server (killpriv_channel.h). libfuse
+// 3.14 does not pass those flags on; a caller other than root stands for them.
+Result<void> drop_setid_for(fuse_req_t req, fuse_ino_t ino) {
+    if (caller_of(req).uid == 0 || !killpriv_v2_active()) {
+        return {};
+    }
+    return fs_of(req).drop_setid(ino);
+}
+
 void on_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     auto handle = fs_of(req).open(ino, fi->flags);
     if (!handle) {
         return reply_error(req, handle.error());
+    }
+    if (fi->flags & O_TRUNC) {
+        if (auto dropped = drop_setid_for(req, ino); !dropped) {
+            fs_of(req).release(std::move(*handle));
+            return reply_error(req, dropped.error());
+        }
     }
     set_handle(fi, std::move(*handle));
     if (fuse_reply_open(req, fi) != 0) {
@@ -262,11 +284,17 @@ void on_read(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_in
     fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
-void on_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t offset, fuse_file_info* fi) {
+void on_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t offset,
+                  fuse_file_info* fi) {
     FileHandle& handle = file_of(fi);
     if (!handle.inode) {
         fuse_reply_err(req, EBADF);
         return;
+    }
+    if (!fi->writepage) {
+        if (auto dropped = drop_setid_for(req, ino); !dropped) {
+            return reply_error(req, dropped.error());
+        }
     }
     ssize_t written = 0;
     {
@@ -307,6 +335,48 @@ void on_fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
 void on_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
                   fuse_file_info* fi) {
     reply_void(req, fs_of(req).fallocate(file_of(fi), mode, offset, length));
+}
+
+// ---- extended attributes ---------------------------------------------------------------------
+
+// getxattr(2) and listxattr(2) answers: with `size` 0 the length; the bytes if they fit; else
+// ERANGE.
+void reply_xattr(fuse_req_t req, const Result<std::string>& bytes, size_t size) {
+    if (!bytes) {
+        return reply_error(req, bytes.error());
+    }
+    if (size == 0) {
+        fuse_reply_xattr(req, bytes->size());
+    } else if (bytes->size() > size) {
+        fuse_reply_err(req, ERANGE);
+    } else {
+        fuse_reply_buf(req, bytes->data(), bytes->size());
+    }
+}
+
+void on_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+                 int flags) {
+    reply_void(req, fs_of(req).setxattr(ino, name, std::string_view(value, size), flags));
+}
+
+void on_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+    reply_xattr(req, fs_of(req).getxattr(ino, name), size);
+}
+
+void on_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+    auto names = fs_of(req).listxattr(ino, caller_of(req));
+    if (!names) {
+        return reply_error(req, names.error());
+    }
+    std::string list;
+    for (const auto& name : *names) {
+        list.append(name).push_back('\0');
+    }
+    reply_xattr(req, list, size);
+}
+
+void on_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+    reply_void(req, fs_of(req).removexattr(ino, name));
 }
 
 void on_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -474,8 +544,12 @@ fuse_lowlevel_ops make_ops() {
     ops.fsyncdir = on_fsyncdir;
     ops.statfs = on_statfs;
     ops.access = on_access;
-    // Left out, so libfuse answers ENOSYS and the kernel stops asking: xattrs (users see
-    // ENOTSUP), locks (the kernel handles them locally), ioctl, poll, bmap, lseek.
+    ops.setxattr = on_setxattr;
+    ops.getxattr = on_getxattr;
+    ops.listxattr = on_listxattr;
+    ops.removexattr = on_removexattr;
+    // Left out, so libfuse answers ENOSYS and the kernel stops asking: locks (the kernel handles
+    // them locally), ioctl, poll, bmap, lseek.
     return ops;
 }
 
@@ -550,6 +624,9 @@ Result<std::unique_ptr<FuseServer>> FuseServer::mount(Filesystem& fs, const Serv
         return make_error(EIO, fmt::format("could not mount {}: {}{}", options.mountpoint, said,
                                            mount_refusal_hint(said, options.mountpoint)));
     }
+    if (auto ok = use_killpriv_channel(session); !ok) {
+        return std::unexpected(ok.error());
+    }
     return server;
 }
 
@@ -572,6 +649,14 @@ void FuseServer::forget_inode(InodeNumber ino) {
     int rc = fuse_lowlevel_notify_inval_inode(m_session, ino, 0, 0);
     if (rc != 0 && rc != -ENOENT) {
         spdlog::debug("could not invalidate inode {}: {}", ino, std::strerror(-rc));
+    }
+}
+
+void FuseServer::forget_attributes(InodeNumber ino) {
+    // A negative offset leaves the pages alone, and with them every lock a request may hold.
+    int rc = fuse_lowlevel_notify_inval_inode(m_session, ino, -1, 0);
+    if (rc != 0 && rc != -ENOENT) {
+        spdlog::debug("could not invalidate attributes of inode {}: {}", ino, std::strerror(-rc));
     }
 }
 

@@ -37,6 +37,7 @@ public:
     // KernelCache: notifications to the kernel (never from a thread that answers requests).
     void forget_entry(InodeNumber parent, std::string_view name) override;
     void forget_inode(InodeNumber ino) override;
+    void forget_attributes(InodeNumber ino) override;
     void store_pages(InodeNumber ino, std::string_view bytes) override;
 
 private:

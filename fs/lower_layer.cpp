@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -84,6 +85,51 @@ Result<std::vector<LowerEntry>> LowerLayer::list(const std::string& path) const 
         if (name != "." && name != "..") {
             out.push_back({std::string(name), entry->d_type});
         }
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    return out;
+}
+
+Result<std::vector<Xattr>> LowerLayer::xattrs(const std::string& path) const {
+    std::string where = proc_path(path);
+    std::string names;
+    for (int attempt = 0; attempt < 8; ++attempt) {  // the list may grow between the two calls
+        ssize_t size = ::llistxattr(where.c_str(), nullptr, 0);
+        if (size >= 0) {
+            names.resize(static_cast<std::size_t>(size));
+            size = ::llistxattr(where.c_str(), names.data(), names.size());
+        }
+        if (size >= 0) {
+            names.resize(static_cast<std::size_t>(size));
+            break;
+        }
+        if (errno == ENOTSUP) {
+            return std::vector<Xattr>();
+        }
+        if (errno != ERANGE) {
+            return errno_error(fmt::format("cannot list the attributes of source file {}", path));
+        }
+    }
+    std::vector<Xattr> out;
+    for (std::size_t at = 0; at < names.size();) {
+        std::string name(names.c_str() + at);
+        at += name.size() + 1;
+        std::string value(k_xattr_space, '\0');
+        ssize_t size = ::lgetxattr(where.c_str(), name.c_str(), value.data(), value.size());
+        if (size < 0 && errno == ERANGE) {
+            size = ::lgetxattr(where.c_str(), name.c_str(), nullptr, 0);
+            value.resize(size > 0 ? static_cast<std::size_t>(size) : 0);
+            size = ::lgetxattr(where.c_str(), name.c_str(), value.data(), value.size());
+        }
+        if (size < 0) {
+            if (errno == ENODATA || errno == ERANGE) {
+                continue;  // removed or changed meanwhile
+            }
+            return errno_error(
+                fmt::format("cannot read attribute {} of source file {}", name, path));
+        }
+        value.resize(static_cast<std::size_t>(size));
+        out.push_back({std::move(name), std::move(value)});
     }
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
     return out;

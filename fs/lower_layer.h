@@ -17,6 +17,7 @@
 #include "store/base/error.h"
 #include "store/base/unique_fd.h"
 #include "store/meta/schema.h"
+#include "store/meta/xattr.h"
 
 namespace fbfs {
 
@@ -53,6 +54,9 @@ public:
     Result<std::string> readlink(const std::string& path) const;
     // The entries of a directory, without "." and "..", in name order.
     Result<std::vector<LowerEntry>> list(const std::string& path) const;
+    // The extended attributes of `path` (not followed if a symlink) that this process may read,
+    // in name order; none where the source's filesystem has none.
+    Result<std::vector<Xattr>> xattrs(const std::string& path) const;
     // A name for `path` that calls taking only a path (inotify_add_watch) resolve through the
     // root fd: /proc/self/fd/N/path.
     std::string proc_path(const std::string& path) const;

@@ -237,6 +237,7 @@ Result<InodeNumber> Filesystem::upper_dir(const std::string& path) {
     VolumeTree::CreateOptions options;
     options.ino = lower_ino(path, S_IFDIR);
     options.touch_parent = false;
+    options.xattrs = lower_xattrs(path, st->st_mode);
     auto made = m_tree.create(*parent, name, std::move(r), options);
     if (!made && made.error().code == EEXIST) {
         return upper_dir(path);  // another thread copied it up first
@@ -269,6 +270,7 @@ Result<void> Filesystem::copy_up(InodeNumber ino) {
     VolumeTree::CreateOptions options;
     options.ino = ino;
     options.touch_parent = false;
+    options.xattrs = lower_xattrs(node->path, st.st_mode);
     if (S_ISLNK(st.st_mode)) {
         auto target = m_lower->readlink(node->path);
         if (!target) {

@@ -118,6 +118,10 @@ std::string stamp_key(VolumeId volume, std::string_view relative_path) {
     return ByteWriter().be(volume).bytes(relative_path).take();
 }
 
+std::string xattr_key(VolumeId volume, InodeNumber ino, std::string_view name) {
+    return ByteWriter().be(volume).be(ino).bytes(name).take();
+}
+
 std::optional<InodeNumber> inode_of_key(std::string_view key) {
     if (key.size() != sizeof(VolumeId) + sizeof(InodeNumber)) {
         return std::nullopt;

@@ -92,6 +92,9 @@ std::string inode_key(VolumeId volume, InodeNumber ino);
 std::string dirent_prefix(VolumeId volume, InodeNumber parent);
 std::string dirent_key(VolumeId volume, InodeNumber parent, std::string_view name);
 std::string stamp_key(VolumeId volume, std::string_view relative_path);
+// An extended attribute of an inode: its key starts with inode_key(volume, ino), so an inode's
+// attributes are found, in name order, and dropped together.
+std::string xattr_key(VolumeId volume, InodeNumber ino, std::string_view name);
 
 // Parses an inode key back; nullopt if `key` is not one.
 std::optional<InodeNumber> inode_of_key(std::string_view key);

@@ -134,6 +134,7 @@ Result<void> Store::open_tables() {
         {&m_tables.inodes, "inodes"},   {&m_tables.dirents, "dirents"},
         {&m_tables.stamps, "stamps"},   {&m_tables.refs, "refs"},
         {&m_tables.orphans, "orphans"}, {&m_tables.dead, "dead"},
+        {&m_tables.xattrs, "xattrs"},
     };
     for (auto [dbi, name] : tables) {
         auto opened = m_env.open_dbi(name);

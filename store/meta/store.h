@@ -31,6 +31,7 @@ struct Tables {
     Dbi refs = 0;     // raw object id -> u64 count of inodes whose content it is
     Dbi orphans = 0;  // volume id + inode -> "" for inodes with nlink 0 kept while open
     Dbi dead = 0;     // raw object id -> "" for objects whose last reference went
+    Dbi xattrs = 0;   // volume id + inode + attribute name -> its value
 };
 
 struct VolumeInfo {

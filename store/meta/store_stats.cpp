@@ -1,5 +1,6 @@
 #include "store/meta/store_stats.h"
 
+#include <map>
 #include <set>
 
 namespace fbfs {
@@ -44,6 +45,53 @@ Result<std::vector<ObjectId>> referenced_objects(const Store& store) {
         }
     }
     return std::vector<ObjectId>(ids.begin(), ids.end());
+}
+
+Result<std::vector<LeakedXattr>> leaked_xattrs(const Store& store) {
+    auto volumes = store.volumes();
+    if (!volumes) {
+        return std::unexpected(volumes.error());
+    }
+    std::map<VolumeId, std::string> names;
+    for (const auto& v : *volumes) {
+        names[v.record.id] = v.name;
+    }
+    constexpr std::size_t k_inode_key = sizeof(VolumeId) + sizeof(InodeNumber);
+    std::vector<LeakedXattr> leaked;
+    auto walked = store.env().read([&](LmdbTxn& txn) -> Result<void> {
+        Result<void> failed;
+        std::string checked_key;  // an inode's attributes are adjacent: look it up once
+        bool exists = false;
+        auto scanned = for_each_prefix(txn, store.tables().xattrs, "", [&](auto key, auto) {
+            auto ino = inode_of_key(key.substr(0, k_inode_key));
+            if (key.size() <= k_inode_key || !ino) {
+                failed = make_error(EIO, "corrupt attribute key in the store metadata");
+                return false;
+            }
+            if (key.substr(0, k_inode_key) != checked_key) {
+                checked_key = std::string(key.substr(0, k_inode_key));
+                auto record = txn.get(store.tables().inodes, checked_key);
+                if (!record) {
+                    failed = std::unexpected(record.error());
+                    return false;
+                }
+                exists = record->has_value();
+            }
+            if (!exists) {
+                VolumeId id = 0;
+                for (std::size_t i = 0; i < sizeof(VolumeId); ++i) {
+                    id = id << 8 | static_cast<unsigned char>(key[i]);
+                }
+                auto name = names.find(id);
+                leaked.push_back({name != names.end() ? name->second : fmt::format("#{}", id), *ino,
+                                  std::string(key.substr(k_inode_key))});
+            }
+            return true;
+        });
+        return scanned ? failed : scanned;
+    });
+    return walked ? Result<std::vector<LeakedXattr>>(std::move(leaked))
+                  : std::unexpected(walked.error());
 }
 
 Result<StoreStats> collect_stats(const Store& store) {

@@ -32,4 +32,14 @@ Result<StoreStats> collect_stats(const Store& store);
 // Every object some inode of some volume names, each once.
 Result<std::vector<ObjectId>> referenced_objects(const Store& store);
 
+// An extended attribute left behind by an inode that is gone (it should have gone with it).
+struct LeakedXattr {
+    std::string volume;  // its name, or "#<id>" for a volume id the store no longer has
+    InodeNumber ino = 0;
+    std::string name;
+};
+
+// Every row of the `xattrs` table whose inode does not exist, in key order.
+Result<std::vector<LeakedXattr>> leaked_xattrs(const Store& store);
+
 }  // namespace fbfs

@@ -4,6 +4,7 @@
 #include <linux/fs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 
 namespace fbfs {
@@ -14,6 +15,54 @@ constexpr InodeNumber k_inode_batch = 1024;
 
 std::uint8_t dirent_type(std::uint32_t mode) {
     return static_cast<std::uint8_t>(IFTODT(mode));
+}
+
+// The extended attributes of `ino`, in name order.
+Result<std::vector<Xattr>> read_xattrs(const LmdbTxn& txn, const Tables& t, VolumeId volume,
+                                       InodeNumber ino) {
+    std::vector<Xattr> out;
+    std::string prefix = inode_key(volume, ino);
+    auto walked = for_each_prefix(txn, t.xattrs, prefix, [&](auto key, auto value) {
+        out.push_back({std::string(key.substr(prefix.size())), std::string(value)});
+        return true;
+    });
+    return walked ? Result<std::vector<Xattr>>(std::move(out)) : std::unexpected(walked.error());
+}
+
+// An inode whose attributes are full is ENOSPC to the caller, but inside a write transaction it
+// travels under this code: LmdbEnv::write takes ENOSPC from a transaction for a full disk.
+constexpr int k_xattrs_full = -ENOSPC;
+
+Result<void> xattrs_full_is_enospc(Result<void> outcome) {
+    if (!outcome && outcome.error().code == k_xattrs_full) {
+        outcome.error().code = ENOSPC;
+    }
+    return outcome;
+}
+
+// EINVAL unless every name is one a volume stores; EPERM for a `user.` name on an inode that
+// is no regular file or directory; k_xattrs_full unless all of them fit one inode.
+Result<void> check_xattrs_fit(const InodeRecord& record, const std::vector<Xattr>& xattrs) {
+    std::size_t used = 0;
+    for (const auto& x : xattrs) {
+        if (!is_stored_xattr_name(x.name)) {
+            return make_error(EINVAL, fmt::format("'{}' is no attribute name fbfs stores",
+                                                  x.name.substr(0, x.name.find('\0'))));
+        }
+        if (is_user_xattr_name(x.name) && !record.is_reg() && !record.is_dir()) {
+            return make_error(EPERM, fmt::format("'{}': user attributes are only for regular "
+                                                 "files and directories",
+                                                 x.name));
+        }
+        used += xattr_cost(x.name, x.value.size());
+    }
+    if (used > k_xattr_space) {
+        return make_error(k_xattrs_full,
+                          fmt::format("the attributes would take {} bytes, more than the "
+                                      "{} an inode holds",
+                                      used, k_xattr_space));
+    }
+    return {};
 }
 
 // The working set of one write transaction: inode records read once, changed in memory, and
@@ -91,6 +140,55 @@ public:
     }
     Result<void> del_entry(InodeNumber parent, std::string_view name) {
         auto gone = m_txn.del(m_t.dirents, dirent_key(m_vol, parent, name));
+        return gone ? Result<void>() : std::unexpected(gone.error());
+    }
+
+    Result<std::vector<Xattr>> xattrs(InodeNumber ino) const {
+        return read_xattrs(m_txn, m_t, m_vol, ino);
+    }
+    // Writes `xattrs` as all of a new inode's attributes.
+    Result<void> add_xattrs(InodeNumber ino, const std::vector<Xattr>& xattrs) {
+        auto rec = inode(ino);
+        auto fit = rec ? check_xattrs_fit(**rec, xattrs) : std::unexpected(rec.error());
+        if (!fit) {
+            return fit;
+        }
+        for (const auto& x : xattrs) {
+            if (auto put = m_txn.put(m_t.xattrs, xattr_key(m_vol, ino, x.name), x.value); !put) {
+                return put;
+            }
+        }
+        return {};
+    }
+    // Sets one attribute of an existing inode, as setxattr(2) with `mode`.
+    Result<void> put_xattr(InodeNumber ino, std::string_view name, std::string_view value,
+                           XattrMode mode) {
+        auto rec = inode(ino);
+        auto all = rec ? xattrs(ino) : std::unexpected(rec.error());
+        if (!all) {
+            return std::unexpected(all.error());
+        }
+        auto same = std::find_if(all->begin(), all->end(), [&](auto& x) { return x.name == name; });
+        if (mode == XattrMode::create && same != all->end()) {
+            return make_error(EEXIST, fmt::format("inode {} has attribute '{}'", ino, name));
+        }
+        if (mode == XattrMode::replace && same == all->end()) {
+            return make_error(ENODATA, fmt::format("inode {} has no attribute '{}'", ino, name));
+        }
+        if (same == all->end()) {
+            same = all->insert(all->end(), Xattr{std::string(name), {}});
+        }
+        same->value = std::string(value);
+        if (auto fit = check_xattrs_fit(**rec, *all); !fit) {
+            return fit;
+        }
+        return m_txn.put(m_t.xattrs, xattr_key(m_vol, ino, name), value);
+    }
+    Result<void> del_xattr(InodeNumber ino, std::string_view name) {
+        auto gone = m_txn.del(m_t.xattrs, xattr_key(m_vol, ino, name));
+        if (gone && !*gone) {
+            return make_error(ENODATA, fmt::format("inode {} has no attribute '{}'", ino, name));
+        }
         return gone ? Result<void>() : std::unexpected(gone.error());
     }
 
@@ -176,12 +274,22 @@ public:
     }
 
 private:
+    // The inode's record, its orphan mark and its extended attributes.
     Result<void> delete_record(InodeNumber ino) {
         auto gone = m_txn.del(m_t.inodes, inode_key(m_vol, ino));
         if (gone) {
             gone = m_txn.del(m_t.orphans, inode_key(m_vol, ino));
         }
-        return gone ? Result<void>() : std::unexpected(gone.error());
+        auto attributes = gone ? xattrs(ino) : std::unexpected(gone.error());
+        if (!attributes) {
+            return std::unexpected(attributes.error());
+        }
+        for (const auto& x : *attributes) {
+            if (auto del = m_txn.del(m_t.xattrs, xattr_key(m_vol, ino, x.name)); !del) {
+                return std::unexpected(del.error());
+            }
+        }
+        return {};
     }
 
     Result<void> adjust_ref(const std::optional<ObjectId>& id, int delta) {
@@ -316,6 +424,29 @@ Result<void> move_entry(TreeTxn& tree, RenameEnds& ends, TimeNs now) {
     TRY(tree.del_entry(ends.parent, ends.name));
     TRY(tree.put_entry(ends.new_parent, ends.new_name, ends.src));
     return tree.flush();
+}
+
+// In one write transaction: applies `change` to the attributes of `ino` and moves its ctime, as
+// every change of an attribute does on ext4. Returns the record as written.
+template <class Change>
+Result<InodeRecord> change_inode_xattrs(Store& store, VolumeId volume, InodeNumber ino,
+                                        const Change& change) {
+    InodeRecord out;
+    TimeNs now = now_ns();
+    auto ok = xattrs_full_is_enospc(store.env().write([&](LmdbTxn& txn) -> Result<void> {
+        TreeTxn tree(txn, store.tables(), volume);
+        auto rec = tree.inode(ino);
+        if (!rec) {
+            return std::unexpected(rec.error());
+        }
+        if (auto changed = change(tree); !changed) {
+            return changed;
+        }
+        (*rec)->ctime = now;
+        out = **rec;
+        return tree.flush();
+    }));
+    return ok ? Result<InodeRecord>(std::move(out)) : std::unexpected(ok.error());
 }
 
 }  // namespace
@@ -463,7 +594,7 @@ Result<NewInode> VolumeTree::create(InodeNumber parent, std::string_view name, I
     record.nlink = record.is_dir() ? 2 : 1;
     const ObjectPool& pool = m_store->pool();
     bool published = false;
-    auto ok = m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
+    auto ok = xattrs_full_is_enospc(m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
         TreeTxn tree(txn, m_store->tables(), m_id);
         auto dir = tree.dir(parent);
         if (!dir) {
@@ -500,8 +631,11 @@ Result<NewInode> VolumeTree::create(InodeNumber parent, std::string_view name, I
         if (auto put = tree.put_entry(parent, name, {*ino, dirent_type(record.mode)}); !put) {
             return put;
         }
+        if (auto put = tree.add_xattrs(*ino, options.xattrs); !put) {
+            return put;
+        }
         return tree.flush();
-    });
+    }));
     if (!ok) {
         return std::unexpected(unpublish(*m_store, published, record.object, ok.error()));
     }
@@ -509,6 +643,52 @@ Result<NewInode> VolumeTree::create(InodeNumber parent, std::string_view name, I
         ::unlink(options.sealed.c_str());
     }
     return NewInode{*ino, std::move(record)};
+}
+
+Result<std::optional<std::string>> VolumeTree::xattr(InodeNumber ino, std::string_view name) const {
+    std::optional<std::string> out;
+    auto ok = m_store->env().read([&](LmdbTxn& txn) -> Result<void> {
+        const Tables& t = m_store->tables();
+        auto value = txn.get(t.xattrs, xattr_key(m_id, ino, name));
+        if (!value) {
+            return std::unexpected(value.error());
+        }
+        if (!*value) {
+            // No value: the inode may be gone too, which is another answer.
+            auto record = txn.get(t.inodes, inode_key(m_id, ino));
+            if (!record || !*record) {
+                return record ? make_error(ENOENT, fmt::format("inode {} does not exist", ino))
+                              : std::unexpected(record.error());
+            }
+        }
+        out = std::move(*value);
+        return {};
+    });
+    return ok ? Result<std::optional<std::string>>(std::move(out)) : std::unexpected(ok.error());
+}
+
+Result<std::vector<Xattr>> VolumeTree::xattrs(InodeNumber ino) const {
+    Result<std::vector<Xattr>> out;
+    auto ok = m_store->env().read([&](LmdbTxn& txn) -> Result<void> {
+        TreeTxn tree(txn, m_store->tables(), m_id);
+        if (auto record = tree.inode(ino); !record) {
+            return std::unexpected(record.error());
+        }
+        out = tree.xattrs(ino);
+        return {};
+    });
+    return ok ? out : std::unexpected(ok.error());
+}
+
+Result<InodeRecord> VolumeTree::set_xattr(InodeNumber ino, std::string_view name,
+                                          std::string_view value, XattrMode mode) {
+    return change_inode_xattrs(
+        *m_store, m_id, ino, [&](TreeTxn& tree) { return tree.put_xattr(ino, name, value, mode); });
+}
+
+Result<InodeRecord> VolumeTree::remove_xattr(InodeNumber ino, std::string_view name) {
+    return change_inode_xattrs(*m_store, m_id, ino,
+                               [&](TreeTxn& tree) { return tree.del_xattr(ino, name); });
 }
 
 Result<std::optional<LowerStamp>> VolumeTree::stamp(std::string_view relative_path) const {

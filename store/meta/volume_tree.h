@@ -24,6 +24,7 @@
 #include "store/base/error.h"
 #include "store/meta/schema.h"
 #include "store/meta/store.h"
+#include "store/meta/xattr.h"
 
 namespace fbfs {
 
@@ -75,6 +76,9 @@ public:
         std::filesystem::path sealed;
         // Whether the parent's mtime and ctime change (not for a copy-up, which shows nothing new).
         bool touch_parent = true;
+        // Extended attributes it starts with (a copy-up carries the lower file's). Each name must
+        // be one a volume stores and together they must fit (store/meta/xattr.h): else EINVAL/ENOSPC.
+        std::vector<Xattr> xattrs;
     };
     // Creates `name` in directory `parent` with `record` (its nlink is set here). A whiteout of
     // that name is replaced; any other entry is EEXIST.
@@ -112,6 +116,19 @@ public:
     Result<InodeRecord> set_content(InodeNumber ino, const std::optional<ObjectId>& id,
                                     std::uint64_t size, const std::filesystem::path& sealed,
                                     const std::function<void(InodeRecord&)>& change);
+    // Extended attributes (store/meta/xattr.h), shared by every name of the inode and deleted with
+    // it. A missing inode is ENOENT. The value of `name`, or an empty optional if it has none.
+    Result<std::optional<std::string>> xattr(InodeNumber ino, std::string_view name) const;
+    // Every attribute of `ino`, in name order.
+    Result<std::vector<Xattr>> xattrs(InodeNumber ino) const;
+    // Sets `name` to `value` and moves the inode's ctime, in one transaction. EEXIST or ENODATA
+    // as `mode` asks; ENOSPC if the inode's attributes would no longer fit; EINVAL for a name a
+    // volume does not store. Returns the record as written.
+    Result<InodeRecord> set_xattr(InodeNumber ino, std::string_view name, std::string_view value,
+                                  XattrMode mode);
+    // Removes `name` (ENODATA if the inode has no such attribute) and moves the inode's ctime.
+    Result<InodeRecord> remove_xattr(InodeNumber ino, std::string_view name);
+
     // The stamp recorded for the lower file at `relative_path`, if any.
     Result<std::optional<LowerStamp>> stamp(std::string_view relative_path) const;
     Result<void> put_stamp(std::string_view relative_path, const LowerStamp& stamp);

@@ -182,6 +182,40 @@ TEST_CASE("CLI: verify names an object whose reference count is corrupt or wrong
     }
 }
 
+TEST_CASE("CLI: verify names an attribute that outlived its inode and exits 1", "[cli]") {
+    TempDir tmp;
+    make_volume_with(tmp / "store", 1, {{"kept", "bytes"}});
+    {
+        auto store = fbfs::Store::open(tmp / "store", fbfs::Store::Mode::open_existing);
+        REQUIRE(store);
+        auto tree = fbfs::VolumeTree::open(**store, "ws", 1000, 1000);
+        REQUIRE(tree);
+        auto kept = tree->lookup(fbfs::k_root_inode, "kept");
+        REQUIRE((kept && *kept));
+        REQUIRE(tree->set_xattr((*kept)->ino, "user.fine", "1", fbfs::XattrMode::any));
+    }
+    auto clean = run_cli({"verify", "--store", (tmp / "store").string()});
+    CHECK(clean.status == 0);
+    CHECK_THAT(clean.out, Catch::Contains("0 problems"));
+
+    {
+        // What a deletion that forgot the attributes would leave: a row of inode 77, which
+        // does not exist.
+        auto store = fbfs::Store::open(tmp / "store", fbfs::Store::Mode::open_existing);
+        REQUIRE(store);
+        auto tree = fbfs::VolumeTree::open(**store, "ws", 1000, 1000);
+        REQUIRE(tree);
+        REQUIRE((*store)->env().write([&](fbfs::LmdbTxn& txn) {
+            return txn.put((*store)->tables().xattrs, fbfs::xattr_key(tree->id(), 77, "user.lost"),
+                           "x");
+        }));
+    }
+    auto leaked = run_cli({"verify", "--store", (tmp / "store").string()});
+    CHECK(leaked.status == 1);
+    CHECK_THAT(leaked.err, Catch::Contains("attribute user.lost of inode 77 of volume ws"));
+    CHECK_THAT(leaked.out, Catch::Contains("1 problems"));
+}
+
 TEST_CASE("CLI: stat counts objects and stored bytes", "[cli]") {
     TempDir tmp;
     make_store_with(tmp / "store", {"abc", "defg", "abc"});

@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -719,7 +718,7 @@ TEST_CASE("Mount: adding and removing entries updates the directory's mtime", "[
 }
 
 // ---------------------------------------------------------------------------------------------
-// Special files, statfs, xattrs.
+// Special files and statfs (extended attributes: xattr_test.cpp).
 
 TEST_CASE("Mount: mknod makes a FIFO that works as a pipe", "[fuse]") {
     MountedStore m;
@@ -744,15 +743,6 @@ TEST_CASE("Mount: statfs works on the mount", "[fuse]") {
     put_file(m / "f", "x");
     REQUIRE(outcome(::statfs((m / "f").c_str(), &info)) == "ok");
     CHECK(info.f_bsize > 0);
-}
-
-TEST_CASE("Mount: setting an extended attribute fails with ENOTSUP", "[fuse]") {
-    MountedStore m;
-    put_file(m / "f", "x");
-    // ENOTSUP and EOPNOTSUPP are the same value on Linux; outcome() names it EOPNOTSUPP.
-    CHECK_THAT(outcome(::setxattr((m / "f").c_str(), "user.test", "v", 1, 0)),
-               Catch::Matchers::Equals("ENOTSUP") || Catch::Matchers::Equals("EOPNOTSUPP"));
-    CHECK(read_path(m / "f") == "x");
 }
 
 // ---------------------------------------------------------------------------------------------

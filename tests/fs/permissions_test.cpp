@@ -235,20 +235,22 @@ TEST_CASE("Permissions: another user's write or truncate clears setuid and setgi
     require_root();
     MountAndNative sides;
     sides.set_up(
-        "for f in appended truncated rootwrite; do touch $f && chown 65534:65534 $f && "
+        "for f in appended truncated opentrunc rootwrite; do touch $f && chown 65534:65534 $f && "
         "chmod 6755 $f; done && touch nogroupexec && chown 65534:65534 nogroupexec && "
         "chmod 2745 nogroupexec");
 
     check_succeeded(sides.same_on_both(As::nobody, "echo more >> appended"));
     check_succeeded(sides.same_on_both(As::nobody, "truncate -s 0 truncated"));
+    check_succeeded(sides.same_on_both(As::nobody, "echo more > opentrunc"));
     check_succeeded(sides.same_on_both(As::nobody, "echo more >> nogroupexec"));
     // Root keeps the bits (CAP_FSETID).
     check_succeeded(sides.same_on_both(As::root, "echo more >> rootwrite"));
 
-    auto modes =
-        sides.same_on_both(As::root, "stat -c '%n %a' appended truncated nogroupexec rootwrite");
+    auto modes = sides.same_on_both(
+        As::root, "stat -c '%n %a' appended truncated opentrunc nogroupexec rootwrite");
     // Setgid without group execute marks mandatory locking, not privilege: ext4 leaves it.
-    CHECK(modes.out == "appended 755\ntruncated 755\nnogroupexec 2745\nrootwrite 6755\n");
+    CHECK(modes.out ==
+          "appended 755\ntruncated 755\nopentrunc 755\nnogroupexec 2745\nrootwrite 6755\n");
 }
 
 TEST_CASE("Permissions: chown by root clears setuid and setgid as ext4 does", "[fuse]") {

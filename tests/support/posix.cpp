@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -134,6 +135,32 @@ std::string readlink_of(const fs::path& path) {
         throw sys_error("readlink " + path.string());
     }
     return std::string(buffer.data(), static_cast<std::size_t>(n));
+}
+
+std::map<std::string, std::string> xattrs_of(const fs::path& path, std::string_view prefix) {
+    std::map<std::string, std::string> out;
+    std::vector<char> names(64 * 1024);
+    ssize_t listed = ::llistxattr(path.c_str(), names.data(), names.size());
+    if (listed < 0) {
+        if (errno == ENOTSUP) {
+            return out;
+        }
+        throw sys_error("llistxattr " + path.string());
+    }
+    for (ssize_t at = 0; at < listed;) {
+        std::string name(names.data() + at);
+        at += static_cast<ssize_t>(name.size()) + 1;
+        if (!name.starts_with(prefix)) {
+            continue;
+        }
+        std::vector<char> value(64 * 1024);
+        ssize_t size = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
+        if (size < 0) {
+            throw sys_error("lgetxattr " + name + " of " + path.string());
+        }
+        out[name] = std::string(value.data(), static_cast<std::size_t>(size));
+    }
+    return out;
 }
 
 std::string time_text(const timespec& t) {

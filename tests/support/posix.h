@@ -56,6 +56,11 @@ std::string stat_outcome(const std::filesystem::path& path);
 unsigned permissions(const struct stat& st);
 // The target of the symlink at `path`. Throws on failure.
 std::string readlink_of(const std::filesystem::path& path);
+// The extended attributes of `path` (not followed if a symlink) whose names start with `prefix`,
+// by name: what llistxattr(2) and lgetxattr(2) say. None where the filesystem has none. Throws on
+// other failures.
+std::map<std::string, std::string> xattrs_of(const std::filesystem::path& path,
+                                             std::string_view prefix = "user.");
 
 // "seconds.nanoseconds", nine digits after the point, so times compare and print exactly.
 std::string time_text(const timespec& t);

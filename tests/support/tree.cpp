@@ -57,6 +57,9 @@ Snapshot snapshot(const fs::path& root) {
         } else if (S_ISLNK(st.st_mode)) {
             line += " size=" + std::to_string(st.st_size) + " target=" + readlink_of(path);
         }
+        for (const auto& [name, value] : xattrs_of(path)) {
+            line += " " + name + "=" + ObjectId::of(value).hex().substr(0, 16);
+        }
         out[relative] = line;
     };
     describe(root, ".");

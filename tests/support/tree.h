@@ -25,8 +25,8 @@ std::string random_bytes(std::uint64_t seed, std::size_t size);
 std::string file_type(mode_t mode);
 
 // One line per path under `root` (and "." for root itself) with everything a remount must keep
-// except the inode number: type, mode, owner, link count, mtime to the nanosecond, and size and
-// SHA-256 of a file's bytes or a symlink's target. Throws (std::system_error or
+// except the inode number: type, mode, owner, link count, mtime to the nanosecond, size and
+// SHA-256 of a file's bytes or a symlink's target, and `user.` extended attributes, if any. Throws (std::system_error or
 // std::filesystem::filesystem_error) if any entry cannot be read.
 Snapshot snapshot(const std::filesystem::path& root);
 

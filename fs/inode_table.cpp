@@ -65,6 +65,12 @@ bool InodeTable::forget(InodeNumber ino, std::uint64_t count) {
     return gone;
 }
 
+std::uint64_t InodeTable::lookups(InodeNumber ino) const {
+    std::lock_guard lock(m_mutex);
+    auto it = m_entries.find(ino);
+    return it == m_entries.end() ? 0 : it->second.lookups;
+}
+
 std::shared_ptr<OpenInode> InodeTable::find_open(InodeNumber ino) const {
     std::lock_guard lock(m_mutex);
     auto it = m_entries.find(ino);

@@ -38,6 +38,8 @@ public:
     void clear_path(InodeNumber ino);
     // Drops `count` kernel references; returns true when the kernel holds none any more.
     bool forget(InodeNumber ino, std::uint64_t count);
+    // How many lookups of `ino` the kernel holds (what it has not forgotten yet).
+    std::uint64_t lookups(InodeNumber ino) const;
 
     // Registers a handle of `ino` and returns its OpenInode, made by `make` for the first handle.
     // `make` runs under the table's lock, so it reads the stored inode after any commit of the

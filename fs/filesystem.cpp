@@ -230,9 +230,14 @@ Result<struct stat> Filesystem::link(InodeNumber ino, InodeNumber parent, std::s
     if (!linked) {
         return std::unexpected(linked.error());
     }
+    // The record as the link wrote it, with what only an open file knows: nothing after this
+    // can fail, so the lookup is counted only for an entry the reply will carry.
+    InodeRecord r = std::move(*linked);
+    if (auto open = m_inodes.find_open(ino)) {
+        open->overlay(r);
+    }
     m_inodes.remember(ino, child_path(parent, name));
-    auto r = record(ino);
-    return r ? Result<struct stat>(to_stat(ino, *r)) : std::unexpected(r.error());
+    return to_stat(ino, r);
 }
 
 Result<struct stat> Filesystem::getattr(InodeNumber ino) {

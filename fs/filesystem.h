@@ -89,6 +89,8 @@ public:
     Filesystem& operator=(const Filesystem&) = delete;
 
     VolumeTree& tree() { return m_tree; }
+    // What the kernel and open handles hold (for tests and diagnostics).
+    const InodeTable& inodes() const { return m_inodes; }
     bool has_lower() const { return m_lower.has_value(); }
     const ObjectPool& pool() const { return m_tree.store().pool(); }
 

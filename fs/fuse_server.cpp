@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "fs/fuse_device.h"
+#include "fs/listing_reply.h"
 
 namespace fbfs {
 
@@ -46,12 +47,7 @@ void reply_error(fuse_req_t req, const Error& error) {
 }
 
 fuse_entry_param entry_of(fuse_req_t req, const struct stat& st) {
-    fuse_entry_param e{};
-    e.ino = st.st_ino;
-    e.attr = st;
-    e.attr_timeout = fs_of(req).cache_timeout(st.st_ino);
-    e.entry_timeout = e.attr_timeout;
-    return e;
+    return entry_param(fs_of(req), st);
 }
 
 void reply_entry(fuse_req_t req, const Result<struct stat>& st) {
@@ -369,45 +365,8 @@ void read_dir(fuse_req_t req, fuse_ino_t dir_ino, size_t size, off_t offset, fus
         listed = std::move(*opened);
     }
     DirHandle& dir = listed ? *listed : dir_of(fi);
-    std::vector<char> buf(size);
-    size_t used = 0;
-    for (size_t i = static_cast<size_t>(offset); i < dir.entries.size(); ++i) {
-        const auto& entry = dir.entries[i];
-        auto next = static_cast<off_t>(i + 1);
-        size_t need = 0;
-        bool dots = entry.name == "." || entry.name == "..";
-        if (plus && !dots) {
-            // A lookup: it counts the entry, and finds it by name as the kernel will.
-            auto st = fs_of(req).lookup(dir_ino, entry.name);
-            if (!st) {
-                continue;  // removed since opendir
-            }
-            fuse_entry_param e = entry_of(req, *st);
-            need = fuse_add_direntry_plus(req, buf.data() + used, size - used, entry.name.c_str(),
-                                          &e, next);
-            if (need > size - used) {
-                fs_of(req).forget(st->st_ino, 1);  // did not fit: the kernel never sees it
-            }
-        } else {
-            struct stat st {};
-            st.st_ino = entry.ino;
-            st.st_mode = static_cast<mode_t>(DTTOIF(entry.type));
-            if (plus) {
-                fuse_entry_param e{};
-                e.attr = st;
-                need = fuse_add_direntry_plus(req, buf.data() + used, size - used,
-                                              entry.name.c_str(), &e, next);
-            } else {
-                need = fuse_add_direntry(req, buf.data() + used, size - used, entry.name.c_str(),
-                                         &st, next);
-            }
-        }
-        if (need > size - used) {
-            break;
-        }
-        used += need;
-    }
-    fuse_reply_buf(req, buf.data(), used);
+    reply_listing(req, fs_of(req), dir_ino, dir, size, offset, plus,
+                  [req](auto bytes) { return fuse_reply_buf(req, bytes.data(), bytes.size()); });
 }
 
 void on_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi) {

@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -16,6 +17,7 @@
 
 #include "fs/fuse_device.h"
 #include "fs/listing_reply.h"
+#include "fs/request_guard.h"
 
 namespace fbfs {
 
@@ -57,7 +59,7 @@ void reply_entry(fuse_req_t req, const Result<struct stat>& st) {
     fuse_entry_param e = entry_of(req, *st);
     if (fuse_reply_entry(req, &e) != 0) {
         // The kernel never saw the entry (the request was interrupted): undo its count.
-        fs_of(req).forget(st->st_ino, 1);
+        after_reply("entry", [&] { fs_of(req).forget(st->st_ino, 1); });
     }
 }
 
@@ -222,7 +224,7 @@ void on_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     }
     set_handle(fi, std::move(*handle));
     if (fuse_reply_open(req, fi) != 0) {
-        fs_of(req).release(std::unique_ptr<FileHandle>(&file_of(fi)));
+        after_reply("open", [&] { fs_of(req).release(std::unique_ptr<FileHandle>(&file_of(fi))); });
     }
 }
 
@@ -235,8 +237,10 @@ void on_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     set_handle(fi, std::move(created->handle));
     fuse_entry_param e = entry_of(req, created->attr);
     if (fuse_reply_create(req, &e, fi) != 0) {
-        fs_of(req).release(std::unique_ptr<FileHandle>(&file_of(fi)));
-        fs_of(req).forget(e.ino, 1);
+        after_reply("create", [&] {
+            fs_of(req).release(std::unique_ptr<FileHandle>(&file_of(fi)));
+            fs_of(req).forget(e.ino, 1);
+        });
     }
 }
 
@@ -402,37 +406,75 @@ void on_access(fuse_req_t req, fuse_ino_t ino, int) {
     fuse_reply_err(req, st ? 0 : st.error().code);
 }
 
+// A request's name as a template argument, for the log line of a handler that threw.
+template <std::size_t N>
+struct RequestName {
+    constexpr RequestName(const char (&text)[N]) { std::copy_n(text, N, chars); }
+    char chars[N];
+};
+
+// How a handler that threw is answered: EIO, or not at all (forgets get no answer).
+enum class Answer { eio, none };
+
+// `handler` as libfuse calls it: inside answer_or_fail (request_guard.h), so nothing it throws
+// reaches libfuse.
+template <RequestName name, auto handler, Answer answer = Answer::eio,
+          class Handler = decltype(handler)>
+struct Guarded;
+template <RequestName name, auto handler, Answer answer, class... Args>
+struct Guarded<name, handler, answer, void (*)(fuse_req_t, Args...)> {
+    static void call(fuse_req_t req, Args... args) noexcept {
+        answer_or_fail(
+            name.chars, [&] { handler(req, args...); },
+            [req] {
+                if (answer == Answer::eio) {
+                    fuse_reply_err(req, EIO);
+                } else {
+                    fuse_reply_none(req);
+                }
+            });
+    }
+};
+template <RequestName name, auto handler, Answer answer = Answer::eio>
+constexpr auto guarded = &Guarded<name, handler, answer>::call;
+
+void on_init_guarded(void* userdata, fuse_conn_info* conn) noexcept {
+    answer_or_fail(
+        "init", [&] { on_init(userdata, conn); }, [] {});
+}
+
 fuse_lowlevel_ops make_ops() {
+    // Every handler goes in through guarded<>: none may throw into libfuse.
     fuse_lowlevel_ops ops{};
-    ops.init = on_init;
-    ops.lookup = on_lookup;
-    ops.forget = on_forget;
-    ops.forget_multi = on_forget_multi;
-    ops.getattr = on_getattr;
-    ops.setattr = on_setattr;
-    ops.readlink = on_readlink;
-    ops.mknod = on_mknod;
-    ops.mkdir = on_mkdir;
-    ops.unlink = on_unlink;
-    ops.rmdir = on_rmdir;
-    ops.symlink = on_symlink;
-    ops.rename = on_rename;
-    ops.link = on_link;
-    ops.open = on_open;
-    ops.create = on_create;
-    ops.read = on_read;
-    ops.write_buf = on_write_buf;
-    ops.flush = on_flush;
-    ops.release = on_release;
-    ops.fsync = on_fsync;
-    ops.fallocate = on_fallocate;
-    ops.opendir = on_opendir;
-    ops.readdir = on_readdir;
-    ops.readdirplus = on_readdirplus;
-    ops.releasedir = on_releasedir;
-    ops.fsyncdir = on_fsyncdir;
-    ops.statfs = on_statfs;
-    ops.access = on_access;
+    ops.init = on_init_guarded;
+    ops.lookup = guarded<"lookup", on_lookup>;
+    ops.forget = guarded<"forget", on_forget, Answer::none>;
+    ops.forget_multi = guarded<"forget_multi", on_forget_multi, Answer::none>;
+    ops.getattr = guarded<"getattr", on_getattr>;
+    ops.setattr = guarded<"setattr", on_setattr>;
+    ops.readlink = guarded<"readlink", on_readlink>;
+    ops.mknod = guarded<"mknod", on_mknod>;
+    ops.mkdir = guarded<"mkdir", on_mkdir>;
+    ops.unlink = guarded<"unlink", on_unlink>;
+    ops.rmdir = guarded<"rmdir", on_rmdir>;
+    ops.symlink = guarded<"symlink", on_symlink>;
+    ops.rename = guarded<"rename", on_rename>;
+    ops.link = guarded<"link", on_link>;
+    ops.open = guarded<"open", on_open>;
+    ops.create = guarded<"create", on_create>;
+    ops.read = guarded<"read", on_read>;
+    ops.write_buf = guarded<"write_buf", on_write_buf>;
+    ops.flush = guarded<"flush", on_flush>;
+    ops.release = guarded<"release", on_release>;
+    ops.fsync = guarded<"fsync", on_fsync>;
+    ops.fallocate = guarded<"fallocate", on_fallocate>;
+    ops.opendir = guarded<"opendir", on_opendir>;
+    ops.readdir = guarded<"readdir", on_readdir>;
+    ops.readdirplus = guarded<"readdirplus", on_readdirplus>;
+    ops.releasedir = guarded<"releasedir", on_releasedir>;
+    ops.fsyncdir = guarded<"fsyncdir", on_fsyncdir>;
+    ops.statfs = guarded<"statfs", on_statfs>;
+    ops.access = guarded<"access", on_access>;
     // Left out, so libfuse answers ENOSYS and the kernel stops asking: xattrs (users see
     // ENOTSUP), locks (the kernel handles them locally), ioctl, poll, bmap, lseek.
     return ops;

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "fs/request_guard.h"
+
 namespace fbfs {
 
 fuse_entry_param entry_param(const Filesystem& fs, const struct stat& st) {
@@ -60,9 +62,11 @@ int reply_listing(fuse_req_t req, Filesystem& fs, InodeNumber dir_ino, const Dir
     }
     int sent = send(std::span<const char>(buf.data(), used));
     if (sent != 0) {
-        for (InodeNumber ino : counted) {
-            fs.forget(ino, 1);
-        }
+        after_reply(plus ? "readdirplus" : "readdir", [&] {
+            for (InodeNumber ino : counted) {
+                fs.forget(ino, 1);
+            }
+        });
     }
     return sent;
 }

@@ -257,7 +257,12 @@ Result<struct stat> Filesystem::setattr(InodeNumber ino, const AttrChange& chang
             return std::unexpected(cut.error());
         }
     }
-    auto open = m_inodes.find_open(ino);
+    // An open file learns the times first: a commit recording its content in between then
+    // writes these, not older ones, and the update below writes them again.
+    TimeNs ctime = change.ctime.value_or(now);
+    if (auto open = m_inodes.find_open(ino)) {
+        open->set_times(change.atime, change.mtime, ctime);
+    }
     auto updated = m_tree.update(ino, [&](InodeRecord& r) -> Result<void> {
         if (change.mode) {
             r.mode = (r.mode & S_IFMT) | (*change.mode & 07777);
@@ -274,14 +279,11 @@ Result<struct stat> Filesystem::setattr(InodeNumber ino, const AttrChange& chang
         if (change.mtime) {
             r.mtime = *change.mtime;
         }
-        r.ctime = change.ctime.value_or(now);
+        r.ctime = ctime;
         return {};
     });
     if (!updated) {
         return std::unexpected(updated.error());
-    }
-    if (open) {
-        open->set_times(change.atime, change.mtime, updated->ctime);
     }
     return getattr(ino);
 }

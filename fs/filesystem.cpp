@@ -395,15 +395,16 @@ Result<void> Filesystem::rename(InodeNumber parent, std::string_view name, Inode
     if (!moved) {
         return std::unexpected(moved.error());
     }
+    // One transaction with what the overlay needs (a whiteout, an opaque directory): a crash
+    // can never leave the entry moved and a lower file showing again at its old name.
     auto replaced =
-        m_tree.rename(parent, name, new_parent, new_name, flags, [](InodeNumber) { return true; });
+        m_tree.rename(parent, name, new_parent, new_name, flags, [](InodeNumber) { return true; },
+                      {moved->whiteout_source, moved->opaque});
     if (!replaced) {
         return std::unexpected(replaced.error());
     }
     if (m_lower) {
-        if (auto done = finish_rename(*moved, parent, name, new_parent, new_name); !done) {
-            return done;
-        }
+        finish_rename(*moved, parent, name, new_parent, new_name);
     }
     if (*replaced && (*replaced)->record.nlink == 0 && m_inodes.unused((*replaced)->ino)) {
         return drop((*replaced)->ino);

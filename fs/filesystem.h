@@ -212,8 +212,9 @@ private:
     Result<RenamePlan> prepare_rename(InodeNumber parent, std::string_view name,
                                       InodeNumber new_parent, std::string_view new_name,
                                       unsigned flags);
-    Result<void> finish_rename(const RenamePlan& plan, InodeNumber parent, std::string_view name,
-                               InodeNumber new_parent, std::string_view new_name);
+    // After the volume's rename: the paths the kernel's inodes are found at.
+    void finish_rename(const RenamePlan& plan, InodeNumber parent, std::string_view name,
+                       InodeNumber new_parent, std::string_view new_name);
     Result<void> remove_entry(InodeNumber parent, std::string_view name, bool dir);
 
     Result<InodeRecord> record(InodeNumber ino) const;

@@ -418,27 +418,13 @@ Result<Filesystem::RenamePlan> Filesystem::prepare_rename(InodeNumber parent, st
     return plan;
 }
 
-Result<void> Filesystem::finish_rename(const RenamePlan& plan, InodeNumber parent,
-                                       std::string_view name, InodeNumber new_parent,
-                                       std::string_view new_name) {
+void Filesystem::finish_rename(const RenamePlan& plan, InodeNumber parent, std::string_view name,
+                               InodeNumber new_parent, std::string_view new_name) {
     std::string old_path = child_path(parent, name);
     m_inodes.set_path(plan.moved, child_path(new_parent, new_name));
     if (plan.exchanged) {
         m_inodes.set_path(plan.exchanged, old_path);
     }
-    if (plan.whiteout_source) {
-        if (auto hidden = m_tree.add_whiteout(parent, name); !hidden) {
-            return hidden;
-        }
-    }
-    if (plan.opaque) {
-        auto marked = m_tree.update(plan.moved, [](InodeRecord& r) -> Result<void> {
-            r.flags |= InodeRecord::k_opaque;
-            return {};
-        });
-        return marked ? Result<void>() : std::unexpected(marked.error());
-    }
-    return {};
 }
 
 }  // namespace fbfs

@@ -537,7 +537,8 @@ Result<void> VolumeTree::add_whiteout(InodeNumber parent, std::string_view name)
 
 Result<std::optional<Unlinked>> VolumeTree::rename(
     InodeNumber parent, std::string_view name, InodeNumber new_parent, std::string_view new_name,
-    unsigned flags, const std::function<bool(InodeNumber)>& keep_open) {
+    unsigned flags, const std::function<bool(InodeNumber)>& keep_open,
+    const RenameOverlay& overlay) {
     std::optional<Unlinked> replaced;
     TimeNs now = now_ns();
     auto ok = m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
@@ -575,6 +576,9 @@ Result<std::optional<Unlinked>> VolumeTree::rename(
                 return std::unexpected(b.error());
             }
             (*a)->ctime = (*b)->ctime = now;
+            if (overlay.opaque) {
+                (*a)->flags |= InodeRecord::k_opaque;
+            }
             auto put = tree.put_entry(parent, name, *dst);
             put = put ? tree.put_entry(new_parent, new_name, *src) : put;
             touch(**from_dir, now);
@@ -613,9 +617,13 @@ Result<std::optional<Unlinked>> VolumeTree::rename(
             return std::unexpected(moved.error());
         }
         (*moved)->ctime = now;
+        if (overlay.opaque) {
+            (*moved)->flags |= InodeRecord::k_opaque;
+        }
         touch(**from_dir, now);
         touch(**to_dir, now);
-        auto changed = tree.del_entry(parent, name);
+        auto changed = overlay.whiteout_source ? tree.put_entry(parent, name, {0, DT_WHT})
+                                               : tree.del_entry(parent, name);
         changed = changed ? tree.put_entry(new_parent, new_name, *src) : changed;
         return changed ? tree.flush() : changed;
     });

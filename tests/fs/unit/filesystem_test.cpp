@@ -15,7 +15,9 @@
 #include <thread>
 #include <vector>
 
+#include "fs/lower_layer.h"
 #include "store/lmdb.h"
+#include "store/schema.h"
 #include "tests/fs/unit/volume_fixture.h"
 
 using fbfs::Caller;
@@ -108,4 +110,73 @@ TEST_CASE("Filesystem: a link that fails after the volume linked counts no looku
     CHECK(f.fs.inodes().lookups(ino) == (linked ? 2 : 1));
     // The volume has the link either way: both names reach the file.
     CHECK(must(f.fs.lookup(k_root_inode, "b")).st_ino == ino);
+}
+
+TEST_CASE("Filesystem: an overlay rename is one transaction: no moment leaves the old name bare") {
+    // Renaming a source file copies it up, moves it and leaves a whiteout where it was. A crash
+    // keeps whatever was committed last (commits reach the page cache at once), so every
+    // committed state must be before the rename or after it: never the file at its new name with
+    // nothing at the old one, which would bring the source file back there. Another thread
+    // reads every committed state while the renames run.
+    VolumeFixture v;
+    constexpr int k_files = 500;
+    for (int i = 0; i < k_files; ++i) {
+        fbfs::test::write_file(v.source / ("f" + std::to_string(i)), "source");
+    }
+    Filesystem fs(must(VolumeTree::open(*v.store, "overlay", ::getuid(), ::getgid())),
+                  must(fbfs::LowerLayer::open(v.source)));
+    const fbfs::Tables& tables = v.store->tables();
+    fbfs::VolumeId volume = fs.tree().id();
+
+    std::atomic<bool> done{false};
+    std::atomic<int> renaming{0};  // the file being renamed now
+    std::atomic<int> bare{0};
+    std::thread observer([&] {
+        while (!done) {
+            auto name = std::to_string(renaming.load());
+            auto read = v.store->env().read([&](LmdbTxn& txn) -> fbfs::Result<void> {
+                auto old_entry = txn.get(tables.dirents, fbfs::dirent_key(volume, 1, "f" + name));
+                auto new_entry = txn.get(tables.dirents, fbfs::dirent_key(volume, 1, "g" + name));
+                if (old_entry && new_entry && !*old_entry && *new_entry) {
+                    ++bare;
+                }
+                return {};
+            });
+            (void)read;
+        }
+    });
+    std::string failed;
+    for (int i = 0; i < k_files && failed.empty(); ++i) {
+        renaming = i;
+        auto name = std::to_string(i);
+        auto found = fs.lookup(k_root_inode, "f" + name);
+        auto renamed = found ? fs.rename(k_root_inode, "f" + name, k_root_inode, "g" + name, 0)
+                             : fbfs::Result<void>(std::unexpected(found.error()));
+        if (!renamed) {
+            failed = renamed.error().message;
+        }
+    }
+    done = true;
+    observer.join();
+    CHECK(failed == "");
+    CHECK(bare == 0);
+    // And the end state: each file at its new name, the source's copy hidden at the old one.
+    for (int i : {0, k_files - 1}) {
+        auto name = std::to_string(i);
+        CHECK_FALSE(fs.lookup(k_root_inode, "f" + name));
+        CHECK(fs.lookup(k_root_inode, "g" + name));
+    }
+}
+
+TEST_CASE("Filesystem: renaming a source file onto a hard link of itself does nothing") {
+    // rename(2) of two names of one inode succeeds and changes nothing.
+    VolumeFixture v;
+    fbfs::test::write_file(v.source / "a", "source");
+    Filesystem fs(must(VolumeTree::open(*v.store, "overlay", ::getuid(), ::getgid())),
+                  must(fbfs::LowerLayer::open(v.source)));
+    auto a = must(fs.lookup(k_root_inode, "a"));
+    must(fs.link(a.st_ino, k_root_inode, "b"));
+    must(fs.rename(k_root_inode, "a", k_root_inode, "b", 0));
+    CHECK(must(fs.lookup(k_root_inode, "a")).st_ino == a.st_ino);
+    CHECK(must(fs.lookup(k_root_inode, "b")).st_ino == a.st_ino);
 }

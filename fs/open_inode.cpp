@@ -26,26 +26,26 @@ Result<void> sync_object(const ObjectPool& pool, const ObjectId& id) {
 
 Result<void> OpenInode::open_writer(bool truncate_it) {
     {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         ++m_writers;
     }
     return truncate_it ? truncate(0) : Result<void>();
 }
 
 void OpenInode::release_writer() {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     m_writers -= m_writers > 0 ? 1 : 0;
 }
 
 bool OpenInode::has_writers() const {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     return m_writers > 0;
 }
 
 Result<SharedFd> OpenInode::data_fd() const {
     std::optional<ObjectId> object;
     {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         if (m_staging_fd) {
             return m_staging_fd;
         }
@@ -65,7 +65,7 @@ Result<SharedFd> OpenInode::data_fd() const {
         return std::unexpected(fd.error());
     }
     auto opened = std::make_shared<const UniqueFd>(std::move(*fd));
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     if (m_object == object && !m_object_fd) {
         m_object_fd = opened;  // kept for the next reads, unless another reader was first
     }
@@ -73,11 +73,11 @@ Result<SharedFd> OpenInode::data_fd() const {
 }
 
 Result<void> OpenInode::ensure_staging(bool copy) {
-    std::lock_guard make(m_make);
+    LockGuard make(m_make);
     SharedFd from;
     std::optional<ObjectId> object;
     {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         if (m_staging_fd) {
             return {};
         }
@@ -105,7 +105,7 @@ Result<void> OpenInode::ensure_staging(bool copy) {
     if (!staged) {
         return std::unexpected(staged.error());
     }
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     m_staging_path = std::move(staged->path);
     m_staging_fd = std::make_shared<const UniqueFd>(std::move(staged->fd));
     return {};
@@ -117,60 +117,61 @@ void OpenInode::mark_changed() {
 }
 
 Result<OpenInode::Write> OpenInode::begin_write() {
-    std::shared_lock io(m_io);
+    std::shared_lock io(m_io);  // handed to the Write, which the analysis cannot follow
+    m_io.assert_held_shared();
     if (auto ok = ensure_staging(true); !ok) {
         return std::unexpected(ok.error());
     }
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     mark_changed();
     return Write{std::move(io), m_staging_fd};
 }
 
 void OpenInode::wrote(std::uint64_t end_offset) {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     m_size = std::max(m_size, end_offset);
 }
 
 Result<void> OpenInode::truncate(std::uint64_t size) {
-    std::shared_lock io(m_io);
+    SharedLock io(m_io);
     if (auto ok = ensure_staging(size > 0); !ok) {  // nothing to copy when all of it goes
         return ok;
     }
     SharedFd fd;
     {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         fd = m_staging_fd;
     }
     if (::ftruncate(fd->get(), static_cast<off_t>(size)) != 0) {
         return errno_error("truncating a staging file");
     }
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     m_size = size;
     mark_changed();
     return {};
 }
 
 Result<void> OpenInode::allocate(off_t offset, off_t length) {
-    std::shared_lock io(m_io);
+    SharedLock io(m_io);
     if (auto ok = ensure_staging(true); !ok) {
         return ok;
     }
     SharedFd fd;
     {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         fd = m_staging_fd;
     }
     if (::fallocate(fd->get(), 0, offset, length) != 0) {
         return errno_error("allocating space in a staging file");
     }
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     m_size = std::max(m_size, static_cast<std::uint64_t>(offset + length));
     mark_changed();
     return {};
 }
 
 void OpenInode::overlay(InodeRecord& record) const {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     if (m_staging_fd || m_sealed_fd) {
         record.size = m_size;
     }
@@ -180,7 +181,7 @@ void OpenInode::overlay(InodeRecord& record) const {
 }
 
 void OpenInode::set_times(std::optional<TimeNs> atime, std::optional<TimeNs> mtime, TimeNs ctime) {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     m_atime = atime ? atime : m_atime;
     m_mtime = mtime ? mtime : m_mtime;
     m_ctime = ctime;
@@ -191,8 +192,8 @@ Result<std::optional<PutResult>> OpenInode::seal_staging() {
     std::filesystem::path path;
     std::uint64_t version = 0;
     {
-        std::unique_lock io(m_io);  // an instant: waits out the changes in flight
-        std::lock_guard lock(m_mutex);
+        ExclusiveLock io(m_io);  // an instant: waits out the changes in flight
+        LockGuard lock(m_mutex);
         if (!m_staging_fd) {
             return std::nullopt;
         }
@@ -205,10 +206,10 @@ Result<std::optional<PutResult>> OpenInode::seal_staging() {
     if (!sealed) {
         return std::unexpected(sealed.error());
     }
-    std::unique_lock io(m_io);
+    ExclusiveLock io(m_io);
     bool raced = false;
     {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         raced = m_version != version;
     }
     if (raced) {
@@ -218,14 +219,14 @@ Result<std::optional<PutResult>> OpenInode::seal_staging() {
             return std::unexpected(sealed.error());
         }
     }
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     m_sealed_fd = std::move(m_staging_fd);
     m_sealed_path = std::exchange(m_staging_path, {});
     return std::optional<PutResult>(*sealed);
 }
 
 Result<void> OpenInode::commit(VolumeTree& tree) {
-    std::lock_guard serial(m_commit);
+    LockGuard serial(m_commit);
     auto sealed = seal_staging();
     if (!sealed || !*sealed) {
         return sealed ? Result<void>() : std::unexpected(sealed.error());
@@ -236,14 +237,14 @@ Result<void> OpenInode::commit(VolumeTree& tree) {
     }
     std::filesystem::path path;
     {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         path = m_sealed_path;
     }
     // Recording it takes LMDB's write lock, maybe behind other writers: no lock of this file is
     // held, so its reads and writes go on.
     std::uint64_t version = 0;
     auto updated = tree.set_content(m_ino, object, (*sealed)->size, path, [&](InodeRecord& r) {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         r.mtime = m_mtime.value_or(r.mtime);
         r.atime = m_atime.value_or(r.atime);
         r.ctime = m_ctime.value_or(r.ctime);
@@ -264,14 +265,14 @@ void OpenInode::finish_commit(const std::optional<ObjectId>& object, std::uint64
                               bool recorded, std::uint64_t version) {
     std::filesystem::path sealed_path;
     {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         sealed_path = m_sealed_path;
     }
     // Only this commit (m_commit) touches the sealed file: look at it outside the lock.
     bool sealed_left = !recorded && ::access(sealed_path.c_str(), F_OK) == 0;
     bool superseded = false;
     {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         SharedFd sealed = std::move(m_sealed_fd);
         m_sealed_path.clear();
         if (recorded) {
@@ -308,11 +309,11 @@ void OpenInode::finish_commit(const std::optional<ObjectId>& object, std::uint64
 }
 
 void OpenInode::discard_changes() {
-    std::lock_guard serial(m_commit);
-    std::unique_lock io(m_io);
+    LockGuard serial(m_commit);
+    ExclusiveLock io(m_io);
     std::filesystem::path staged;
     {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         if (m_staging_fd) {
             staged = std::exchange(m_staging_path, {});
             m_staging_fd.reset();
@@ -332,7 +333,7 @@ Result<void> OpenInode::commit_durably(VolumeTree& tree) {
     }
     std::optional<ObjectId> object;
     {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         object = m_object;
     }
     if (object) {

@@ -33,11 +33,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <shared_mutex>
 
 #include "store/base/error.h"
+#include "store/base/thread_safety.h"
 #include "store/base/unique_fd.h"
 #include "store/meta/schema.h"
 #include "store/meta/volume_tree.h"
@@ -67,7 +67,7 @@ public:
 
     // A write in progress: holds off commit() until it is destroyed.
     struct Write {
-        std::shared_lock<std::shared_mutex> lock;
+        std::shared_lock<SharedMutex> lock;
         SharedFd fd;
     };
     // Starts a write into the staging file (made on first use).
@@ -94,35 +94,35 @@ public:
 private:
     // Makes the staging file unless there is one, holding the current content if `copy`, else
     // empty. Called with m_io held shared.
-    Result<void> ensure_staging(bool copy);
+    Result<void> ensure_staging(bool copy) REQUIRES_SHARED(m_io) EXCLUDES(m_make, m_mutex);
     // commit()'s first half: turns the staging file into the sealed copy and returns the id and
     // size of its bytes; nullopt when there are no changes.
-    Result<std::optional<PutResult>> seal_staging();
+    Result<std::optional<PutResult>> seal_staging() REQUIRES(m_commit) EXCLUDES(m_io, m_mutex);
     // commit()'s last half, after recording the sealed copy (`recorded`) or failing to.
     void finish_commit(const std::optional<ObjectId>& object, std::uint64_t size, bool recorded,
-                       std::uint64_t version);
-    void mark_changed();  // m_mutex held
+                       std::uint64_t version) REQUIRES(m_commit) EXCLUDES(m_mutex);
+    void mark_changed() REQUIRES(m_mutex);
 
     const InodeNumber m_ino;
     const VolumeId m_volume;
     const ObjectPool& m_pool;
 
-    std::mutex m_commit;  // one commit() or discard_changes() at a time
-    mutable std::shared_mutex m_io;
-    std::mutex m_make;           // one staging copy made at a time
-    mutable std::mutex m_mutex;  // guards everything below
-    unsigned m_writers = 0;
-    std::uint64_t m_version = 0;       // moves with every change of bytes, size or times
-    std::optional<ObjectId> m_object;  // the committed content
-    mutable SharedFd m_object_fd;      // opened on first read
-    SharedFd m_staging_fd;             // present while the content differs from what is sealed
-    std::filesystem::path m_staging_path;
-    SharedFd m_sealed_fd;  // while a commit records it: frozen bytes, soon the object
-    std::filesystem::path m_sealed_path;
-    std::uint64_t m_size = 0;
-    std::optional<TimeNs> m_mtime;  // of unsaved changes
-    std::optional<TimeNs> m_atime;
-    std::optional<TimeNs> m_ctime;
+    Mutex m_commit ACQUIRED_BEFORE(m_io);  // one commit() or discard_changes() at a time
+    mutable SharedMutex m_io ACQUIRED_BEFORE(m_make);  // the staging file's bytes (no member)
+    Mutex m_make ACQUIRED_BEFORE(m_mutex);             // one staging copy made at a time
+    mutable Mutex m_mutex;                             // the state below
+    unsigned m_writers GUARDED_BY(m_mutex) = 0;
+    std::uint64_t m_version GUARDED_BY(m_mutex) = 0;       // moves with bytes, size or times
+    std::optional<ObjectId> m_object GUARDED_BY(m_mutex);  // the committed content
+    mutable SharedFd m_object_fd GUARDED_BY(m_mutex);      // opened on first read
+    SharedFd m_staging_fd GUARDED_BY(m_mutex);  // while the content differs from what is sealed
+    std::filesystem::path m_staging_path GUARDED_BY(m_mutex);
+    SharedFd m_sealed_fd GUARDED_BY(m_mutex);  // while a commit records it: soon the object
+    std::filesystem::path m_sealed_path GUARDED_BY(m_mutex);
+    std::uint64_t m_size GUARDED_BY(m_mutex) = 0;
+    std::optional<TimeNs> m_mtime GUARDED_BY(m_mutex);  // of unsaved changes
+    std::optional<TimeNs> m_atime GUARDED_BY(m_mutex);
+    std::optional<TimeNs> m_ctime GUARDED_BY(m_mutex);
 };
 
 }  // namespace fbfs

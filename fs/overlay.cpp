@@ -68,7 +68,7 @@ double Filesystem::negative_timeout(InodeNumber parent, std::string_view name) {
     if (!source_watched()) {
         return k_lower_timeout;
     }
-    std::lock_guard lock(m_negatives_mutex);
+    LockGuard lock(m_negatives_mutex);
     if (m_negatives.size() >= k_max_negatives) {
         return k_lower_timeout;  // too many to take back one by one: let them expire
     }
@@ -310,7 +310,7 @@ Result<std::unique_ptr<FileHandle>> Filesystem::open_lower(const Node& node) {
     handle->lower = std::make_shared<UniqueFd>(std::move(*fd));
     // The kernel's cached pages are right only if the file did not change since it last opened.
     FileIdentity now = FileIdentity::of(*node.lower);
-    std::lock_guard lock(m_lower_mutex);
+    LockGuard lock(m_lower_mutex);
     auto [it, inserted] = m_lower_opened.try_emplace(node.ino, now);
     handle->keep_cache = !inserted && it->second == now;
     it->second = now;

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "fs/lower_layer.h"
-#include "store/lmdb.h"
-#include "store/schema.h"
+#include "store/meta/lmdb.h"
+#include "store/meta/schema.h"
 #include "tests/fs/unit/volume_fixture.h"
 
 using fbfs::Caller;

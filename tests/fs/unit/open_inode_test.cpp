@@ -13,8 +13,8 @@
 #include <string>
 #include <thread>
 
-#include "store/lmdb.h"
-#include "store/object_id.h"
+#include "store/meta/lmdb.h"
+#include "store/base/object_id.h"
 #include "tests/fs/unit/volume_fixture.h"
 
 namespace fs = std::filesystem;

@@ -9,8 +9,8 @@
 #include <memory>
 #include <string>
 
-#include "store/store.h"
-#include "store/volume_tree.h"
+#include "store/meta/store.h"
+#include "store/meta/volume_tree.h"
 #include "tests/support/must.h"
 #include "tests/support/temp_dir.h"
 

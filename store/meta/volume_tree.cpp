@@ -279,10 +279,10 @@ VolumeTree::VolumeTree(VolumeTree&& other) noexcept
       m_inode_limit(other.m_inode_limit) {}
 
 Result<InodeNumber> VolumeTree::allocate_inode() {
-    std::lock_guard lock(m_alloc_mutex);
+    LockGuard lock(m_alloc_mutex);
     if (m_next_inode == m_inode_limit) {
         const Tables& t = m_store->tables();
-        auto ok = m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
+        auto ok = m_store->env().write([&](LmdbTxn& txn) REQUIRES(m_alloc_mutex) -> Result<void> {
             auto raw = txn.get(t.volumes, m_name);
             if (!raw) {
                 return std::unexpected(raw.error());

@@ -15,13 +15,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "store/base/error.h"
+#include "store/base/thread_safety.h"
 #include "store/meta/schema.h"
 #include "store/meta/store.h"
 
@@ -145,9 +145,9 @@ private:
 
     // Guards m_next_inode and m_inode_limit: a range of numbers reserved in the volume record, so
     // creating a file does not rewrite the counter. Lock order: before any LMDB transaction.
-    std::mutex m_alloc_mutex;
-    InodeNumber m_next_inode = 0;
-    InodeNumber m_inode_limit = 0;
+    Mutex m_alloc_mutex;
+    InodeNumber m_next_inode GUARDED_BY(m_alloc_mutex) = 0;
+    InodeNumber m_inode_limit GUARDED_BY(m_alloc_mutex) = 0;
 };
 
 }  // namespace fbfs

@@ -244,9 +244,14 @@ Result<struct stat> Filesystem::link(InodeNumber ino, InodeNumber parent, std::s
     if (!linked) {
         return std::unexpected(linked.error());
     }
+    // The record as the link wrote it, with what only an open file knows: nothing after this
+    // can fail, so the lookup is counted only for an entry the reply will carry.
+    InodeRecord r = std::move(*linked);
+    if (auto open = m_inodes.find_open(ino)) {
+        open->overlay(r);
+    }
     m_inodes.remember(ino, child_path(parent, name));
-    auto r = record(ino);
-    return r ? Result<struct stat>(to_stat(ino, *r)) : std::unexpected(r.error());
+    return to_stat(ino, r);
 }
 
 Result<struct stat> Filesystem::getattr(InodeNumber ino) {
@@ -266,7 +271,12 @@ Result<struct stat> Filesystem::setattr(InodeNumber ino, const AttrChange& chang
             return std::unexpected(cut.error());
         }
     }
-    auto open = m_inodes.find_open(ino);
+    // An open file learns the times first: a commit recording its content in between then
+    // writes these, not older ones, and the update below writes them again.
+    TimeNs ctime = change.ctime.value_or(now);
+    if (auto open = m_inodes.find_open(ino)) {
+        open->set_times(change.atime, change.mtime, ctime);
+    }
     auto updated = m_tree.update(ino, [&](InodeRecord& r) -> Result<void> {
         if (change.mode) {
             r.mode = (r.mode & S_IFMT) | (*change.mode & 07777);
@@ -286,14 +296,11 @@ Result<struct stat> Filesystem::setattr(InodeNumber ino, const AttrChange& chang
         if (change.mtime) {
             r.mtime = *change.mtime;
         }
-        r.ctime = change.ctime.value_or(now);
+        r.ctime = ctime;
         return {};
     });
     if (!updated) {
         return std::unexpected(updated.error());
-    }
-    if (open) {
-        open->set_times(change.atime, change.mtime, updated->ctime);
     }
     return getattr(ino);
 }
@@ -427,15 +434,16 @@ Result<void> Filesystem::rename(InodeNumber parent, std::string_view name, Inode
     if (!moved) {
         return std::unexpected(moved.error());
     }
+    // One transaction with what the overlay needs (a whiteout, an opaque directory): a crash
+    // can never leave the entry moved and a lower file showing again at its old name.
     auto replaced =
-        m_tree.rename(parent, name, new_parent, new_name, flags, [](InodeNumber) { return true; });
+        m_tree.rename(parent, name, new_parent, new_name, flags, [](InodeNumber) { return true; },
+                      {moved->whiteout_source, moved->opaque});
     if (!replaced) {
         return std::unexpected(replaced.error());
     }
     if (m_lower) {
-        if (auto done = finish_rename(*moved, parent, name, new_parent, new_name); !done) {
-            return done;
-        }
+        finish_rename(*moved, parent, name, new_parent, new_name);
     }
     if (*replaced && (*replaced)->record.nlink == 0 && m_inodes.unused((*replaced)->ino)) {
         return drop((*replaced)->ino);

@@ -21,7 +21,6 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -36,6 +35,7 @@
 #include "fs/source_watch.h"
 #include "fs/stamp_book.h"
 #include "store/base/error.h"
+#include "store/base/thread_safety.h"
 #include "store/meta/store.h"
 #include "store/meta/volume_tree.h"
 
@@ -91,6 +91,8 @@ public:
     Filesystem& operator=(const Filesystem&) = delete;
 
     VolumeTree& tree() { return m_tree; }
+    // What the kernel and open handles hold (for tests and diagnostics).
+    const InodeTable& inodes() const { return m_inodes; }
     bool has_lower() const { return m_lower.has_value(); }
     const ObjectPool& pool() const { return m_tree.store().pool(); }
 
@@ -235,8 +237,9 @@ private:
     Result<RenamePlan> prepare_rename(InodeNumber parent, std::string_view name,
                                       InodeNumber new_parent, std::string_view new_name,
                                       unsigned flags);
-    Result<void> finish_rename(const RenamePlan& plan, InodeNumber parent, std::string_view name,
-                               InodeNumber new_parent, std::string_view new_name);
+    // After the volume's rename: the paths the kernel's inodes are found at.
+    void finish_rename(const RenamePlan& plan, InodeNumber parent, std::string_view name,
+                       InodeNumber new_parent, std::string_view new_name);
     Result<void> remove_entry(InodeNumber parent, std::string_view name, bool dir);
 
     Result<InodeRecord> record(InodeNumber ino) const;
@@ -258,8 +261,8 @@ private:
 
     // Guards m_lower_opened: each lower file's identity when it was last opened, to tell the
     // kernel when its cached pages went stale. Never held across I/O.
-    std::mutex m_lower_mutex;
-    std::unordered_map<InodeNumber, FileIdentity> m_lower_opened;
+    Mutex m_lower_mutex;
+    std::unordered_map<InodeNumber, FileIdentity> m_lower_opened GUARDED_BY(m_lower_mutex);
 
     // overlay_watch.cpp
     bool source_watched() const { return m_watch && m_watch->active(); }
@@ -268,9 +271,9 @@ private:
     std::filesystem::path source_status_file() const;
     // Rewrites it with `watch` as the watch's state ("" keeps the last one) and the warm-up's.
     void write_source_status(const std::string& watch);
-    std::mutex m_status_mutex;  // guards the two below
-    std::string m_watch_status;
-    std::string m_warm_status;
+    Mutex m_status_mutex;
+    std::string m_watch_status GUARDED_BY(m_status_mutex);
+    std::string m_warm_status GUARDED_BY(m_status_mutex);
     std::atomic<pid_t> m_background_caller{0};
     mutable std::atomic<bool> m_warned_unreadable{false};  // said once that the source failed
     KernelCache* m_kernel = nullptr;  // set before m_watch starts, cleared after it stops
@@ -278,8 +281,8 @@ private:
     std::unique_ptr<SourceWatch> m_watch;
     // Guards m_negatives: the (directory, name) pairs the kernel was told do not exist, while
     // the source is watched. Never held across a kernel call.
-    std::mutex m_negatives_mutex;
-    std::set<std::pair<InodeNumber, std::string>> m_negatives;
+    Mutex m_negatives_mutex;
+    std::set<std::pair<InodeNumber, std::string>> m_negatives GUARDED_BY(m_negatives_mutex);
 };
 
 }  // namespace fbfs

@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -17,6 +18,8 @@
 
 #include "fs/fuse_device.h"
 #include "fs/killpriv_channel.h"
+#include "fs/listing_reply.h"
+#include "fs/request_guard.h"
 
 namespace fbfs {
 
@@ -48,12 +51,7 @@ void reply_error(fuse_req_t req, const Error& error) {
 }
 
 fuse_entry_param entry_of(fuse_req_t req, const struct stat& st) {
-    fuse_entry_param e{};
-    e.ino = st.st_ino;
-    e.attr = st;
-    e.attr_timeout = fs_of(req).cache_timeout(st.st_ino);
-    e.entry_timeout = e.attr_timeout;
-    return e;
+    return entry_param(fs_of(req), st);
 }
 
 void reply_entry(fuse_req_t req, const Result<struct stat>& st) {
@@ -63,7 +61,7 @@ void reply_entry(fuse_req_t req, const Result<struct stat>& st) {
     fuse_entry_param e = entry_of(req, *st);
     if (fuse_reply_entry(req, &e) != 0) {
         // The kernel never saw the entry (the request was interrupted): undo its count.
-        fs_of(req).forget(st->st_ino, 1);
+        after_reply("entry", [&] { fs_of(req).forget(st->st_ino, 1); });
     }
 }
 
@@ -248,7 +246,7 @@ void on_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     }
     set_handle(fi, std::move(*handle));
     if (fuse_reply_open(req, fi) != 0) {
-        fs_of(req).release(std::unique_ptr<FileHandle>(&file_of(fi)));
+        after_reply("open", [&] { fs_of(req).release(std::unique_ptr<FileHandle>(&file_of(fi))); });
     }
 }
 
@@ -261,8 +259,10 @@ void on_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     set_handle(fi, std::move(created->handle));
     fuse_entry_param e = entry_of(req, created->attr);
     if (fuse_reply_create(req, &e, fi) != 0) {
-        fs_of(req).release(std::unique_ptr<FileHandle>(&file_of(fi)));
-        fs_of(req).forget(e.ino, 1);
+        after_reply("create", [&] {
+            fs_of(req).release(std::unique_ptr<FileHandle>(&file_of(fi)));
+            fs_of(req).forget(e.ino, 1);
+        });
     }
 }
 
@@ -439,45 +439,8 @@ void read_dir(fuse_req_t req, fuse_ino_t dir_ino, size_t size, off_t offset, fus
         listed = std::move(*opened);
     }
     DirHandle& dir = listed ? *listed : dir_of(fi);
-    std::vector<char> buf(size);
-    size_t used = 0;
-    for (size_t i = static_cast<size_t>(offset); i < dir.entries.size(); ++i) {
-        const auto& entry = dir.entries[i];
-        auto next = static_cast<off_t>(i + 1);
-        size_t need = 0;
-        bool dots = entry.name == "." || entry.name == "..";
-        if (plus && !dots) {
-            // A lookup: it counts the entry, and finds it by name as the kernel will.
-            auto st = fs_of(req).lookup(dir_ino, entry.name);
-            if (!st) {
-                continue;  // removed since opendir
-            }
-            fuse_entry_param e = entry_of(req, *st);
-            need = fuse_add_direntry_plus(req, buf.data() + used, size - used, entry.name.c_str(),
-                                          &e, next);
-            if (need > size - used) {
-                fs_of(req).forget(st->st_ino, 1);  // did not fit: the kernel never sees it
-            }
-        } else {
-            struct stat st {};
-            st.st_ino = entry.ino;
-            st.st_mode = static_cast<mode_t>(DTTOIF(entry.type));
-            if (plus) {
-                fuse_entry_param e{};
-                e.attr = st;
-                need = fuse_add_direntry_plus(req, buf.data() + used, size - used,
-                                              entry.name.c_str(), &e, next);
-            } else {
-                need = fuse_add_direntry(req, buf.data() + used, size - used, entry.name.c_str(),
-                                         &st, next);
-            }
-        }
-        if (need > size - used) {
-            break;
-        }
-        used += need;
-    }
-    fuse_reply_buf(req, buf.data(), used);
+    reply_listing(req, fs_of(req), dir_ino, dir, size, offset, plus,
+                  [req](auto bytes) { return fuse_reply_buf(req, bytes.data(), bytes.size()); });
 }
 
 void on_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi) {
@@ -513,43 +476,80 @@ void on_access(fuse_req_t req, fuse_ino_t ino, int) {
     fuse_reply_err(req, st ? 0 : st.error().code);
 }
 
+// A request's name as a template argument, for the log line of a handler that threw.
+template <std::size_t N>
+struct RequestName {
+    constexpr RequestName(const char (&text)[N]) { std::copy_n(text, N, chars); }
+    char chars[N];
+};
+
+// How a handler that threw is answered: EIO, or not at all (forgets get no answer).
+enum class Answer { eio, none };
+
+// `handler` as libfuse calls it: inside answer_or_fail (request_guard.h), so nothing it throws
+// reaches libfuse.
+template <RequestName name, auto handler, Answer answer = Answer::eio,
+          class Handler = decltype(handler)>
+struct Guarded;
+template <RequestName name, auto handler, Answer answer, class... Args>
+struct Guarded<name, handler, answer, void (*)(fuse_req_t, Args...)> {
+    static void call(fuse_req_t req, Args... args) noexcept {
+        answer_or_fail(
+            name.chars, [&] { handler(req, args...); },
+            [req] {
+                if (answer == Answer::eio) {
+                    fuse_reply_err(req, EIO);
+                } else {
+                    fuse_reply_none(req);
+                }
+            });
+    }
+};
+template <RequestName name, auto handler, Answer answer = Answer::eio>
+constexpr auto guarded = &Guarded<name, handler, answer>::call;
+
+void on_init_guarded(void* userdata, fuse_conn_info* conn) noexcept {
+    answer_or_fail(
+        "init", [&] { on_init(userdata, conn); }, [] {});
+}
+
 fuse_lowlevel_ops make_ops() {
+    // Every handler goes in through guarded<>: none may throw into libfuse.
     fuse_lowlevel_ops ops{};
-    ops.init = on_init;
-    ops.lookup = on_lookup;
-    ops.forget = on_forget;
-    ops.forget_multi = on_forget_multi;
-    ops.getattr = on_getattr;
-    ops.setattr = on_setattr;
-    ops.readlink = on_readlink;
-    ops.mknod = on_mknod;
-    ops.mkdir = on_mkdir;
-    ops.unlink = on_unlink;
-    ops.rmdir = on_rmdir;
-    ops.symlink = on_symlink;
-    ops.rename = on_rename;
-    ops.link = on_link;
-    ops.open = on_open;
-    ops.create = on_create;
-    ops.read = on_read;
-    ops.write_buf = on_write_buf;
-    ops.flush = on_flush;
-    ops.release = on_release;
-    ops.fsync = on_fsync;
-    ops.fallocate = on_fallocate;
-    ops.opendir = on_opendir;
-    ops.readdir = on_readdir;
-    ops.readdirplus = on_readdirplus;
-    ops.releasedir = on_releasedir;
-    ops.fsyncdir = on_fsyncdir;
-    ops.statfs = on_statfs;
-    ops.access = on_access;
-    ops.setxattr = on_setxattr;
-    ops.getxattr = on_getxattr;
-    ops.listxattr = on_listxattr;
-    ops.removexattr = on_removexattr;
-    // Left out, so libfuse answers ENOSYS and the kernel stops asking: locks (the kernel handles
-    // them locally), ioctl, poll, bmap, lseek.
+    ops.init = on_init_guarded;
+    ops.lookup = guarded<"lookup", on_lookup>;
+    ops.forget = guarded<"forget", on_forget, Answer::none>;
+    ops.forget_multi = guarded<"forget_multi", on_forget_multi, Answer::none>;
+    ops.getattr = guarded<"getattr", on_getattr>;
+    ops.setattr = guarded<"setattr", on_setattr>;
+    ops.readlink = guarded<"readlink", on_readlink>;
+    ops.mknod = guarded<"mknod", on_mknod>;
+    ops.mkdir = guarded<"mkdir", on_mkdir>;
+    ops.unlink = guarded<"unlink", on_unlink>;
+    ops.rmdir = guarded<"rmdir", on_rmdir>;
+    ops.symlink = guarded<"symlink", on_symlink>;
+    ops.rename = guarded<"rename", on_rename>;
+    ops.link = guarded<"link", on_link>;
+    ops.open = guarded<"open", on_open>;
+    ops.create = guarded<"create", on_create>;
+    ops.read = guarded<"read", on_read>;
+    ops.write_buf = guarded<"write_buf", on_write_buf>;
+    ops.flush = guarded<"flush", on_flush>;
+    ops.release = guarded<"release", on_release>;
+    ops.fsync = guarded<"fsync", on_fsync>;
+    ops.fallocate = guarded<"fallocate", on_fallocate>;
+    ops.opendir = guarded<"opendir", on_opendir>;
+    ops.readdir = guarded<"readdir", on_readdir>;
+    ops.readdirplus = guarded<"readdirplus", on_readdirplus>;
+    ops.releasedir = guarded<"releasedir", on_releasedir>;
+    ops.fsyncdir = guarded<"fsyncdir", on_fsyncdir>;
+    ops.statfs = guarded<"statfs", on_statfs>;
+    ops.access = guarded<"access", on_access>;
+    ops.setxattr = guarded<"setxattr", on_setxattr>;
+    ops.getxattr = guarded<"getxattr", on_getxattr>;
+    ops.listxattr = guarded<"listxattr", on_listxattr>;
+    ops.removexattr = guarded<"removexattr", on_removexattr>;
+    // Left out, so libfuse answers ENOSYS and the kernel stops asking: locks (the kernel handles them locally), ioctl, poll, bmap, lseek.
     return ops;
 }
 

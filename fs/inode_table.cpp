@@ -7,7 +7,7 @@
 namespace fbfs {
 
 void InodeTable::remember(InodeNumber ino, const std::string& path) {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     auto& entry = m_entries[ino];
     ++entry.lookups;
     if (!path.empty() && (entry.path.empty() || entry.hidden)) {
@@ -17,7 +17,7 @@ void InodeTable::remember(InodeNumber ino, const std::string& path) {
 }
 
 std::optional<std::string> InodeTable::path_of(InodeNumber ino) const {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     auto it = m_entries.find(ino);
     if (it == m_entries.end() || it->second.hidden) {
         return std::nullopt;
@@ -26,7 +26,7 @@ std::optional<std::string> InodeTable::path_of(InodeNumber ino) const {
 }
 
 std::vector<std::pair<InodeNumber, std::string>> InodeTable::known_paths() const {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     std::vector<std::pair<InodeNumber, std::string>> out;
     out.reserve(m_entries.size());
     for (const auto& [ino, entry] : m_entries) {
@@ -38,21 +38,21 @@ std::vector<std::pair<InodeNumber, std::string>> InodeTable::known_paths() const
 }
 
 void InodeTable::clear_path(InodeNumber ino) {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     if (auto it = m_entries.find(ino); it != m_entries.end()) {
         it->second.hidden = true;
     }
 }
 
 void InodeTable::set_path(InodeNumber ino, const std::string& path) {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     if (auto it = m_entries.find(ino); it != m_entries.end()) {
         it->second.path = path;
     }
 }
 
 bool InodeTable::forget(InodeNumber ino, std::uint64_t count) {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     auto it = m_entries.find(ino);
     std::uint64_t held = it == m_entries.end() ? 0 : it->second.lookups;
     if (held < count) {
@@ -65,14 +65,20 @@ bool InodeTable::forget(InodeNumber ino, std::uint64_t count) {
     return gone;
 }
 
+std::uint64_t InodeTable::lookups(InodeNumber ino) const {
+    LockGuard lock(m_mutex);
+    auto it = m_entries.find(ino);
+    return it == m_entries.end() ? 0 : it->second.lookups;
+}
+
 std::shared_ptr<OpenInode> InodeTable::find_open(InodeNumber ino) const {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     auto it = m_entries.find(ino);
     return it == m_entries.end() ? nullptr : it->second.open;
 }
 
 bool InodeTable::release(InodeNumber ino) {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     auto it = m_entries.find(ino);
     if (it == m_entries.end() || it->second.handles == 0) {
         spdlog::critical("released inode {} more often than it was opened", ino);
@@ -87,7 +93,7 @@ bool InodeTable::release(InodeNumber ino) {
 }
 
 bool InodeTable::unused(InodeNumber ino) const {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     auto it = m_entries.find(ino);
     return it == m_entries.end() || (it->second.lookups == 0 && it->second.handles == 0);
 }

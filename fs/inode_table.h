@@ -11,7 +11,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -19,6 +18,7 @@
 #include <vector>
 
 #include "fs/open_inode.h"
+#include "store/base/thread_safety.h"
 #include "store/meta/schema.h"
 
 namespace fbfs {
@@ -38,14 +38,16 @@ public:
     void clear_path(InodeNumber ino);
     // Drops `count` kernel references; returns true when the kernel holds none any more.
     bool forget(InodeNumber ino, std::uint64_t count);
+    // How many lookups of `ino` the kernel holds (what it has not forgotten yet).
+    std::uint64_t lookups(InodeNumber ino) const;
 
     // Registers a handle of `ino` and returns its OpenInode, made by `make` for the first handle.
     // `make` runs under the table's lock, so it reads the stored inode after any commit of the
     // OpenInode before it; it must do no more than that. If it returns nullptr, nothing is
     // registered and nullptr is returned.
     template <class Make>
-    std::shared_ptr<OpenInode> open(InodeNumber ino, Make make) {
-        std::lock_guard lock(m_mutex);
+    std::shared_ptr<OpenInode> open(InodeNumber ino, Make make) EXCLUDES(m_mutex) {
+        LockGuard lock(m_mutex);
         auto& entry = m_entries[ino];
         if (!entry.open) {
             entry.open = make();
@@ -73,10 +75,10 @@ private:
         bool hidden = false;              // its lower file is hidden by a whiteout
         std::shared_ptr<OpenInode> open;  // while handles > 0
     };
-    void erase_if_unused(std::unordered_map<InodeNumber, Entry>::iterator it);
+    void erase_if_unused(std::unordered_map<InodeNumber, Entry>::iterator it) REQUIRES(m_mutex);
 
-    mutable std::mutex m_mutex;
-    std::unordered_map<InodeNumber, Entry> m_entries;
+    mutable Mutex m_mutex;
+    std::unordered_map<InodeNumber, Entry> m_entries GUARDED_BY(m_mutex);
 };
 
 }  // namespace fbfs

@@ -10,12 +10,12 @@
 
 #include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
+#include "store/base/thread_safety.h"
 #include "store/base/unique_fd.h"
 
 namespace fbfs {
@@ -78,8 +78,8 @@ public:
 
     // Takes the next directory, waiting while others may still add some. False when the walk
     // is over, or `keep_going` says to stop.
-    bool take(std::string& dir, const std::function<bool()>& keep_going) {
-        std::unique_lock lock(m_mutex);
+    bool take(std::string& dir, const std::function<bool()>& keep_going) EXCLUDES(m_mutex) {
+        LockGuard lock(m_mutex);
         for (;;) {
             if (!keep_going()) {
                 return false;
@@ -93,12 +93,12 @@ public:
             if (m_busy == 0) {
                 return false;
             }
-            m_changed.wait_for(lock, std::chrono::milliseconds(20));
+            m_changed.wait_for(m_mutex, std::chrono::milliseconds(20));
         }
     }
     void done(std::vector<std::string>& subdirs, std::uint64_t entries) {
         {
-            std::lock_guard lock(m_mutex);
+            LockGuard lock(m_mutex);
             for (auto& d : subdirs) {
                 m_dirs.push_back(std::move(d));
             }
@@ -109,18 +109,18 @@ public:
         m_changed.notify_all();
     }
     WarmResult result() {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         WarmResult r = m_result;
         r.complete = m_dirs.empty() && m_busy == 0;
         return r;
     }
 
 private:
-    std::mutex m_mutex;
-    std::condition_variable m_changed;
-    std::deque<std::string> m_dirs;  // guarded by m_mutex, as the two below
-    int m_busy = 0;
-    WarmResult m_result;
+    Mutex m_mutex;
+    std::condition_variable_any m_changed;
+    std::deque<std::string> m_dirs GUARDED_BY(m_mutex);
+    int m_busy GUARDED_BY(m_mutex) = 0;
+    WarmResult m_result GUARDED_BY(m_mutex);
 };
 
 void walk(const std::filesystem::path& mountpoint, WarmQueue& queue,

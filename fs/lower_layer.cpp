@@ -70,17 +70,28 @@ Result<std::string> LowerLayer::readlink(const std::string& path) const {
 }
 
 Result<std::vector<LowerEntry>> LowerLayer::list(const std::string& path) const {
-    int fd = ::openat(m_root.get(), relative(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
+    // Each failure is reported before anything is cleaned up: closing the fd may change errno.
+    UniqueFd fd(::openat(m_root.get(), relative(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) {
         return errno_error(fmt::format("cannot read source directory {}", path));
     }
-    std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd), ::closedir);
+    std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd.get()), ::closedir);
     if (!dir) {
-        ::close(fd);
-        return errno_error(fmt::format("cannot read source directory {}", path));
+        int error = errno;
+        return sys_error(error, fmt::format("cannot read source directory {}", path));
     }
+    fd.release();  // the DIR owns it now
     std::vector<LowerEntry> out;
-    while (dirent* entry = ::readdir(dir.get())) {
+    for (;;) {
+        errno = 0;
+        dirent* entry = ::readdir(dir.get());
+        if (entry == nullptr) {
+            if (int error = errno; error != 0) {
+                // A partial listing would make entries vanish from the mount: fail instead.
+                return sys_error(error, fmt::format("cannot read source directory {}", path));
+            }
+            break;
+        }
         std::string_view name = entry->d_name;
         if (name != "." && name != "..") {
             out.push_back({std::string(name), entry->d_type});

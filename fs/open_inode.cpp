@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
+#include <utility>
 
 namespace fbfs {
 
@@ -24,116 +26,153 @@ Result<void> sync_object(const ObjectPool& pool, const ObjectId& id) {
 
 Result<void> OpenInode::open_writer(bool truncate_it) {
     {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         ++m_writers;
     }
     return truncate_it ? truncate(0) : Result<void>();
 }
 
 void OpenInode::release_writer() {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     m_writers -= m_writers > 0 ? 1 : 0;
 }
 
 bool OpenInode::has_writers() const {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     return m_writers > 0;
 }
 
 Result<SharedFd> OpenInode::data_fd() const {
-    std::lock_guard lock(m_mutex);
-    if (m_staging_fd) {
-        return m_staging_fd;
+    std::optional<ObjectId> object;
+    {
+        LockGuard lock(m_mutex);
+        if (m_staging_fd) {
+            return m_staging_fd;
+        }
+        if (m_sealed_fd) {
+            return m_sealed_fd;
+        }
+        if (!m_object) {
+            return SharedFd();  // an empty file
+        }
+        if (m_object_fd) {
+            return m_object_fd;
+        }
+        object = m_object;
     }
-    if (!m_object) {
-        return SharedFd();
+    auto fd = m_pool.open_object(*object);
+    if (!fd) {
+        return std::unexpected(fd.error());
     }
-    if (!m_object_fd) {
-        auto fd = m_pool.open_object(*m_object);
+    auto opened = std::make_shared<const UniqueFd>(std::move(*fd));
+    LockGuard lock(m_mutex);
+    if (m_object == object && !m_object_fd) {
+        m_object_fd = opened;  // kept for the next reads, unless another reader was first
+    }
+    return opened;
+}
+
+Result<void> OpenInode::ensure_staging(bool copy) {
+    LockGuard make(m_make);
+    SharedFd from;
+    std::optional<ObjectId> object;
+    {
+        LockGuard lock(m_mutex);
+        if (m_staging_fd) {
+            return {};
+        }
+        // The content is the sealed copy of a commit still recording it, else the object (which
+        // never changes, so copying it to its end copies exactly m_size bytes).
+        if (copy && m_sealed_fd) {
+            from = m_sealed_fd;
+        } else if (copy && m_object && m_size > 0) {
+            object = m_object;
+            from = m_object_fd;
+        }
+    }
+    // The copy, the slow part, holds only m_make and the caller's shared m_io: reads go on from
+    // the old content meanwhile, and no commit starts until the copy is the staging file.
+    UniqueFd opened;
+    if (object && !from) {
+        auto fd = m_pool.open_object(*object);
         if (!fd) {
             return std::unexpected(fd.error());
         }
-        m_object_fd = std::make_shared<UniqueFd>(std::move(*fd));
+        opened = std::move(*fd);
     }
-    return m_object_fd;
-}
-
-Result<void> OpenInode::ensure_staging() {
-    if (m_staging_fd) {
-        return {};
-    }
-    // An object never changes, so copying it to its end copies exactly m_size bytes.
-    Result<UniqueFd> object = UniqueFd();
-    if (m_object && m_size > 0) {
-        object = m_pool.open_object(*m_object);
-        if (!object) {
-            return std::unexpected(object.error());
-        }
-    }
-    auto staged =
-        m_pool.copy_to_temp(*object ? object->get() : -1, fmt::format("staging-{}-", m_volume));
+    int source = from ? from->get() : opened ? opened.get() : -1;
+    auto staged = m_pool.copy_to_temp(source, fmt::format("staging-{}-", m_volume));
     if (!staged) {
         return std::unexpected(staged.error());
     }
+    LockGuard lock(m_mutex);
     m_staging_path = std::move(staged->path);
-    m_staging_fd = std::make_shared<UniqueFd>(std::move(staged->fd));
+    m_staging_fd = std::make_shared<const UniqueFd>(std::move(staged->fd));
     return {};
 }
 
 void OpenInode::mark_changed() {
     m_mtime = m_ctime = now_ns();
+    ++m_version;
 }
 
 Result<OpenInode::Write> OpenInode::begin_write() {
-    std::shared_lock io(m_io);
-    std::lock_guard lock(m_mutex);
-    if (auto ok = ensure_staging(); !ok) {
+    std::shared_lock io(m_io);  // handed to the Write, which the analysis cannot follow
+    m_io.assert_held_shared();
+    if (auto ok = ensure_staging(true); !ok) {
         return std::unexpected(ok.error());
     }
+    LockGuard lock(m_mutex);
     mark_changed();
     return Write{std::move(io), m_staging_fd};
 }
 
 void OpenInode::wrote(std::uint64_t end_offset) {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     m_size = std::max(m_size, end_offset);
 }
 
 Result<void> OpenInode::truncate(std::uint64_t size) {
-    std::shared_lock io(m_io);
-    std::lock_guard lock(m_mutex);
-    if (size == 0 && !m_staging_fd) {
-        m_object.reset();  // nothing to copy when all of it goes
-        m_object_fd.reset();
-    }
-    if (auto ok = ensure_staging(); !ok) {
+    SharedLock io(m_io);
+    if (auto ok = ensure_staging(size > 0); !ok) {  // nothing to copy when all of it goes
         return ok;
     }
-    if (::ftruncate(m_staging_fd->get(), static_cast<off_t>(size)) != 0) {
+    SharedFd fd;
+    {
+        LockGuard lock(m_mutex);
+        fd = m_staging_fd;
+    }
+    if (::ftruncate(fd->get(), static_cast<off_t>(size)) != 0) {
         return errno_error("truncating a staging file");
     }
+    LockGuard lock(m_mutex);
     m_size = size;
     mark_changed();
     return {};
 }
 
 Result<void> OpenInode::allocate(off_t offset, off_t length) {
-    std::shared_lock io(m_io);
-    std::lock_guard lock(m_mutex);
-    if (auto ok = ensure_staging(); !ok) {
+    SharedLock io(m_io);
+    if (auto ok = ensure_staging(true); !ok) {
         return ok;
     }
-    if (::fallocate(m_staging_fd->get(), 0, offset, length) != 0) {
+    SharedFd fd;
+    {
+        LockGuard lock(m_mutex);
+        fd = m_staging_fd;
+    }
+    if (::fallocate(fd->get(), 0, offset, length) != 0) {
         return errno_error("allocating space in a staging file");
     }
+    LockGuard lock(m_mutex);
     m_size = std::max(m_size, static_cast<std::uint64_t>(offset + length));
     mark_changed();
     return {};
 }
 
 void OpenInode::overlay(InodeRecord& record) const {
-    std::lock_guard lock(m_mutex);
-    if (m_staging_fd) {
+    LockGuard lock(m_mutex);
+    if (m_staging_fd || m_sealed_fd) {
         record.size = m_size;
     }
     record.mtime = m_mtime.value_or(record.mtime);
@@ -142,48 +181,79 @@ void OpenInode::overlay(InodeRecord& record) const {
 }
 
 void OpenInode::set_times(std::optional<TimeNs> atime, std::optional<TimeNs> mtime, TimeNs ctime) {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     m_atime = atime ? atime : m_atime;
     m_mtime = mtime ? mtime : m_mtime;
     m_ctime = ctime;
+    ++m_version;
 }
 
-Result<void> OpenInode::commit(VolumeTree& tree) {
-    std::unique_lock io(m_io);
-    std::lock_guard lock(m_mutex);
-    if (!m_staging_fd) {
-        return {};
+Result<std::optional<PutResult>> OpenInode::seal_staging() {
+    std::filesystem::path path;
+    std::uint64_t version = 0;
+    {
+        ExclusiveLock io(m_io);  // an instant: waits out the changes in flight
+        LockGuard lock(m_mutex);
+        if (!m_staging_fd) {
+            return std::nullopt;
+        }
+        path = m_staging_path;
+        version = m_version;
     }
-    std::optional<ObjectId> object;
-    if (m_size > 0) {
-        auto sealed = m_pool.seal(m_staging_path);
+    // Hashing reads the whole file: no lock held, writes go on. A file that is only being
+    // written to the end usually hashes once, the writes having stopped before close.
+    auto sealed = m_pool.seal(path);
+    if (!sealed) {
+        return std::unexpected(sealed.error());
+    }
+    ExclusiveLock io(m_io);
+    bool raced = false;
+    {
+        LockGuard lock(m_mutex);
+        raced = m_version != version;
+    }
+    if (raced) {
+        // A change began after the hash did: hash again, with changes held off this time.
+        sealed = m_pool.seal(path);
         if (!sealed) {
             return std::unexpected(sealed.error());
         }
-        object = sealed->id;
-        m_size = sealed->size;  // the bytes hashed are the truth
     }
-    auto updated = tree.set_content(m_ino, object, m_size, m_staging_path, [&](InodeRecord& r) {
+    LockGuard lock(m_mutex);
+    m_sealed_fd = std::move(m_staging_fd);
+    m_sealed_path = std::exchange(m_staging_path, {});
+    return std::optional<PutResult>(*sealed);
+}
+
+Result<void> OpenInode::commit(VolumeTree& tree) {
+    LockGuard serial(m_commit);
+    auto sealed = seal_staging();
+    if (!sealed || !*sealed) {
+        return sealed ? Result<void>() : std::unexpected(sealed.error());
+    }
+    std::optional<ObjectId> object;
+    if ((*sealed)->size > 0) {
+        object = (*sealed)->id;
+    }
+    std::filesystem::path path;
+    {
+        LockGuard lock(m_mutex);
+        path = m_sealed_path;
+    }
+    // Recording it takes LMDB's write lock, maybe behind other writers: no lock of this file is
+    // held, so its reads and writes go on.
+    std::uint64_t version = 0;
+    auto updated = tree.set_content(m_ino, object, (*sealed)->size, path, [&](InodeRecord& r) {
+        LockGuard lock(m_mutex);
         r.mtime = m_mtime.value_or(r.mtime);
         r.atime = m_atime.value_or(r.atime);
         r.ctime = m_ctime.value_or(r.ctime);
+        version = m_version;
     });
+    finish_commit(object, (*sealed)->size, updated.has_value(), version);
     if (!updated) {
-        // The staging file stays (still changed) for a later commit, unless it is gone with
-        // the failure; then these changes are lost and reads go back to the stored content.
-        if (::access(m_staging_path.c_str(), F_OK) != 0) {
-            drop_staging();
-        }
         return std::unexpected(updated.error());
     }
-    // The staging file is now the object, or an identical copy of one: reads go on from its fd,
-    // and the next write starts a new staging copy.
-    m_object = object;
-    m_object_fd = object ? std::move(m_staging_fd) : nullptr;
-    m_staging_fd.reset();
-    m_mtime.reset();
-    m_atime.reset();
-    m_ctime.reset();
     // The content this file had may be named by nothing now.
     if (auto reaped = tree.store().remove_dead_objects(); !reaped) {
         return std::unexpected(reaped.error());
@@ -191,20 +261,70 @@ Result<void> OpenInode::commit(VolumeTree& tree) {
     return {};
 }
 
-void OpenInode::drop_staging() {
-    if (m_staging_fd) {
-        ::unlink(m_staging_path.c_str());
-        m_staging_fd.reset();
+void OpenInode::finish_commit(const std::optional<ObjectId>& object, std::uint64_t size,
+                              bool recorded, std::uint64_t version) {
+    std::filesystem::path sealed_path;
+    {
+        LockGuard lock(m_mutex);
+        sealed_path = m_sealed_path;
     }
-    m_mtime.reset();
-    m_atime.reset();
-    m_ctime.reset();
+    // Only this commit (m_commit) touches the sealed file: look at it outside the lock.
+    bool sealed_left = !recorded && ::access(sealed_path.c_str(), F_OK) == 0;
+    bool superseded = false;
+    {
+        LockGuard lock(m_mutex);
+        SharedFd sealed = std::move(m_sealed_fd);
+        m_sealed_path.clear();
+        if (recorded) {
+            // The sealed file is now the object, or an identical copy of one: reads go on from
+            // its fd.
+            m_object = object;
+            m_object_fd = object ? std::move(sealed) : nullptr;
+            if (!m_staging_fd) {
+                m_size = size;  // the bytes hashed are the truth
+            }
+            if (m_version == version) {
+                // The volume has these times now; times of a later change stay pending.
+                m_mtime.reset();
+                m_atime.reset();
+                m_ctime.reset();
+            }
+        } else if (m_staging_fd) {
+            // A newer staging copy, made from the sealed one, holds these changes too.
+            superseded = sealed_left;
+        } else if (sealed_left) {
+            // Still changed: the next commit tries again.
+            m_staging_fd = std::move(sealed);
+            m_staging_path = sealed_path;
+        } else {
+            // Lost with the failure: reads go back to the stored content.
+            m_mtime.reset();
+            m_atime.reset();
+            m_ctime.reset();
+        }
+    }
+    if (superseded) {
+        ::unlink(sealed_path.c_str());
+    }
 }
 
 void OpenInode::discard_changes() {
-    std::unique_lock io(m_io);
-    std::lock_guard lock(m_mutex);
-    drop_staging();
+    LockGuard serial(m_commit);
+    ExclusiveLock io(m_io);
+    std::filesystem::path staged;
+    {
+        LockGuard lock(m_mutex);
+        if (m_staging_fd) {
+            staged = std::exchange(m_staging_path, {});
+            m_staging_fd.reset();
+        }
+        m_mtime.reset();
+        m_atime.reset();
+        m_ctime.reset();
+    }
+    if (!staged.empty()) {
+        ::unlink(staged.c_str());
+    }
 }
 
 Result<void> OpenInode::commit_durably(VolumeTree& tree) {
@@ -213,7 +333,7 @@ Result<void> OpenInode::commit_durably(VolumeTree& tree) {
     }
     std::optional<ObjectId> object;
     {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         object = m_object;
     }
     if (object) {

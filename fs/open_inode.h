@@ -7,9 +7,25 @@
 // with no writer open — hashes the staging file, renames it into the object pool and points the
 // inode at the new object. A later write starts a new staging copy.
 //
-// Thread-safe. m_mutex guards the members. m_io orders I/O against commit: a write holds it shared
-// for the pwrite/splice into the staging file, commit() holds it exclusively, so no byte reaches a
-// file after it was hashed. Lock order: InodeTable's mutex, m_io, m_mutex, then LMDB.
+// Thread-safe. Nothing slow happens under a lock that reads wait for: m_mutex guards the state
+// and is held only to read or change it, never across I/O or LMDB, so getattr, lookup and read
+// of a file never wait for its commit or its staging copy. The protocol (docs/ARCHITECTURE.md,
+// "Files: staging and commit"):
+// - m_io orders changes of the bytes against commit. A write, truncate or fallocate holds it
+//   shared while it changes the staging file, and bumps m_version; making the staging copy
+//   (m_make, one copy at a time) happens under that shared hold too.
+// - commit() (one at a time: m_commit) waits out changes in flight with m_io held exclusively for
+//   an instant and notes m_version; hashes the staging file with no lock held, while writes go
+//   on; then takes m_io exclusively again. If m_version moved, a write raced the hash and the
+//   file is hashed again, writes held off (they wait, reads do not). Then, still exclusive, the
+//   staging file becomes the sealed copy: no write reaches it any more, reads use it, and the
+//   next write makes a new staging copy from it. The sealed file is recorded in LMDB and renamed
+//   into the pool with no lock held; only then does it become the file's object. A write racing
+//   the commit is therefore either in the sealed bytes or in the new staging copy, never lost:
+//   the new copy stays changed and the next flush commits it.
+// - Times of unsaved changes are read inside the commit's LMDB transaction and dropped from
+//   memory after it only if m_version did not move meanwhile.
+// Lock order: InodeTable's mutex, m_commit, m_io, m_make, LMDB, m_mutex.
 #pragma once
 
 #include <sys/types.h>
@@ -17,11 +33,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <shared_mutex>
 
 #include "store/base/error.h"
+#include "store/base/thread_safety.h"
 #include "store/base/unique_fd.h"
 #include "store/meta/schema.h"
 #include "store/meta/volume_tree.h"
@@ -51,7 +67,7 @@ public:
 
     // A write in progress: holds off commit() until it is destroyed.
     struct Write {
-        std::shared_lock<std::shared_mutex> lock;
+        std::shared_lock<SharedMutex> lock;
         SharedFd fd;
     };
     // Starts a write into the staging file (made on first use).
@@ -63,7 +79,8 @@ public:
 
     // Applies what is only in memory (size and times of unsaved changes) to `record`.
     void overlay(InodeRecord& record) const;
-    // Times set by setattr while the file is open, so a commit keeps them.
+    // Times set by setattr while the file is open, so a commit keeps them. Call before writing
+    // them to the volume, so a commit in between cannot write older ones over them.
     void set_times(std::optional<TimeNs> atime, std::optional<TimeNs> mtime, TimeNs ctime);
 
     // Moves changed bytes into the pool and records them in `tree`; a no-op when clean.
@@ -75,25 +92,37 @@ public:
     void discard_changes();
 
 private:
-    Result<void> ensure_staging();  // m_mutex held
-    void mark_changed();            // m_mutex held
-    void drop_staging();            // m_mutex held
+    // Makes the staging file unless there is one, holding the current content if `copy`, else
+    // empty. Called with m_io held shared.
+    Result<void> ensure_staging(bool copy) REQUIRES_SHARED(m_io) EXCLUDES(m_make, m_mutex);
+    // commit()'s first half: turns the staging file into the sealed copy and returns the id and
+    // size of its bytes; nullopt when there are no changes.
+    Result<std::optional<PutResult>> seal_staging() REQUIRES(m_commit) EXCLUDES(m_io, m_mutex);
+    // commit()'s last half, after recording the sealed copy (`recorded`) or failing to.
+    void finish_commit(const std::optional<ObjectId>& object, std::uint64_t size, bool recorded,
+                       std::uint64_t version) REQUIRES(m_commit) EXCLUDES(m_mutex);
+    void mark_changed() REQUIRES(m_mutex);
 
     const InodeNumber m_ino;
     const VolumeId m_volume;
     const ObjectPool& m_pool;
 
-    mutable std::shared_mutex m_io;
-    mutable std::mutex m_mutex;
-    unsigned m_writers = 0;
-    std::optional<ObjectId> m_object;  // the committed content
-    mutable SharedFd m_object_fd;      // opened on first read
-    SharedFd m_staging_fd;             // present while the content differs from m_object
-    std::filesystem::path m_staging_path;
-    std::uint64_t m_size = 0;
-    std::optional<TimeNs> m_mtime;  // of unsaved changes
-    std::optional<TimeNs> m_atime;
-    std::optional<TimeNs> m_ctime;
+    Mutex m_commit ACQUIRED_BEFORE(m_io);  // one commit() or discard_changes() at a time
+    mutable SharedMutex m_io ACQUIRED_BEFORE(m_make);  // the staging file's bytes (no member)
+    Mutex m_make ACQUIRED_BEFORE(m_mutex);             // one staging copy made at a time
+    mutable Mutex m_mutex;                             // the state below
+    unsigned m_writers GUARDED_BY(m_mutex) = 0;
+    std::uint64_t m_version GUARDED_BY(m_mutex) = 0;       // moves with bytes, size or times
+    std::optional<ObjectId> m_object GUARDED_BY(m_mutex);  // the committed content
+    mutable SharedFd m_object_fd GUARDED_BY(m_mutex);      // opened on first read
+    SharedFd m_staging_fd GUARDED_BY(m_mutex);  // while the content differs from what is sealed
+    std::filesystem::path m_staging_path GUARDED_BY(m_mutex);
+    SharedFd m_sealed_fd GUARDED_BY(m_mutex);  // while a commit records it: soon the object
+    std::filesystem::path m_sealed_path GUARDED_BY(m_mutex);
+    std::uint64_t m_size GUARDED_BY(m_mutex) = 0;
+    std::optional<TimeNs> m_mtime GUARDED_BY(m_mutex);  // of unsaved changes
+    std::optional<TimeNs> m_atime GUARDED_BY(m_mutex);
+    std::optional<TimeNs> m_ctime GUARDED_BY(m_mutex);
 };
 
 }  // namespace fbfs

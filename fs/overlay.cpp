@@ -68,7 +68,7 @@ double Filesystem::negative_timeout(InodeNumber parent, std::string_view name) {
     if (!source_watched()) {
         return k_lower_timeout;
     }
-    std::lock_guard lock(m_negatives_mutex);
+    LockGuard lock(m_negatives_mutex);
     if (m_negatives.size() >= k_max_negatives) {
         return k_lower_timeout;  // too many to take back one by one: let them expire
     }
@@ -312,7 +312,7 @@ Result<std::unique_ptr<FileHandle>> Filesystem::open_lower(const Node& node) {
     handle->lower = std::make_shared<UniqueFd>(std::move(*fd));
     // The kernel's cached pages are right only if the file did not change since it last opened.
     FileIdentity now = FileIdentity::of(*node.lower);
-    std::lock_guard lock(m_lower_mutex);
+    LockGuard lock(m_lower_mutex);
     auto [it, inserted] = m_lower_opened.try_emplace(node.ino, now);
     handle->keep_cache = !inserted && it->second == now;
     it->second = now;
@@ -420,27 +420,13 @@ Result<Filesystem::RenamePlan> Filesystem::prepare_rename(InodeNumber parent, st
     return plan;
 }
 
-Result<void> Filesystem::finish_rename(const RenamePlan& plan, InodeNumber parent,
-                                       std::string_view name, InodeNumber new_parent,
-                                       std::string_view new_name) {
+void Filesystem::finish_rename(const RenamePlan& plan, InodeNumber parent, std::string_view name,
+                               InodeNumber new_parent, std::string_view new_name) {
     std::string old_path = child_path(parent, name);
     m_inodes.set_path(plan.moved, child_path(new_parent, new_name));
     if (plan.exchanged) {
         m_inodes.set_path(plan.exchanged, old_path);
     }
-    if (plan.whiteout_source) {
-        if (auto hidden = m_tree.add_whiteout(parent, name); !hidden) {
-            return hidden;
-        }
-    }
-    if (plan.opaque) {
-        auto marked = m_tree.update(plan.moved, [](InodeRecord& r) -> Result<void> {
-            r.flags |= InodeRecord::k_opaque;
-            return {};
-        });
-        return marked ? Result<void>() : std::unexpected(marked.error());
-    }
-    return {};
 }
 
 }  // namespace fbfs

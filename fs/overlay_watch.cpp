@@ -43,7 +43,7 @@ std::filesystem::path Filesystem::source_status_file() const {
 }
 
 void Filesystem::write_source_status(const std::string& watch) {
-    std::lock_guard lock(m_status_mutex);
+    LockGuard lock(m_status_mutex);
     if (!watch.empty()) {
         m_watch_status = watch;
     }
@@ -69,7 +69,7 @@ void Filesystem::warmed_up(std::uint64_t directories, std::uint64_t entries, dou
         return;
     }
     {
-        std::lock_guard lock(m_status_mutex);
+        LockGuard lock(m_status_mutex);
         m_warm_status = fmt::format(
             "warm-up {} {} directories, {} entries in {:.2f} s; {} files' content from git's "
             "index, {} hashed",
@@ -82,7 +82,7 @@ void Filesystem::warmed_up(std::uint64_t directories, std::uint64_t entries, dou
 void Filesystem::entry_changed(const std::string& dir, std::string_view name) {
     InodeNumber parent = dir_ino(dir);
     {
-        std::lock_guard lock(m_negatives_mutex);
+        LockGuard lock(m_negatives_mutex);
         m_negatives.erase({parent, std::string(name)});
     }
     // The directory's cached listing, mtime and link count first: once the entry is gone from
@@ -107,7 +107,7 @@ void Filesystem::content_changed(const std::string& path) {
 void Filesystem::everything_changed() {
     std::set<std::pair<InodeNumber, std::string>> negatives;
     {
-        std::lock_guard lock(m_negatives_mutex);
+        LockGuard lock(m_negatives_mutex);
         negatives.swap(m_negatives);
     }
     for (const auto& [parent, name] : negatives) {

@@ -62,17 +62,18 @@ SourceWatch::~SourceWatch() {
 }
 
 bool SourceWatch::wait_first_walk(std::chrono::milliseconds limit) const {
-    std::unique_lock lock(m_mutex);
-    return m_first_walk.wait_for(lock, limit, [this] { return m_first_walk_done; });
+    LockGuard lock(m_mutex);
+    return m_first_walk.wait_for(m_mutex, limit,
+                                 [this]() REQUIRES(m_mutex) { return m_first_walk_done; });
 }
 
 std::string SourceWatch::status() const {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     return m_status;
 }
 
 std::size_t SourceWatch::directories() const {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     return m_dirs.size();
 }
 
@@ -82,7 +83,7 @@ void SourceWatch::give_up(const std::string& why) {
     }
     m_active.store(false, std::memory_order_release);
     {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         m_status = why;
     }
     spdlog::warn("the source is not watched: {}; lower entries are cached for 1 s", why);
@@ -111,7 +112,7 @@ bool SourceWatch::add_watch(const std::string& dir) {
         }
         return false;
     }
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     m_dirs[wd] = dir;
     return true;
 }
@@ -145,7 +146,7 @@ bool SourceWatch::watch_tree(const std::string& top) {
 }
 
 void SourceWatch::forget_tree(const std::string& top) {
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     for (auto it = m_dirs.begin(); it != m_dirs.end();) {
         const std::string& dir = it->second;
         bool below = dir == top ||
@@ -172,7 +173,7 @@ void SourceWatch::handle(int wd, std::uint32_t mask, std::string_view name) {
     }
     std::string dir;
     {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         auto it = m_dirs.find(wd);
         if (it == m_dirs.end()) {
             return;  // a watch already dropped
@@ -214,7 +215,7 @@ void SourceWatch::run() {
         m_listener.watching(true, fmt::format("{} directories", directories()));
     }
     {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         m_first_walk_done = true;
     }
     m_first_walk.notify_all();

@@ -16,7 +16,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -24,6 +23,7 @@
 
 #include "fs/lower_layer.h"
 #include "store/base/error.h"
+#include "store/base/thread_safety.h"
 #include "store/base/unique_fd.h"
 
 namespace fbfs {
@@ -82,11 +82,11 @@ private:
 
     // Guards m_dirs, m_status and m_first_walk_done. Held only around their updates, never
     // across a listener call.
-    mutable std::mutex m_mutex;
-    mutable std::condition_variable m_first_walk;
-    std::unordered_map<int, std::string> m_dirs;  // watch descriptor -> directory
-    std::string m_status;
-    bool m_first_walk_done = false;
+    mutable Mutex m_mutex;
+    mutable std::condition_variable_any m_first_walk;
+    std::unordered_map<int, std::string> m_dirs GUARDED_BY(m_mutex);  // watch descriptor -> dir
+    std::string m_status GUARDED_BY(m_mutex);
+    bool m_first_walk_done GUARDED_BY(m_mutex) = false;
     std::thread m_thread;  // last: started once everything above is in place
 };
 

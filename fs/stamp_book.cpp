@@ -29,7 +29,7 @@ TimeNs StampBook::shown_mtime(const std::string& path, const struct stat& st) {
         return to_ns(st.st_mtim);
     }
     {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         auto it = m_seen.find(path);
         if (it != m_seen.end() && it->second.file == FileIdentity::of(st)) {
             return it->second.shown;
@@ -40,7 +40,7 @@ TimeNs StampBook::shown_mtime(const std::string& path, const struct stat& st) {
         spdlog::warn("cannot stamp {}: {}", path, shown.error().message);
         return to_ns(st.st_mtim);
     }
-    std::lock_guard lock(m_mutex);
+    LockGuard lock(m_mutex);
     m_seen[path] = Seen{FileIdentity::of(st), *shown};
     return *shown;
 }

@@ -16,12 +16,12 @@
 #include <sys/stat.h>
 
 #include <atomic>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 
 #include "fs/git_index.h"
 #include "fs/lower_layer.h"
+#include "store/base/thread_safety.h"
 #include "store/meta/schema.h"
 #include "store/meta/volume_tree.h"
 
@@ -57,8 +57,8 @@ private:
     const LowerLayer& m_lower;
     const GitIndex m_git;
     Counts m_counts;
-    std::mutex m_mutex;
-    std::unordered_map<std::string, Seen> m_seen;
+    Mutex m_mutex;
+    std::unordered_map<std::string, Seen> m_seen GUARDED_BY(m_mutex);
 };
 
 }  // namespace fbfs

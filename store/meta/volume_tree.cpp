@@ -362,7 +362,8 @@ Result<RenameEnds> rename_ends(TreeTxn& tree, InodeNumber parent, std::string_vi
 
 // RENAME_EXCHANGE: the two entries swap inodes; a directory that changes parent moves one link
 // of `..` with it.
-Result<void> exchange_entries(TreeTxn& tree, RenameEnds& ends, TimeNs now) {
+Result<void> exchange_entries(TreeTxn& tree, RenameEnds& ends, TimeNs now,
+                              const VolumeTree::RenameOverlay& overlay) {
     if (!ends.dst) {
         return make_error(ENOENT, fmt::format("no entry '{}' to exchange", ends.new_name));
     }
@@ -375,6 +376,9 @@ Result<void> exchange_entries(TreeTxn& tree, RenameEnds& ends, TimeNs now) {
     TRY_ASSIGN(auto a, tree.inode(ends.src.ino));
     TRY_ASSIGN(auto b, tree.inode(ends.dst->ino));
     a->ctime = b->ctime = now;
+    if (overlay.opaque) {
+        a->flags |= InodeRecord::k_opaque;
+    }
     touch(*ends.from_dir, now);
     touch(*ends.to_dir, now);
     TRY(tree.put_entry(ends.parent, ends.name, *ends.dst));
@@ -411,17 +415,26 @@ Result<Unlinked> unlink_target(TreeTxn& tree, RenameEnds& ends, bool keep_open, 
     return unlinked;
 }
 
-// Moves the entry to its new name; a directory that changes parent takes a link along.
-Result<void> move_entry(TreeTxn& tree, RenameEnds& ends, TimeNs now) {
+// Moves the entry to its new name; a directory that changes parent takes a link along. In an
+// overlay, a whiteout may take the old name and the moved directory may turn opaque.
+Result<void> move_entry(TreeTxn& tree, RenameEnds& ends, TimeNs now,
+                        const VolumeTree::RenameOverlay& overlay) {
     if (ends.src.type == DT_DIR && ends.parent != ends.new_parent) {
         --ends.from_dir->nlink;
         ++ends.to_dir->nlink;
     }
     TRY_ASSIGN(auto moved, tree.inode(ends.src.ino));
     moved->ctime = now;
+    if (overlay.opaque) {
+        moved->flags |= InodeRecord::k_opaque;
+    }
     touch(*ends.from_dir, now);
     touch(*ends.to_dir, now);
-    TRY(tree.del_entry(ends.parent, ends.name));
+    if (overlay.whiteout_source) {
+        TRY(tree.put_entry(ends.parent, ends.name, {0, DT_WHT}));
+    } else {
+        TRY(tree.del_entry(ends.parent, ends.name));
+    }
     TRY(tree.put_entry(ends.new_parent, ends.new_name, ends.src));
     return tree.flush();
 }
@@ -501,10 +514,10 @@ VolumeTree::VolumeTree(VolumeTree&& other) noexcept
       m_inode_limit(other.m_inode_limit) {}
 
 Result<InodeNumber> VolumeTree::allocate_inode() {
-    std::lock_guard lock(m_alloc_mutex);
+    LockGuard lock(m_alloc_mutex);
     if (m_next_inode == m_inode_limit) {
         const Tables& t = m_store->tables();
-        auto ok = m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
+        auto ok = m_store->env().write([&](LmdbTxn& txn) REQUIRES(m_alloc_mutex) -> Result<void> {
             auto raw = txn.get(t.volumes, m_name);
             if (!raw) {
                 return std::unexpected(raw.error());
@@ -808,7 +821,8 @@ Result<void> VolumeTree::add_whiteout(InodeNumber parent, std::string_view name)
 
 Result<std::optional<Unlinked>> VolumeTree::rename(
     InodeNumber parent, std::string_view name, InodeNumber new_parent, std::string_view new_name,
-    unsigned flags, const std::function<bool(InodeNumber)>& keep_open) {
+    unsigned flags, const std::function<bool(InodeNumber)>& keep_open,
+    const RenameOverlay& overlay) {
     std::optional<Unlinked> replaced;
     TimeNs now = now_ns();
     TRY(m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
@@ -816,7 +830,7 @@ Result<std::optional<Unlinked>> VolumeTree::rename(
         TreeTxn tree(txn, m_store->tables(), m_id);
         TRY_ASSIGN(auto ends, rename_ends(tree, parent, name, new_parent, new_name));
         if (flags & RENAME_EXCHANGE) {
-            return exchange_entries(tree, ends, now);
+            return exchange_entries(tree, ends, now, overlay);
         }
         if (ends.dst) {
             TRY(check_replaceable(ends, flags));
@@ -825,7 +839,7 @@ Result<std::optional<Unlinked>> VolumeTree::rename(
             }
             TRY_ASSIGN(replaced, unlink_target(tree, ends, keep_open(ends.dst->ino), now));
         }
-        return move_entry(tree, ends, now);
+        return move_entry(tree, ends, now, overlay);
     }));
     return replaced;
 }

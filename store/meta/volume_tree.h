@@ -15,13 +15,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "store/base/error.h"
+#include "store/base/thread_safety.h"
 #include "store/meta/schema.h"
 #include "store/meta/store.h"
 #include "store/meta/xattr.h"
@@ -97,12 +97,25 @@ public:
                             bool leave_whiteout, bool keep_open);
     // Puts a whiteout at `parent`/`name`, which must have no entry or a whiteout.
     Result<void> add_whiteout(InodeNumber parent, std::string_view name);
+    // What an overlay's rename changes besides the entries, in the same transaction.
+    struct RenameOverlay {
+        bool whiteout_source = false;  // a whiteout takes the old name (a lower entry is there)
+        bool opaque = false;           // the moved directory no longer merges with the lower one
+    };
     // rename(2) with RENAME_NOREPLACE / RENAME_EXCHANGE flags. Returns the inode that was
     // overwritten, if any (as remove() would: orphaned if `keep_open(ino)` says it is open).
+    // Renaming a name onto another name of the same inode changes nothing, `overlay` included.
     Result<std::optional<Unlinked>> rename(InodeNumber parent, std::string_view name,
                                            InodeNumber new_parent, std::string_view new_name,
                                            unsigned flags,
-                                           const std::function<bool(InodeNumber)>& keep_open);
+                                           const std::function<bool(InodeNumber)>& keep_open,
+                                           const RenameOverlay& overlay);
+    Result<std::optional<Unlinked>> rename(InodeNumber parent, std::string_view name,
+                                           InodeNumber new_parent, std::string_view new_name,
+                                           unsigned flags,
+                                           const std::function<bool(InodeNumber)>& keep_open) {
+        return rename(parent, name, new_parent, new_name, flags, keep_open, RenameOverlay{});
+    }
     // Reads, changes and writes one inode in one transaction; object references follow a change
     // of `object`. `change` may fail to abort. Returns the record as written.
     Result<InodeRecord> update(InodeNumber ino,
@@ -149,9 +162,9 @@ private:
 
     // Guards m_next_inode and m_inode_limit: a range of numbers reserved in the volume record, so
     // creating a file does not rewrite the counter. Lock order: before any LMDB transaction.
-    std::mutex m_alloc_mutex;
-    InodeNumber m_next_inode = 0;
-    InodeNumber m_inode_limit = 0;
+    Mutex m_alloc_mutex;
+    InodeNumber m_next_inode GUARDED_BY(m_alloc_mutex) = 0;
+    InodeNumber m_inode_limit GUARDED_BY(m_alloc_mutex) = 0;
 };
 
 }  // namespace fbfs

@@ -7,12 +7,13 @@
 #include <condition_variable>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
+
+#include "store/base/thread_safety.h"
 
 namespace fbfs {
 
@@ -231,7 +232,7 @@ public:
 
     // An empty buffer: one the consumer gave back, or a new one.
     Chunk empty() {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         if (m_free.empty()) {
             return Chunk{std::unique_ptr<char[]>(new char[k_chunk]), 0};
         }
@@ -241,8 +242,9 @@ public:
     }
     // Blocks while the pipe is full. False once the consumer has stopped.
     bool push(Chunk chunk) {
-        std::unique_lock lock(m_mutex);
-        m_changed.wait(lock, [&] { return m_queue.size() < k_depth || m_stopped; });
+        LockGuard lock(m_mutex);
+        m_changed.wait(m_mutex,
+                       [&]() REQUIRES(m_mutex) { return m_queue.size() < k_depth || m_stopped; });
         if (m_stopped) {
             return false;
         }
@@ -252,8 +254,8 @@ public:
     }
     // The next chunk; nullopt once the producer closed the pipe and everything was taken.
     std::optional<Chunk> pop() {
-        std::unique_lock lock(m_mutex);
-        m_changed.wait(lock, [&] { return !m_queue.empty() || m_closed; });
+        LockGuard lock(m_mutex);
+        m_changed.wait(m_mutex, [&]() REQUIRES(m_mutex) { return !m_queue.empty() || m_closed; });
         if (m_queue.empty()) {
             return std::nullopt;
         }
@@ -263,28 +265,28 @@ public:
         return chunk;
     }
     void give_back(Chunk chunk) {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         chunk.size = 0;
         m_free.push_back(std::move(chunk));
     }
     void close() {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         m_closed = true;
         m_changed.notify_all();
     }
     void stop() {
-        std::lock_guard lock(m_mutex);
+        LockGuard lock(m_mutex);
         m_stopped = true;
         m_changed.notify_all();
     }
 
 private:
-    std::mutex m_mutex;
-    std::condition_variable m_changed;
-    std::deque<Chunk> m_queue;
-    std::vector<Chunk> m_free;
-    bool m_closed = false;
-    bool m_stopped = false;
+    Mutex m_mutex;
+    std::condition_variable_any m_changed;
+    std::deque<Chunk> m_queue GUARDED_BY(m_mutex);
+    std::vector<Chunk> m_free GUARDED_BY(m_mutex);
+    bool m_closed GUARDED_BY(m_mutex) = false;
+    bool m_stopped GUARDED_BY(m_mutex) = false;
 };
 
 // Runs `cutter` over what arrives through `pipe` on its own thread; result() joins it.

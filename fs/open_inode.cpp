@@ -99,6 +99,11 @@ void OpenInode::wrote(std::uint64_t end_offset) {
     m_size = std::max(m_size, end_offset);
 }
 
+void OpenInode::write_failed(int error) {
+    std::lock_guard lock(m_mutex);
+    m_write_error = m_write_error != 0 ? m_write_error : error;
+}
+
 Result<void> OpenInode::truncate(std::uint64_t size) {
     std::shared_lock io(m_io);
     std::lock_guard lock(m_mutex);
@@ -154,6 +159,11 @@ Result<void> OpenInode::commit(VolumeTree& tree) {
     if (!m_staging_fd) {
         return {};
     }
+    if (m_write_error != 0) {
+        return make_error(m_write_error, fmt::format("a write to inode {} failed: its changes "
+                                                     "are dropped",
+                                                     m_ino));
+    }
     std::optional<ObjectId> object;
     if (m_size > 0) {
         auto sealed = m_pool.seal(m_staging_path);
@@ -196,6 +206,7 @@ void OpenInode::drop_staging() {
         ::unlink(m_staging_path.c_str());
         m_staging_fd.reset();
     }
+    m_write_error = 0;
     m_mtime.reset();
     m_atime.reset();
     m_ctime.reset();

@@ -58,6 +58,9 @@ public:
     Result<Write> begin_write();
     // Reports the end offset of what a write stored, while its Write is still held.
     void wrote(std::uint64_t end_offset);
+    // Reports that a write-back of the kernel's cached pages failed (a full disk): the staging
+    // file may hold a torn mix, so commit() refuses it with `error` until discard_changes().
+    void write_failed(int error);
     Result<void> truncate(std::uint64_t size);
     Result<void> allocate(off_t offset, off_t length);
 
@@ -94,6 +97,7 @@ private:
     std::optional<TimeNs> m_mtime;  // of unsaved changes
     std::optional<TimeNs> m_atime;
     std::optional<TimeNs> m_ctime;
+    int m_write_error = 0;  // of a write that failed since the last commit or discard
 };
 
 }  // namespace fbfs

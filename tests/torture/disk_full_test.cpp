@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -144,6 +145,23 @@ void check_files(const Build& build, bool remounted) {
     }
 }
 
+// Appends zeros to `path` until the disk under it is full.
+void fill_disk(const fs::path& path) {
+    auto fd = open_fd(path, O_WRONLY | O_CREAT | O_APPEND);
+    std::string chunk(1 << 16, '\0');
+    while (::write(fd.get(), chunk.data(), chunk.size()) > 0) {
+    }
+    INFO("filling " << path);
+    REQUIRE(errno == ENOSPC);
+}
+
+// Free bytes on the filesystem under `path`.
+std::uint64_t free_bytes(const fs::path& path) {
+    struct statvfs st {};
+    REQUIRE(::statvfs(path.c_str(), &st) == 0);
+    return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -219,6 +237,60 @@ TEST_CASE(
     CHECK(read_path(mountpoint / "more" / "synced") == "fsync works again\n");
     REQUIRE(run_cli({"umount", mountpoint.string()}).status == 0);
     CHECK(verify_problems(store) == "");
+}
+
+TEST_CASE(
+    "on a disk something else filled, deleting files through the mount works and frees "
+    "space, and the store mounts again",
+    "[fuse][torture]") {
+    require_root();
+    std::uint64_t seed = base_seed();
+    INFO("FBFS_TORTURE_SEED=" << seed);
+    TempDir tmp;
+    Tmpfs disk(tmp / "disk", k_disk_mib);
+    auto store = disk.path() / "store";
+    auto ballast = disk.path() / "ballast";
+    auto mountpoint = tmp / "mnt";
+    fs::create_directories(mountpoint);
+    MountpointGuard guard(mountpoint);
+    auto mounted = run_cli({"mount", "--store", store.string(), mountpoint.string()});
+    INFO(mounted.err);
+    REQUIRE(mounted.status == 0);
+    Build build;
+    fs::create_directories(mountpoint / "out");
+    std::mt19937_64 random(seed);
+    for (int i = 0; i < 10; ++i) {
+        auto path = mountpoint / "out" / ("f" + std::to_string(i));
+        auto content = random_bytes(random, 2 << 20);
+        REQUIRE(write_new(path, content) == 0);
+        build.closed.emplace(path, content);
+    }
+
+    fill_disk(ballast);
+    auto full = free_bytes(disk.path());
+    for (int i = 0; i < 3; ++i) {
+        auto victim = build.closed.begin()->first;
+        INFO("unlink " << victim << " through the mount on the full disk");
+        CHECK(outcome(::unlink(victim.c_str())) == "ok");
+        build.closed.erase(victim);
+    }
+    CHECK(free_bytes(disk.path()) >= full + (2 << 20));  // their objects went
+    write_file(mountpoint / "after", "written after the deletes\n");
+    REQUIRE(run_cli({"umount", mountpoint.string()}).status == 0);
+
+    fill_disk(ballast);
+    mounted = run_cli({"mount", "--store", store.string(), mountpoint.string()});
+    INFO("mounting on the full disk: " << mounted.err);
+    REQUIRE(mounted.status == 0);
+    check_files(build, true);
+    CHECK(read_path(mountpoint / "after") == "written after the deletes\n");
+    auto victim = build.closed.begin()->first;
+    INFO("unlink " << victim << " through a mount made on the full disk");
+    CHECK(outcome(::unlink(victim.c_str())) == "ok");
+    build.closed.erase(victim);
+    REQUIRE(run_cli({"umount", mountpoint.string()}).status == 0);
+    CHECK(verify_problems(store) == "");
+    CHECK(names_in_dir(store / "tmp").empty());
 }
 
 }  // namespace fbfs::test

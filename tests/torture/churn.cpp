@@ -77,11 +77,9 @@ public:
                 }
             }
         } catch (const Failed& failed) {
-            timespec now{};
-            ::clock_gettime(CLOCK_MONOTONIC, &now);
-            log(fmt("fail %d %lld %s", failed.error,
-                    static_cast<long long>(now.tv_sec) * 1000000000 + now.tv_nsec,
-                    failed.what.c_str()));
+            log_failure(failed);
+        } catch (const fs::filesystem_error& e) {
+            log_failure(Failed{e.code().value(), "list " + m_dir});
         }
         return true;
     }
@@ -91,6 +89,14 @@ private:
         char line[512];
         std::snprintf(line, sizeof line, format, args...);
         return line;
+    }
+
+    void log_failure(const Failed& failed) {
+        timespec now{};
+        ::clock_gettime(CLOCK_MONOTONIC, &now);
+        log(fmt("fail %d %lld %s", failed.error,
+                static_cast<long long>(now.tv_sec) * 1000000000 + now.tv_nsec,
+                failed.what.c_str()));
     }
 
     void log(const std::string& line) {

@@ -6,7 +6,8 @@
 //   - unpack: the store's digest is the one before or the one after, never another, `fbfs
 //     verify` is clean, and unpacking again completes with the digest after and removes the
 //     temp files the killed one left in the store's tmp/.
-// The moment is drawn from 0 to 1.2 times an uninterrupted run's time, measured first.
+// The moment is drawn from 0 to 1.2 times an uninterrupted run's time, measured first, or, for
+// every other trial, from 0.85 to 1.15 times it: around the end, where it all commits.
 // FBFS_TORTURE_PACK_TRIALS trials of each (default 2); scripts/torture runs 20.
 #include <catch2/catch.hpp>
 #include <csignal>
@@ -197,17 +198,20 @@ std::vector<std::string> unpack_trial(const Fixture& fixture, const fs::path& di
     return problems;
 }
 
-// Runs `trials` trials of `trial`, each killed at a moment drawn from 0 to 1.2 x `full`.
+// Runs `trials` trials of `trial`. Even trials are killed at a moment drawn from 0 to 1.2 x
+// `full`, odd ones from 0.85 to 1.15 x `full`: around the end, where the output is renamed into
+// place and the store's one transaction commits.
 template <class Trial>
 void run_trials(const char* experiment, Clock::duration full, std::uint64_t seed, int trials,
                 const Trial& trial) {
     Tally tally(experiment, seed);
     std::mt19937_64 random(seed);
-    auto high = std::chrono::duration_cast<microseconds>(full * 6 / 5);
+    auto span = std::chrono::duration_cast<microseconds>(full);
     for (int i = 0; i < trials; ++i) {
-        auto delay = random_between(random, microseconds(0), high);
-        std::string what = "kill after " + std::to_string(delay.count() / 1000) + " ms of " +
-                           std::to_string(high.count() / 1000);
+        auto delay = i % 2 == 0 ? random_between(random, microseconds(0), span * 6 / 5)
+                                : random_between(random, span * 17 / 20, span * 23 / 20);
+        std::string what = "kill after " + std::to_string(delay.count() / 1000) + " ms of a " +
+                           std::to_string(span.count() / 1000) + " ms run";
         std::vector<std::string> problems;
         try {
             TempDir dir;

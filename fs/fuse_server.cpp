@@ -306,10 +306,22 @@ void on_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t offset,
         out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
         out.buf[0].fd = write->fd->get();
         out.buf[0].pos = offset;
+        auto wanted = static_cast<ssize_t>(fuse_buf_size(in));
         written = fuse_buf_copy(&out, in, fuse_buf_copy_flags{});
+        // The kernel takes a short reply to a write-back (writeback cache) as complete and drops
+        // the rest, and the writer learns nothing until close: such a write fails whole. Copying
+        // the rest (both bufvecs have advanced) names the error that cut it short (a full disk),
+        // and the file, now torn, is kept from being committed. A short reply to a direct write
+        // reaches the writer as a short count, as POSIX has it.
+        while (fi->writepage && written > 0 && written < wanted) {
+            ssize_t more = fuse_buf_copy(&out, in, fuse_buf_copy_flags{});
+            written = more > 0 ? written + more : (more < 0 ? more : -EIO);
+        }
         if (written > 0) {
             // Still inside the write: a commit must see the size with these bytes.
             handle.inode->wrote(static_cast<std::uint64_t>(offset + written));
+        } else if (written < 0 && fi->writepage) {
+            handle.inode->write_failed(static_cast<int>(-written));
         }
     }
     if (written < 0) {

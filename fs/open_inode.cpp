@@ -132,6 +132,11 @@ void OpenInode::wrote(std::uint64_t end_offset) {
     m_size = std::max(m_size, end_offset);
 }
 
+void OpenInode::write_failed(int error) {
+    LockGuard lock(m_mutex);
+    m_write_error = m_write_error != 0 ? m_write_error : error;
+}
+
 Result<void> OpenInode::truncate(std::uint64_t size) {
     SharedLock io(m_io);
     if (auto ok = ensure_staging(size > 0); !ok) {  // nothing to copy when all of it goes
@@ -220,6 +225,12 @@ Result<std::optional<PutResult>> OpenInode::seal_staging() {
         }
     }
     LockGuard lock(m_mutex);
+    // Changes are held off here, so a write-back that failed while the file hashed is known.
+    if (m_write_error != 0) {
+        return make_error(m_write_error, fmt::format("a write to inode {} failed: its changes "
+                                                     "are dropped",
+                                                     m_ino));
+    }
     m_sealed_fd = std::move(m_staging_fd);
     m_sealed_path = std::exchange(m_staging_path, {});
     return std::optional<PutResult>(*sealed);
@@ -318,6 +329,7 @@ void OpenInode::discard_changes() {
             staged = std::exchange(m_staging_path, {});
             m_staging_fd.reset();
         }
+        m_write_error = 0;
         m_mtime.reset();
         m_atime.reset();
         m_ctime.reset();

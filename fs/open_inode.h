@@ -74,6 +74,9 @@ public:
     Result<Write> begin_write();
     // Reports the end offset of what a write stored, while its Write is still held.
     void wrote(std::uint64_t end_offset);
+    // Reports that a write-back of the kernel's cached pages failed (a full disk): the staging
+    // file may hold a torn mix, so commit() refuses it with `error` until discard_changes().
+    void write_failed(int error);
     Result<void> truncate(std::uint64_t size);
     Result<void> allocate(off_t offset, off_t length);
 
@@ -123,6 +126,7 @@ private:
     std::optional<TimeNs> m_mtime GUARDED_BY(m_mutex);  // of unsaved changes
     std::optional<TimeNs> m_atime GUARDED_BY(m_mutex);
     std::optional<TimeNs> m_ctime GUARDED_BY(m_mutex);
+    int m_write_error GUARDED_BY(m_mutex) = 0;  // of a write-back that failed since a discard
 };
 
 }  // namespace fbfs

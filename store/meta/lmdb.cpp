@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <mutex>
@@ -17,15 +18,30 @@ std::string_view from_val(const MDB_val& v) {
     return {static_cast<const char*>(v.mv_data), v.mv_size};
 }
 
-// Holds 1 MiB of disk beside the environment, if it is not held already (best effort).
-void make_reserve(const std::filesystem::path& path) {
+constexpr off_t k_reserve_size = off_t{1} << 20;
+
+// Holds 1 MiB of disk beside the environment, if it is not held already (best effort). Returns
+// true if the reserve is there afterwards.
+bool make_reserve(const std::filesystem::path& path) {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-        if (::posix_fallocate(fd, 0, off_t{1} << 20) != 0) {
-            ::unlink(path.c_str());
-        }
-        ::close(fd);
+    if (fd < 0) {
+        return errno == EEXIST;
     }
+    bool held = ::posix_fallocate(fd, 0, k_reserve_size) == 0;
+    if (!held) {
+        ::unlink(path.c_str());
+    }
+    ::close(fd);
+    return held;
+}
+
+// True if the filesystem under `dir` has less than a reserve's worth free. LMDB reports a page
+// write that a full disk cut short as EIO, not ENOSPC: this tells the two apart.
+bool disk_full(const std::filesystem::path& dir) {
+    struct statvfs st {};
+    return ::statvfs(dir.c_str(), &st) == 0 &&
+           static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize <
+               static_cast<std::uint64_t>(k_reserve_size);
 }
 
 // Set when LMDB reports MDB_MAP_FULL on this thread. LmdbEnv::write() clears it before each
@@ -56,11 +72,15 @@ std::unexpected<Error> lmdb_error(int rc, std::string_view what) {
 
 // ---- LmdbEnv ----------------------------------------------------------------------------------
 
-LmdbEnv::LmdbEnv(MDB_env* env) : m_env(env), m_resize(std::make_unique<std::shared_mutex>()) {}
+LmdbEnv::LmdbEnv(MDB_env* env)
+    : m_env(env),
+      m_reserve_missing(std::make_unique<std::atomic<bool>>(false)),
+      m_resize(std::make_unique<std::shared_mutex>()) {}
 
 LmdbEnv::LmdbEnv(LmdbEnv&& other) noexcept
     : m_env(std::exchange(other.m_env, nullptr)),
       m_reserve(std::move(other.m_reserve)),
+      m_reserve_missing(std::move(other.m_reserve_missing)),
       m_resize(std::move(other.m_resize)) {}
 
 LmdbEnv& LmdbEnv::operator=(LmdbEnv&& other) noexcept {
@@ -70,6 +90,7 @@ LmdbEnv& LmdbEnv::operator=(LmdbEnv&& other) noexcept {
         }
         m_env = std::exchange(other.m_env, nullptr);
         m_reserve = std::move(other.m_reserve);
+        m_reserve_missing = std::move(other.m_reserve_missing);
         m_resize = std::move(other.m_resize);
     }
     return *this;
@@ -106,7 +127,7 @@ Result<LmdbEnv> LmdbEnv::open(const std::filesystem::path& dir, unsigned max_dbs
     // A larger map set by another process is adopted by passing 0.
     mdb_env_set_mapsize(raw, 0);
     env.m_reserve = dir / "reserve";
-    make_reserve(env.m_reserve);
+    env.m_reserve_missing->store(!make_reserve(env.m_reserve));
     return env;
 }
 
@@ -160,6 +181,11 @@ Result<void> LmdbEnv::write(const std::function<Result<void>(LmdbTxn&)>& body) {
     // Each growth doubles the map; a few are enough for any store, and a bound keeps a disk that
     // is really full from looping.
     bool reserve_used = false;
+    // A reserve given up (or that a full disk kept from being made) is made again once there
+    // is space, so the next full disk finds one too.
+    if (m_reserve_missing->load(std::memory_order_relaxed) && make_reserve(m_reserve)) {
+        m_reserve_missing->store(false, std::memory_order_relaxed);
+    }
     for (int attempt = 0;; ++attempt) {
         Result<void> outcome;
         t_map_full = false;
@@ -172,12 +198,18 @@ Result<void> LmdbEnv::write(const std::function<Result<void>(LmdbTxn&)>& body) {
                 outcome = txn->commit();
             }
         }
+        if (!outcome && outcome.error().code == EIO && disk_full(m_reserve.parent_path())) {
+            outcome = make_error(
+                ENOSPC, fmt::format("{} (the disk under {} is full)", outcome.error().message,
+                                    m_reserve.parent_path().string()));
+        }
         bool map_full = !outcome && t_map_full;
         if (is_disk_full(outcome) && !map_full && !reserve_used &&
             ::unlink(m_reserve.c_str()) == 0) {
             spdlog::warn("the disk under {} is full: using the space held in reserve",
                          m_reserve.parent_path().string());
             reserve_used = true;
+            m_reserve_missing->store(true, std::memory_order_relaxed);
             continue;
         }
         if (!map_full || attempt == 8) {

@@ -12,6 +12,7 @@
 
 #include <lmdb.h>
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -58,10 +59,10 @@ public:
     Result<void> read(const std::function<Result<void>(LmdbTxn&)>& body) const;
     // Runs `body` in a write transaction and commits it if `body` succeeds. When the map is full
     // (LMDB said MDB_MAP_FULL during the attempt, whatever Error `body` made of it), the map is
-    // grown and `body` runs again; when the disk is full (ENOSPC or EDQUOT otherwise), the
-    // environment's reserve file (1 MiB kept beside it, remade at the next open) is given up and
-    // `body` runs again. So `body` must not have effects outside the txn, or must make them only
-    // once.
+    // grown and `body` runs again; when the disk is full (ENOSPC or EDQUOT otherwise, or a page
+    // write that the full disk cut short, which LMDB reports as EIO), the environment's reserve
+    // file (1 MiB kept beside it, made again once there is space) is given up and `body` runs
+    // again. So `body` must not have effects outside the txn, or must make them only once.
     Result<void> write(const std::function<Result<void>(LmdbTxn&)>& body);
     // Flushes the environment to disk (fsync), for callers that promised durability.
     Result<void> sync();
@@ -78,6 +79,8 @@ private:
     MDB_env* m_env = nullptr;
     // Space held back so that removing files still works on a full disk.
     std::filesystem::path m_reserve;
+    // Set while the reserve is given up or could not be made; write() makes it again.
+    std::unique_ptr<std::atomic<bool>> m_reserve_missing;
     // Guards the map size: transactions hold it shared, grow() and adopting a size grown by
     // another process exclusive (mdb_env_set_mapsize needs no transaction open in this process).
     // Lock order: taken before any LMDB lock.

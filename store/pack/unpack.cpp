@@ -1,10 +1,13 @@
 #include "store/pack/unpack.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
+#include <utility>
 
 #include "store/base/fd_io.h"
 #include "store/base/unique_fd.h"
@@ -16,6 +19,61 @@
 namespace fbfs {
 
 namespace {
+
+namespace fs = std::filesystem;
+
+// A directory in tmp/ holding one unpack's object files while it runs, flock()ed for as long as
+// it lives: one that nobody locks was left by a killed unpack (remove_abandoned() takes it).
+// Removed, with what is left in it, on destruction. Move-only.
+class WorkDir {
+public:
+    static Result<WorkDir> create(const fs::path& tmp) {
+        for (int attempt = 0; attempt < 8; ++attempt) {
+            std::string path = (tmp / "unpack-XXXXXX").string();
+            if (::mkdtemp(path.data()) == nullptr) {
+                return errno_error(fmt::format("cannot create a directory in {}", tmp.string()));
+            }
+            UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            struct stat st {};
+            // Another unpack may have taken it for abandoned before this one locked it.
+            if (fd && ::flock(fd.get(), LOCK_EX | LOCK_NB) == 0 && ::fstat(fd.get(), &st) == 0 &&
+                st.st_nlink > 0) {
+                return WorkDir(std::move(fd), path);
+            }
+        }
+        return make_error(
+            EAGAIN, fmt::format("cannot keep a directory in {} (unpack again)", tmp.string()));
+    }
+    WorkDir(WorkDir&& other) noexcept
+        : m_lock(std::move(other.m_lock)), m_path(std::exchange(other.m_path, {})) {}
+    WorkDir& operator=(WorkDir&&) = delete;
+    ~WorkDir() {
+        std::error_code ec;
+        if (!m_path.empty()) {
+            fs::remove_all(m_path, ec);
+        }
+    }
+    const fs::path& path() const { return m_path; }
+
+private:
+    WorkDir(UniqueFd lock, fs::path path) : m_lock(std::move(lock)), m_path(std::move(path)) {}
+    UniqueFd m_lock;
+    fs::path m_path;
+};
+
+// Removes the work directories of unpacks that were killed: those nobody holds locked.
+void remove_abandoned(const fs::path& tmp) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(tmp, ec)) {
+        if (!entry.path().filename().string().starts_with("unpack-") || !entry.is_directory(ec)) {
+            continue;
+        }
+        UniqueFd fd(::open(entry.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (fd && ::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
+            fs::remove_all(entry.path(), ec);
+        }
+    }
+}
 
 std::unexpected<Error> served(const Store& store, const std::string& volume, pid_t pid) {
     return std::unexpected(VolumeLock::busy(store.root(), volume, pid,
@@ -41,6 +99,8 @@ public:
                 return served(m_store, v.name, *pid);
             }
         }
+        TRY_ASSIGN(auto work, WorkDir::create(m_store.pool().tmp_dir()));
+        m_work.emplace(std::move(work));
         m_temps.resize(contents.objects.size());
         std::vector<bool> wanted;
         for (const auto& o : contents.objects) {
@@ -51,11 +111,10 @@ public:
 
     Result<void> object_bytes(std::size_t index, std::string_view bytes) override {
         if (!m_file) {
-            std::string path = (m_store.pool().tmp_dir() / "unpack-XXXXXX").string();
-            m_file = UniqueFd(::mkostemp(path.data(), O_CLOEXEC));
+            std::string path = (m_work->path() / std::to_string(index)).string();
+            m_file = UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
             if (!m_file) {
-                return errno_error(
-                    fmt::format("cannot create a file in {}", m_store.pool().tmp_dir().string()));
+                return errno_error(fmt::format("cannot create {}", path));
             }
             m_temps[index] = path;
         }
@@ -130,6 +189,7 @@ public:
 
 private:
     Store& m_store;
+    std::optional<WorkDir> m_work;     // from begin() on
     std::vector<std::string> m_temps;  // per object: its temp file until the pool has it
     UniqueFd m_file;                   // the temp file being written
 };
@@ -137,6 +197,7 @@ private:
 }  // namespace
 
 Result<UnpackSummary> unpack(Store& store, int fd, const ProgressFn& progress) {
+    remove_abandoned(store.pool().tmp_dir());
     StoreSink sink(store);
     auto read = read_pack(fd, sink, progress);
     if (!read) {

@@ -1,11 +1,12 @@
 // Unpacking a pack into a store, all or nothing.
 //
-// Objects the pool lacks are written to temp files in tmp/ as they stream in (each checked
-// against its id); objects the pool has are checked and skipped. Only when the whole pack has
-// been read and checked does one LMDB write transaction replace every packed volume and move the
-// new objects into the pool, so any error — a damaged pack, a full disk, a volume being mounted
-// — leaves the store as it was and no temp file behind. Volumes of the store that the pack does
-// not hold are left alone.
+// Objects the pool lacks are written to temp files as they stream in (each checked against its
+// id); objects the pool has are checked and skipped. Only when the whole pack has been read and
+// checked does one LMDB write transaction replace every packed volume and move the new objects
+// into the pool, so any error — a damaged pack, a full disk, a volume being mounted — leaves the
+// store as it was and no temp file behind. Volumes of the store that the pack does not hold are
+// left alone. The temp files live in a work directory, tmp/unpack-*, locked while the unpack
+// runs: a killed unpack leaves its directory, and the next unpack of the store removes it.
 //
 // Ownership: as root, files keep the owners recorded in the pack (as tar does); any other user
 // becomes the owner of everything unpacked, so the mount lets them write to it.

@@ -1,0 +1,233 @@
+#include "tests/torture/torture.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
+
+#include "tests/support/mount.h"
+#include "tests/support/run.h"
+
+extern char** environ;
+
+namespace fbfs::test {
+
+namespace fs = std::filesystem;
+
+int trials_from_env(const char* name, int fallback) {
+    const char* text = std::getenv(name);
+    if (text == nullptr || *text == '\0') {
+        return fallback;
+    }
+    char* end = nullptr;
+    long value = std::strtol(text, &end, 10);
+    if (*end != '\0' || value < 1 || value > 100000) {
+        throw std::runtime_error(std::string(name) + "=" + text +
+                                 " is not a number of trials (give a positive integer)");
+    }
+    return static_cast<int>(value);
+}
+
+std::uint64_t base_seed() {
+    const char* text = std::getenv("FBFS_TORTURE_SEED");
+    if (text != nullptr && *text != '\0') {
+        return std::strtoull(text, nullptr, 10);
+    }
+    std::random_device device;
+    return (static_cast<std::uint64_t>(device()) << 32 | device()) % 1000000000;
+}
+
+Child::Child(const std::vector<std::string>& argv, const fs::path& output) {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, output.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                     0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    std::vector<std::string> args = argv;
+    std::vector<char*> c_args;
+    for (auto& arg : args) {
+        c_args.push_back(arg.data());
+    }
+    c_args.push_back(nullptr);
+    int rc = posix_spawn(&m_pid, c_args[0], &actions, nullptr, c_args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) {
+        throw std::system_error(rc, std::generic_category(), "spawn " + argv.at(0));
+    }
+}
+
+Child::~Child() {
+    if (!m_status) {
+        kill(SIGKILL);
+        wait(std::chrono::seconds(30));
+    }
+}
+
+std::optional<int> Child::wait(std::chrono::milliseconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!m_status) {
+        int status = 0;
+        pid_t done = ::waitpid(m_pid, &status, WNOHANG);
+        if (done == m_pid) {
+            m_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        } else if (done < 0 && errno != EINTR) {
+            m_status = -1;
+        } else if (std::chrono::steady_clock::now() >= deadline) {
+            break;
+        } else {
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+    }
+    return m_status;
+}
+
+void Child::kill(int signal) {
+    if (!m_status) {
+        ::kill(m_pid, signal);
+    }
+}
+
+std::optional<pid_t> daemon_pid(const fs::path& mountpoint) {
+    auto found = mounts_at(mountpoint);
+    if (found.empty() || found.back().fstype != "fuse.fbfs") {
+        return std::nullopt;
+    }
+    const auto& source = found.back().source;
+    auto colon = source.rfind(':');
+    if (colon == std::string::npos) {
+        return std::nullopt;
+    }
+    return static_cast<pid_t>(std::stol(source.substr(colon + 1)));
+}
+
+bool process_gone(pid_t pid) {
+    auto proc = fs::path("/proc") / std::to_string(pid);
+    std::ifstream stat(proc / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) {
+        return true;
+    }
+    auto close = line.rfind(')');
+    if (close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z') {
+        return false;
+    }
+    // The leader turns zombie before its other threads are gone.
+    std::error_code ec;
+    auto threads = fs::directory_iterator(proc / "task", ec);
+    return ec || std::distance(threads, fs::directory_iterator()) <= 1;
+}
+
+bool wait_until_gone(pid_t pid, std::chrono::milliseconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!process_gone(pid)) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+}
+
+MountpointGuard::~MountpointGuard() {
+    try {
+        for (int round = 0; round < 3 && !mounts_at(m_mountpoint).empty(); ++round) {
+            auto pid = daemon_pid(m_mountpoint);
+            if (run_cli({"umount", m_mountpoint.string()}).status != 0 ||
+                !mounts_at(m_mountpoint).empty()) {
+                force_unmount(m_mountpoint);
+            }
+            if (pid && !wait_until_gone(*pid, std::chrono::seconds(10))) {
+                ::kill(*pid, SIGKILL);  // the daemon this test started, stuck
+            }
+        }
+    } catch (...) {
+        force_unmount(m_mountpoint);
+    }
+}
+
+std::vector<std::string> names_in_dir(const fs::path& dir) {
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+        names.push_back(entry.path().filename().string());
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+std::string store_digest(const fs::path& store) {
+    auto result = run_cli({"stat", "--store", store.string(), "--digest"});
+    if (result.status != 0 || result.out.size() != 65) {
+        throw std::runtime_error("fbfs stat --digest of " + store.string() + " exited " +
+                                 std::to_string(result.status) + ": " + result.err + result.out);
+    }
+    return result.out.substr(0, 64);
+}
+
+std::string verify_problems(const fs::path& store) {
+    auto result = run_cli({"verify", "--store", store.string()});
+    if (result.status == 0) {
+        return "";
+    }
+    return "fbfs verify exited " + std::to_string(result.status) + ": " + result.out + result.err;
+}
+
+std::chrono::microseconds random_between(std::mt19937_64& random, std::chrono::microseconds low,
+                                         std::chrono::microseconds high) {
+    std::uniform_int_distribution<std::int64_t> pick(low.count(), high.count());
+    return std::chrono::microseconds(pick(random));
+}
+
+Tally::Tally(std::string experiment, std::uint64_t seed)
+    : m_experiment(std::move(experiment)),
+      m_seed(seed),
+      m_start(std::chrono::steady_clock::now()) {}
+
+Tally::~Tally() {
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - m_start).count();
+    std::string counts;
+    for (const auto& [name, n] : m_counts) {
+        counts += "; " + name + ": " + std::to_string(n);
+    }
+    std::printf("torture: %s: %d trials, %d failed, %.1f s (FBFS_TORTURE_SEED=%llu)%s\n",
+                m_experiment.c_str(), m_trials, m_failures, seconds,
+                static_cast<unsigned long long>(m_seed), counts.c_str());
+    std::fflush(stdout);
+}
+
+void Tally::trial(const std::string& what, const std::vector<std::string>& problems) {
+    ++m_trials;
+    if (problems.empty()) {
+        return;
+    }
+    ++m_failures;
+    std::printf("torture: %s: FAILED trial %d (%s):\n", m_experiment.c_str(), m_trials,
+                what.c_str());
+    for (const auto& problem : problems) {
+        std::printf("    %s\n", problem.c_str());
+    }
+    std::fflush(stdout);
+}
+
+void Tally::count(const std::string& name, std::uint64_t n) {
+    auto it = std::find_if(m_counts.begin(), m_counts.end(),
+                           [&](const auto& entry) { return entry.first == name; });
+    if (it == m_counts.end()) {
+        m_counts.emplace_back(name, n);
+    } else {
+        it->second += n;
+    }
+}
+
+}  // namespace fbfs::test

@@ -1,0 +1,109 @@
+// What the crash campaign's tests share: trial counts and seeds from the environment, child
+// processes that can be killed at a chosen moment, the daemon behind a mount, a store's digest
+// and temp files, and the tally each test prints for scripts/torture.
+//
+// Environment: FBFS_TORTURE_TRIALS (daemon kills), FBFS_TORTURE_PACK_TRIALS (kills of pack, and
+// of unpack), FBFS_TORTURE_SEED (replays a run: each trial's seed is printed).
+//
+// Not thread-safe: one test thread owns each object.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace fbfs::test {
+
+// The integer in environment variable `name`, or `fallback` if it is unset or empty. Throws
+// std::runtime_error, naming it, if it is not a positive integer.
+int trials_from_env(const char* name, int fallback);
+
+// FBFS_TORTURE_SEED if set, else a fresh random seed.
+std::uint64_t base_seed();
+
+// A program started in the background, its stdout and stderr going to `output`. The destructor
+// kills it (SIGKILL, by its pid) and reaps it if it still runs, so no test leaves one behind.
+class Child {
+public:
+    Child(const std::vector<std::string>& argv, const std::filesystem::path& output);
+    ~Child();
+    Child(const Child&) = delete;
+    Child& operator=(const Child&) = delete;
+
+    pid_t pid() const { return m_pid; }
+    // Waits up to `limit` for it to exit; its exit status (128 + signal if killed), or nullopt
+    // if it still runs.
+    std::optional<int> wait(std::chrono::milliseconds limit);
+    // Sends `signal` if it has not been reaped yet.
+    void kill(int signal);
+
+private:
+    pid_t m_pid = -1;
+    std::optional<int> m_status;
+};
+
+// The pid of the daemon serving `mountpoint`, from the mount's source "fbfs:<volume>:<pid>".
+std::optional<pid_t> daemon_pid(const std::filesystem::path& mountpoint);
+
+// True once every thread of `pid` has exited (a zombie counts: the daemon is not our child).
+bool process_gone(pid_t pid);
+bool wait_until_gone(pid_t pid, std::chrono::milliseconds limit);
+
+// Whatever is mounted at `mountpoint` when it goes out of scope is unmounted with `fbfs umount`
+// (forced if that fails), and its daemon waited for (killed by pid if it outlives the mount).
+class MountpointGuard {
+public:
+    explicit MountpointGuard(std::filesystem::path mountpoint)
+        : m_mountpoint(std::move(mountpoint)) {}
+    ~MountpointGuard();
+    MountpointGuard(const MountpointGuard&) = delete;
+    MountpointGuard& operator=(const MountpointGuard&) = delete;
+
+private:
+    std::filesystem::path m_mountpoint;
+};
+
+// The names in `dir` (a store's tmp/, a pack's directory), sorted; empty if it is missing.
+std::vector<std::string> names_in_dir(const std::filesystem::path& dir);
+
+// `fbfs stat --digest` of `store`. Throws std::runtime_error with what fbfs said if it fails.
+std::string store_digest(const std::filesystem::path& store);
+
+// What `fbfs verify` of `store` found: "" if it exits 0, else its exit status and output.
+std::string verify_problems(const std::filesystem::path& store);
+
+// A uniformly random duration in [`low`, `high`].
+std::chrono::microseconds random_between(std::mt19937_64& random, std::chrono::microseconds low,
+                                         std::chrono::microseconds high);
+
+// Counts trials and failures of one experiment and prints, on stdout, one line per failed trial
+// as it happens and a summary when it goes: what scripts/torture collects for RELIABILITY.md.
+class Tally {
+public:
+    Tally(std::string experiment, std::uint64_t seed);
+    ~Tally();
+    Tally(const Tally&) = delete;
+    Tally& operator=(const Tally&) = delete;
+
+    // Records a trial; prints its problems, if any, with `what` (its seed and kill moment).
+    void trial(const std::string& what, const std::vector<std::string>& problems);
+    // Adds to a named count printed in the summary ("pack completed before the kill: 3").
+    void count(const std::string& name, std::uint64_t n = 1);
+    int failures() const { return m_failures; }
+
+private:
+    std::string m_experiment;
+    std::uint64_t m_seed;
+    std::chrono::steady_clock::time_point m_start;
+    int m_trials = 0;
+    int m_failures = 0;
+    std::vector<std::pair<std::string, std::uint64_t>> m_counts;
+};
+
+}  // namespace fbfs::test

@@ -1388,33 +1388,17 @@ TEST_CASE("Overlay: a --source inside the mountpoint is refused with one line na
     CHECK(read_path(mnt / "src" / "f") == "f\n");
 }
 
-TEST_CASE(
-    "Overlay: a mountpoint inside the source is refused, or mounted without hanging on "
-    "itself",
-    "[fuse]") {
+TEST_CASE("Overlay: a mountpoint inside the source is refused before anything mounts", "[fuse]") {
     TempDir tmp;
     auto src = tmp / "src";
     auto mnt = src / "mnt";
     fs::create_directories(mnt);
     put_file(src / "f", "f\n");
     MountpointGuard guard(mnt);
+    // Mounted, the overlay would serve itself as its own lower "mnt"; fbfs refuses instead.
     auto result = fbfs_mount(tmp / "store", mnt, {"--source", src.string()});
-    if (result.status != 0) {
-        check_refused(result, {src.string()});
-        CHECK_FALSE(is_fuse_mounted(mnt));
-        return;
-    }
-    WARN("fbfs mounted with the mountpoint inside the source");
-    REQUIRE(is_fuse_mounted(mnt));
-    // The mount sees itself as the lower "mnt": looking there must answer, not deadlock.
-    auto looked =
-        run({"timeout", "-k", "2", "10", "sh", "-c",
-             "ls -la " + quoted(mnt) + " " + quoted(mnt / "mnt") + " && cat " + quoted(mnt / "f")});
-    INFO("stdout: " << looked.out << "\nstderr: " << looked.err);
-    CHECK(looked.status != 124);
-    CHECK(looked.status != 137);
-    auto unmounted = run({"timeout", "-k", "5", "30", FBFS_BINARY, "umount", mnt.string()});
-    CHECK(unmounted.status == 0);
+    check_refused(result, {src.string(), "overlap"});
+    CHECK_FALSE(is_fuse_mounted(mnt));
 }
 
 TEST_CASE("Overlay: a relative --source is taken from the directory fbfs mount runs in", "[fuse]") {

@@ -309,6 +309,14 @@ void on_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t leng
     reply_void(req, fs_of(req).fallocate(file_of(fi), mode, offset, length));
 }
 
+void on_lseek(fuse_req_t req, fuse_ino_t, off_t offset, int whence, fuse_file_info* fi) {
+    auto found = fs_of(req).seek(file_of(fi), offset, whence);
+    if (!found) {
+        return reply_error(req, found.error());
+    }
+    fuse_reply_lseek(req, *found);
+}
+
 void on_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     // When every listing may be cached, the kernel need not open directories at all: ENOSYS
     // tells it to stop sending OPENDIR and RELEASEDIR, and to cache every listing (which any
@@ -467,6 +475,7 @@ fuse_lowlevel_ops make_ops() {
     ops.release = on_release;
     ops.fsync = on_fsync;
     ops.fallocate = on_fallocate;
+    ops.lseek = on_lseek;
     ops.opendir = on_opendir;
     ops.readdir = on_readdir;
     ops.readdirplus = on_readdirplus;
@@ -475,7 +484,7 @@ fuse_lowlevel_ops make_ops() {
     ops.statfs = on_statfs;
     ops.access = on_access;
     // Left out, so libfuse answers ENOSYS and the kernel stops asking: xattrs (users see
-    // ENOTSUP), locks (the kernel handles them locally), ioctl, poll, bmap, lseek.
+    // ENOTSUP), locks (the kernel handles them locally), ioctl, poll, bmap.
     return ops;
 }
 

@@ -131,6 +131,31 @@ Result<void> OpenInode::allocate(off_t offset, off_t length) {
     return {};
 }
 
+Result<off_t> OpenInode::seek(off_t offset, int whence) const {
+    auto fd = data_fd();
+    if (!fd) {
+        return std::unexpected(fd.error());
+    }
+    if (!*fd) {
+        return make_error(ENXIO, "the file is empty");
+    }
+    // Only the result matters: the fd's own offset is used by nobody (reads give theirs).
+    off_t found = ::lseek((*fd)->get(), offset, whence);
+    if (found < 0) {
+        return errno_error("seeking data or a hole");
+    }
+    return found;
+}
+
+std::optional<std::uint64_t> OpenInode::allocated_blocks() const {
+    auto fd = data_fd();
+    struct stat st {};
+    if (!fd || !*fd || ::fstat((*fd)->get(), &st) != 0) {
+        return std::nullopt;
+    }
+    return static_cast<std::uint64_t>(st.st_blocks);
+}
+
 void OpenInode::overlay(InodeRecord& record) const {
     std::lock_guard lock(m_mutex);
     if (m_staging_fd) {

@@ -2,10 +2,10 @@
 //
 // A clean file is read from its object (immutable, so the kernel may keep its pages cached). The
 // first change through any handle copies the content into a staging file in the store's tmp/
-// (nothing is copied when the change truncates to 0); reads and writes then use the staging file.
-// commit() — on every flush (close) of a writable handle, on fsync, and when a truncation happens
-// with no writer open — hashes the staging file, renames it into the object pool and points the
-// inode at the new object. A later write starts a new staging copy.
+// (its holes stay holes; nothing is copied when the change truncates to 0); reads and writes then
+// use the staging file. commit() — on every flush (close) of a writable handle, on fsync, and when
+// a truncation happens with no writer open — hashes the staging file, renames it into the object
+// pool and points the inode at the new object. A later write starts a new staging copy.
 //
 // Thread-safe. m_mutex guards the members. m_io orders I/O against commit: a write holds it shared
 // for the pwrite/splice into the staging file, commit() holds it exclusively, so no byte reaches a
@@ -60,6 +60,11 @@ public:
     void wrote(std::uint64_t end_offset);
     Result<void> truncate(std::uint64_t size);
     Result<void> allocate(off_t offset, off_t length);
+    // lseek(2) with SEEK_DATA or SEEK_HOLE over the current content; ENXIO at or past its end.
+    Result<off_t> seek(off_t offset, int whence) const;
+    // The 512-byte blocks the current content takes on the store's disk (holes take none), or
+    // nullopt when the file is empty or its fd cannot say.
+    std::optional<std::uint64_t> allocated_blocks() const;
 
     // Applies what is only in memory (size and times of unsaved changes) to `record`.
     void overlay(InodeRecord& record) const;

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <linux/fs.h>
 #include <spdlog/spdlog.h>
 
@@ -541,13 +542,20 @@ void Filesystem::release(std::unique_ptr<FileHandle> handle) {
 }
 
 Result<void> Filesystem::fallocate(FileHandle& handle, int mode, off_t offset, off_t length) {
-    if (mode != 0) {
-        return make_error(EOPNOTSUPP, "only plain fallocate is supported");
+    // ext4's modes that FUSE passes on. The kernel refuses COLLAPSE_RANGE, INSERT_RANGE,
+    // UNSHARE_RANGE and WRITE_ZEROES itself (EOPNOTSUPP) before they get here, and PUNCH_HOLE
+    // without KEEP_SIZE too.
+    constexpr int k_zero = FALLOC_FL_ZERO_RANGE;
+    constexpr int k_keep = FALLOC_FL_KEEP_SIZE;
+    bool known = mode == 0 || mode == k_keep || mode == (FALLOC_FL_PUNCH_HOLE | k_keep) ||
+                 mode == k_zero || mode == (k_zero | k_keep);
+    if (!known) {
+        return make_error(EOPNOTSUPP, fmt::format("fallocate mode {:#x} is not supported", mode));
     }
-    if (!handle.inode) {
-        return make_error(EBADF, "the file is open read-only");
+    if (!handle.inode || !handle.writable) {
+        return make_error(EBADF, "the file is not open for writing");
     }
-    return handle.inode->allocate(offset, length);
+    return handle.inode->allocate(mode, offset, length);
 }
 
 Result<off_t> Filesystem::seek(FileHandle& handle, off_t offset, int whence) {

@@ -152,6 +152,8 @@ public:
     Result<void> flush(FileHandle& handle);
     Result<void> fsync(FileHandle& handle);
     void release(std::unique_ptr<FileHandle> handle);
+    // fallocate(2) with ext4's modes that FUSE passes on (OpenInode::allocate); EOPNOTSUPP for
+    // any other.
     Result<void> fallocate(FileHandle& handle, int mode, off_t offset, off_t length);
     // lseek(2) with SEEK_DATA or SEEK_HOLE (the kernel answers the other whences itself): where
     // the next data or hole of the open file starts, as the file below says; ENXIO past its end.

@@ -1,6 +1,7 @@
 #include "fs/open_inode.h"
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -117,16 +118,26 @@ Result<void> OpenInode::truncate(std::uint64_t size) {
     return {};
 }
 
-Result<void> OpenInode::allocate(off_t offset, off_t length) {
+Result<void> OpenInode::allocate(int mode, off_t offset, off_t length) {
     std::shared_lock io(m_io);
     std::lock_guard lock(m_mutex);
     if (auto ok = ensure_staging(); !ok) {
         return ok;
     }
-    if (::fallocate(m_staging_fd->get(), 0, offset, length) != 0) {
-        return errno_error("allocating space in a staging file");
+    int fd = m_staging_fd->get();
+    int rc = ::fallocate(fd, mode, offset, length);
+    if (rc != 0 && errno == EOPNOTSUPP && (mode & FALLOC_FL_ZERO_RANGE)) {
+        // A store on a filesystem without ZERO_RANGE (tmpfs): the same bytes and size from the
+        // two steps it does have.
+        rc = ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
+        rc = rc == 0 ? ::fallocate(fd, mode & FALLOC_FL_KEEP_SIZE, offset, length) : rc;
     }
-    m_size = std::max(m_size, static_cast<std::uint64_t>(offset + length));
+    if (rc != 0) {
+        return errno_error("fallocate on a staging file");
+    }
+    if (!(mode & FALLOC_FL_KEEP_SIZE)) {
+        m_size = std::max(m_size, static_cast<std::uint64_t>(offset + length));
+    }
     mark_changed();
     return {};
 }

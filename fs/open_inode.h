@@ -59,7 +59,11 @@ public:
     // Reports the end offset of what a write stored, while its Write is still held.
     void wrote(std::uint64_t end_offset);
     Result<void> truncate(std::uint64_t size);
-    Result<void> allocate(off_t offset, off_t length);
+    // fallocate(2) on the staging file with `mode` (0, FALLOC_FL_KEEP_SIZE, PUNCH_HOLE with
+    // KEEP_SIZE, ZERO_RANGE with or without KEEP_SIZE), so the file's bytes, size and holes are
+    // what the store's filesystem makes of them. Fails with that filesystem's errno; a ZERO_RANGE
+    // it lacks is done as a punched hole, then an allocation.
+    Result<void> allocate(int mode, off_t offset, off_t length);
     // lseek(2) with SEEK_DATA or SEEK_HOLE over the current content; ENXIO at or past its end.
     Result<off_t> seek(off_t offset, int whence) const;
     // The 512-byte blocks the current content takes on the store's disk (holes take none), or

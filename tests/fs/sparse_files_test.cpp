@@ -1,8 +1,8 @@
 // Sparse files and fallocate(2) through real mounts, held against what the disk under the test's
 // temp dir (ext4 here) does with the same calls: a file that is almost all hole stays small
-// through the mount, in the store, after a remount and a copy-up from the source; SEEK_DATA and
-// SEEK_HOLE answer through the mount as on the disk, so `cp --sparse=auto` and `tar -S` keep the
-// holes; each fallocate mode gives ext4's outcome, size, bytes and holes.
+// through the mount, in the store, after a remount, a pack and an unpack, and a copy-up from the
+// source; SEEK_DATA and SEEK_HOLE answer through the mount as on the disk, so `cp --sparse=auto`
+// and `tar -S` keep the holes; each fallocate mode gives ext4's outcome, size, bytes and holes.
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "store/unique_fd.h"
+#include "store/base/unique_fd.h"
 #include "tests/support/mount.h"
 #include "tests/support/posix.h"
 #include "tests/support/run.h"
@@ -243,6 +243,32 @@ TEST_CASE("Mount: a sparse source file keeps its holes when copied up", "[fuse]"
     auto objects = objects_of_size(tmp / "store", k_sparse_size);
     REQUIRE(objects.size() == 1);
     CHECK(small(stored_bytes(objects[0])));
+}
+
+TEST_CASE("Mount: a sparse file keeps its holes through pack and unpack into a fresh store",
+          "[fuse]") {
+    TempDir tmp;
+    std::string bytes;
+    std::string holes;
+    {
+        Mount m(tmp / "store", tmp / "mnt");
+        bytes = make_sparse(m / "f");
+        holes = extents_of(m / "f");
+    }
+    auto packed =
+        run_cli({"pack", "--store", (tmp / "store").string(), "-o", (tmp / "cache.pack").string()});
+    REQUIRE(packed.status == 0);
+    CHECK(small(static_cast<off_t>(fs::file_size(tmp / "cache.pack"))));
+    auto unpacked =
+        run_cli({"unpack", "--store", (tmp / "fresh").string(), (tmp / "cache.pack").string()});
+    REQUIRE(unpacked.status == 0);
+    auto objects = objects_of_size(tmp / "fresh", k_sparse_size);
+    REQUIRE(objects.size() == 1);
+    CHECK(small(stored_bytes(objects[0])));
+    Mount m(tmp / "fresh", tmp / "mnt");
+    CHECK(read_path(m / "f") == bytes);
+    CHECK(extents_of(m / "f") == holes);
+    CHECK(small(stored_bytes(m / "f")));
 }
 
 // ---- fallocate --------------------------------------------------------------------------------

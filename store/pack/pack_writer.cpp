@@ -4,6 +4,8 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <cstring>
+#include <map>
 #include <memory>
 #include <thread>
 #include <unordered_set>
@@ -19,6 +21,7 @@ namespace fbfs {
 namespace {
 
 constexpr int k_window_log = 26;  // 64 MiB: a frame's worth of history for long matches
+constexpr std::size_t k_zero_chunk = std::size_t{1} << 20;
 
 // A write-only stream over an fd that counts what it wrote.
 class Output {
@@ -91,9 +94,100 @@ public:
         return {};
     }
 
+    // add() for the object stream as it is read: a run of zeros (a sparse file's holes) waits
+    // until other bytes or finish() come, and every whole frame of it is written as one zstd
+    // frame of zeros made once, instead of running the long-distance matcher over it.
+    Result<void> append(std::string_view bytes) {
+        if (!bytes.empty() && bytes.front() == '\0' &&
+            std::memcmp(bytes.data(), bytes.data() + 1, bytes.size() - 1) == 0) {
+            m_zeros += bytes.size();
+            return {};
+        }
+        if (auto ok = flush_zeros(); !ok) {
+            return ok;
+        }
+        return add(bytes);
+    }
+    // Writes what append() holds back; call once after the last byte.
+    Result<void> finish() { return flush_zeros(); }
+
     const std::vector<pack::FrameInfo>& frames() const { return m_frames; }
 
 private:
+    Result<void> flush_zeros() {
+        if (m_zeros > 0 && m_zero_buffer.empty()) {
+            m_zero_buffer.assign(k_zero_chunk, '\0');
+        }
+        while (m_zeros > 0) {
+            std::uint64_t whole = std::min(m_frame_size, m_left_total);
+            if (m_frame_left == 0 && m_zeros >= whole) {
+                if (auto ok = add_zero_frame(whole); !ok) {
+                    return ok;
+                }
+                m_zeros -= whole;
+                continue;
+            }
+            std::uint64_t take = std::min<std::uint64_t>(m_zeros, k_zero_chunk);
+            take = m_frame_left > 0 ? std::min(take, m_frame_left) : take;
+            if (auto ok = add(std::string_view(m_zero_buffer).substr(0, take)); !ok) {
+                return ok;
+            }
+            m_zeros -= take;
+        }
+        return {};
+    }
+
+    // Writes a frame of `size` zeros, compressed (once per size) by a plain context at level 1:
+    // zstd makes a few bytes per block of them either way, and this way costs no time.
+    Result<void> add_zero_frame(std::uint64_t size) {
+        auto& stored = m_zero_frames[size];
+        if (stored.empty()) {
+            auto made = compress_zeros(size);
+            if (!made) {
+                return std::unexpected(made.error());
+            }
+            stored = std::move(*made);
+        }
+        if (auto ok = m_out.write(stored); !ok) {
+            return ok;
+        }
+        Sha256 sha;
+        sha.update(stored.data(), stored.size());
+        m_frames.push_back({size, stored.size(), sha.finish()});
+        m_left_total -= size;
+        return {};
+    }
+
+    Result<std::string> compress_zeros(std::uint64_t size) const {
+        std::unique_ptr<ZSTD_CCtx, CctxFree> cctx(ZSTD_createCCtx());
+        if (!cctx) {
+            return make_error(ENOMEM, "cannot allocate a zstd encoder");
+        }
+        ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, 1);
+        ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_windowLog, k_window_log);
+        ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_checksumFlag, 1);
+        ZSTD_CCtx_setPledgedSrcSize(cctx.get(), size);
+        std::string stored;
+        std::string buffer(ZSTD_CStreamOutSize(), '\0');
+        std::uint64_t left = size;
+        std::size_t rc = 0;
+        do {
+            auto take = static_cast<std::size_t>(std::min<std::uint64_t>(left, k_zero_chunk));
+            ZSTD_inBuffer in{m_zero_buffer.data(), take, 0};
+            ZSTD_EndDirective mode = take == left ? ZSTD_e_end : ZSTD_e_continue;
+            do {
+                ZSTD_outBuffer out{buffer.data(), buffer.size(), 0};
+                rc = ZSTD_compressStream2(cctx.get(), &out, &in, mode);
+                if (ZSTD_isError(rc)) {
+                    return make_error(EIO, fmt::format("zstd failed: {}", ZSTD_getErrorName(rc)));
+                }
+                stored.append(buffer.data(), out.pos);
+            } while (mode == ZSTD_e_end ? rc != 0 : in.pos < in.size);
+            left -= take;
+        } while (left > 0);
+        return stored;
+    }
+
     Result<void> compress(std::string_view bytes, ZSTD_EndDirective mode) {
         ZSTD_inBuffer in{bytes.data(), bytes.size(), 0};
         std::size_t rc = 0;
@@ -122,6 +216,9 @@ private:
     Sha256 m_sha;
     pack::FrameInfo m_frame;
     std::vector<pack::FrameInfo> m_frames;
+    std::uint64_t m_zeros = 0;                           // held back by append()
+    std::string m_zero_buffer;                           // k_zero_chunk zeros, once needed
+    std::map<std::uint64_t, std::string> m_zero_frames;  // by raw size
 };
 
 // The objects the volumes name, each once, in the order a walk of each tree meets them, so that
@@ -181,14 +278,15 @@ Result<void> copy_object(const pack::PackedObject& object, const OpenObject& ope
     }
     Sha256 sha;
     std::uint64_t seen = 0;
+    // With pread from 0, holes come as zeros without being read.
     auto read =
-        read_chunks(fd->get(), std::nullopt, nullptr, [&](std::string_view chunk) -> Result<void> {
+        read_chunks(fd->get(), off_t{0}, nullptr, [&](std::string_view chunk) -> Result<void> {
             seen += chunk.size();
             if (seen > object.size) {
                 return wrong_size(object);  // never more bytes in the stream than the table says
             }
             sha.update(chunk.data(), chunk.size());
-            if (auto ok = frames.add(chunk); !ok) {
+            if (auto ok = frames.append(chunk); !ok) {
                 return ok;
             }
             done.bytes_done += chunk.size();
@@ -248,6 +346,9 @@ Result<PackSummary> write_pack(int fd, const std::vector<VolumeSnapshot>& volume
         if (auto copied = copy_object(object, open, frames, done, progress); !copied) {
             return std::unexpected(copied.error());
         }
+    }
+    if (auto flushed = frames.finish(); !flushed) {
+        return std::unexpected(flushed.error());
     }
     footer.frame_table_offset = out.offset();
     ok = out.write(pack::encode_section(pack::SectionKind::frame_table,

@@ -143,15 +143,12 @@ Result<void> OpenInode::allocate(int mode, off_t offset, off_t length) {
 }
 
 Result<off_t> OpenInode::seek(off_t offset, int whence) const {
-    auto fd = data_fd();
+    TRY_ASSIGN(SharedFd fd, data_fd());
     if (!fd) {
-        return std::unexpected(fd.error());
-    }
-    if (!*fd) {
         return make_error(ENXIO, "the file is empty");
     }
     // Only the result matters: the fd's own offset is used by nobody (reads give theirs).
-    off_t found = ::lseek((*fd)->get(), offset, whence);
+    off_t found = ::lseek(fd->get(), offset, whence);
     if (found < 0) {
         return errno_error("seeking data or a hole");
     }

@@ -98,12 +98,9 @@ public:
     // first; `limit` caps the answer. Past the size the file had at the start, all is data.
     Result<std::uint64_t> hole_at(off_t offset, std::uint64_t limit) {
         if (offset >= m_hole_end && offset >= m_data_end && offset < m_size) {
-            auto extent = next_data(m_fd, offset, m_size);
-            if (!extent) {
-                return std::unexpected(extent.error());
-            }
-            m_hole_end = *extent ? (*extent)->start : m_size;
-            m_data_end = *extent ? (*extent)->end : m_size;
+            TRY_ASSIGN(std::optional<DataExtent> extent, next_data(m_fd, offset, m_size));
+            m_hole_end = extent ? extent->start : m_size;
+            m_data_end = extent ? extent->end : m_size;
         }
         if (offset >= m_hole_end) {
             return 0;
@@ -131,16 +128,16 @@ Result<std::uint64_t> read_chunks(int fd, std::optional<off_t> offset,
     }
     std::uint64_t total = 0;
     while (!stop || !stop->load(std::memory_order_relaxed)) {
-        auto hole = holes ? holes->hole_at(*offset, k_chunk) : Result<std::uint64_t>(0);
-        if (!hole) {
-            return std::unexpected(hole.error());
+        std::uint64_t hole = 0;
+        if (holes) {
+            TRY_ASSIGN(hole, holes->hole_at(*offset, k_chunk));
         }
-        if (*hole > 0 && !zeros) {
+        if (hole > 0 && !zeros) {
             zeros = std::make_unique<char[]>(k_chunk);
         }
         ssize_t n = 0;
-        if (*hole > 0) {
-            n = static_cast<ssize_t>(*hole);
+        if (hole > 0) {
+            n = static_cast<ssize_t>(hole);
         } else {
             n = offset ? ::pread(fd, buffer.get(), k_chunk, *offset)
                        : ::read(fd, buffer.get(), k_chunk);
@@ -154,7 +151,7 @@ Result<std::uint64_t> read_chunks(int fd, std::optional<off_t> offset,
         if (n == 0) {
             return total;
         }
-        const char* bytes = *hole > 0 ? zeros.get() : buffer.get();
+        const char* bytes = hole > 0 ? zeros.get() : buffer.get();
         if (auto ok = visit({bytes, static_cast<std::size_t>(n)}); !ok) {
             return std::unexpected(ok.error());
         }

@@ -103,9 +103,7 @@ public:
             m_zeros += bytes.size();
             return {};
         }
-        if (auto ok = flush_zeros(); !ok) {
-            return ok;
-        }
+        TRY(flush_zeros());
         return add(bytes);
     }
     // Writes what append() holds back; call once after the last byte.
@@ -121,17 +119,13 @@ private:
         while (m_zeros > 0) {
             std::uint64_t whole = std::min(m_frame_size, m_left_total);
             if (m_frame_left == 0 && m_zeros >= whole) {
-                if (auto ok = add_zero_frame(whole); !ok) {
-                    return ok;
-                }
+                TRY(add_zero_frame(whole));
                 m_zeros -= whole;
                 continue;
             }
             std::uint64_t take = std::min<std::uint64_t>(m_zeros, k_zero_chunk);
             take = m_frame_left > 0 ? std::min(take, m_frame_left) : take;
-            if (auto ok = add(std::string_view(m_zero_buffer).substr(0, take)); !ok) {
-                return ok;
-            }
+            TRY(add(std::string_view(m_zero_buffer).substr(0, take)));
             m_zeros -= take;
         }
         return {};
@@ -142,15 +136,9 @@ private:
     Result<void> add_zero_frame(std::uint64_t size) {
         auto& stored = m_zero_frames[size];
         if (stored.empty()) {
-            auto made = compress_zeros(size);
-            if (!made) {
-                return std::unexpected(made.error());
-            }
-            stored = std::move(*made);
+            TRY_ASSIGN(stored, compress_zeros(size));
         }
-        if (auto ok = m_out.write(stored); !ok) {
-            return ok;
-        }
+        TRY(m_out.write(stored));
         Sha256 sha;
         sha.update(stored.data(), stored.size());
         m_frames.push_back({size, stored.size(), sha.finish()});
@@ -347,9 +335,7 @@ Result<PackSummary> write_pack(int fd, const std::vector<VolumeSnapshot>& volume
             return std::unexpected(copied.error());
         }
     }
-    if (auto flushed = frames.finish(); !flushed) {
-        return std::unexpected(flushed.error());
-    }
+    TRY(frames.finish());
     footer.frame_table_offset = out.offset();
     ok = out.write(pack::encode_section(pack::SectionKind::frame_table,
                                         pack::encode_frame_table(frames.frames()), options.level));

@@ -153,16 +153,12 @@ private:
             std::string_view block = bytes.substr(at, end - at);
             if (block.size() == k_block && block.front() == '\0' &&
                 std::memcmp(block.data(), block.data() + 1, k_block - 1) == 0) {
-                if (auto ok = flush(at); !ok) {
-                    return ok;
-                }
+                TRY(flush(at));
                 data = end;
             }
             at = end;
         }
-        if (auto ok = flush(bytes.size()); !ok) {
-            return ok;
-        }
+        TRY(flush(bytes.size()));
         m_size += bytes.size();
         return {};
     }

@@ -126,11 +126,8 @@ Result<std::uint64_t> copy_by_buffer(int src, off_t in, const TempFile& dst, off
         if (n == 0) {
             break;
         }
-        auto written = pwrite_all(dst.fd(), {buffer.get(), static_cast<std::size_t>(n)},
-                                  out + static_cast<off_t>(total), dst.path().string());
-        if (!written) {
-            return std::unexpected(written.error());
-        }
+        TRY(pwrite_all(dst.fd(), {buffer.get(), static_cast<std::size_t>(n)},
+                       out + static_cast<off_t>(total), dst.path().string()));
         total += static_cast<std::uint64_t>(n);
     }
     return total;
@@ -178,22 +175,16 @@ Result<std::uint64_t> copy_range(int src, off_t offset, off_t end, const TempFil
                                  const std::atomic<bool>& stop) {
     off_t at = offset;
     while (at < end) {
-        auto extent = next_data(src, at, end);
+        TRY_ASSIGN(std::optional<DataExtent> extent, next_data(src, at, end));
         if (!extent) {
-            return std::unexpected(extent.error());
-        }
-        if (!*extent) {
             at = end;  // a hole to the end
             break;
         }
-        auto [start, stop_at] = **extent;
-        auto length = static_cast<std::uint64_t>(stop_at - start);
-        auto copied = copy_extent(src, start, dst, start - offset, length, stop);
-        if (!copied) {
-            return copied;
-        }
-        at = start + static_cast<off_t>(*copied);
-        if (*copied < length) {
+        auto length = static_cast<std::uint64_t>(extent->end - extent->start);
+        TRY_ASSIGN(std::uint64_t copied,
+                   copy_extent(src, extent->start, dst, extent->start - offset, length, stop));
+        at = extent->start + static_cast<off_t>(copied);
+        if (copied < length) {
             break;  // `src` ended early: it was truncated meanwhile
         }
     }

@@ -568,7 +568,9 @@ Result<off_t> Filesystem::seek(FileHandle& handle, off_t offset, int whence) {
     }
     if (m_kernel != nullptr && handle.inode->has_writers()) {
         // Under the writeback cache the kernel may hold written pages it has not sent: dropping
-        // its pages of the file writes those back first, so the answer covers every byte.
+        // its pages of the file writes those back first (as WRITEs that other worker threads
+        // answer; this one holds no lock meanwhile), so the answer covers every byte. Only the
+        // limit of libfuse's loop (ten workers) could stall it, with ten such seeks at once.
         m_kernel->forget_inode(handle.ino);
     }
     return handle.inode->seek(offset, whence);

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <linux/fs.h>
 #include <spdlog/spdlog.h>
 
@@ -12,6 +13,10 @@ namespace fbfs {
 namespace {
 
 constexpr std::size_t k_name_max = 255;
+// From this size on a file's st_blocks is what its content takes on the store's disk, holes
+// excluded, so `du`, `cp --sparse=auto` and `tar -S` (which look for holes only in files with
+// fewer blocks than their size) see a sparse file as sparse. Smaller files skip the stat.
+constexpr std::uint64_t k_sparse_min = 64 * 1024;
 
 Result<void> check_name(std::string_view name) {
     if (name.size() > k_name_max) {
@@ -69,10 +74,25 @@ struct stat Filesystem::to_stat(InodeNumber ino, const InodeRecord& r) const {
     st.st_size = static_cast<off_t>(r.is_symlink() ? r.symlink_target.size() : r.size);
     st.st_blksize = 4096;
     st.st_blocks = static_cast<blkcnt_t>((st.st_size + 511) / 512);
+    if (r.is_reg() && r.size >= k_sparse_min) {
+        st.st_blocks = static_cast<blkcnt_t>(stored_blocks(ino, r).value_or(st.st_blocks));
+    }
     st.st_atim = to_timespec(r.atime);
     st.st_mtim = to_timespec(r.mtime);
     st.st_ctim = to_timespec(r.ctime);
     return st;
+}
+
+std::optional<std::uint64_t> Filesystem::stored_blocks(InodeNumber ino,
+                                                       const InodeRecord& r) const {
+    if (auto open = m_inodes.find_open(ino)) {
+        return open->allocated_blocks();
+    }
+    struct stat st {};
+    if (!r.object || ::stat(pool().object_path(*r.object).c_str(), &st) != 0) {
+        return std::nullopt;
+    }
+    return static_cast<std::uint64_t>(st.st_blocks);
 }
 
 Filesystem::~Filesystem() {
@@ -569,13 +589,38 @@ void Filesystem::release(std::unique_ptr<FileHandle> handle) {
 }
 
 Result<void> Filesystem::fallocate(FileHandle& handle, int mode, off_t offset, off_t length) {
-    if (mode != 0) {
-        return make_error(EOPNOTSUPP, "only plain fallocate is supported");
+    // ext4's modes that FUSE passes on. The kernel refuses COLLAPSE_RANGE, INSERT_RANGE,
+    // UNSHARE_RANGE and WRITE_ZEROES itself (EOPNOTSUPP) before they get here, and PUNCH_HOLE
+    // without KEEP_SIZE too.
+    constexpr int k_zero = FALLOC_FL_ZERO_RANGE;
+    constexpr int k_keep = FALLOC_FL_KEEP_SIZE;
+    bool known = mode == 0 || mode == k_keep || mode == (FALLOC_FL_PUNCH_HOLE | k_keep) ||
+                 mode == k_zero || mode == (k_zero | k_keep);
+    if (!known) {
+        return make_error(EOPNOTSUPP, fmt::format("fallocate mode {:#x} is not supported", mode));
     }
-    if (!handle.inode) {
-        return make_error(EBADF, "the file is open read-only");
+    if (!handle.inode || !handle.writable) {
+        return make_error(EBADF, "the file is not open for writing");
     }
-    return handle.inode->allocate(offset, length);
+    return handle.inode->allocate(mode, offset, length);
+}
+
+Result<off_t> Filesystem::seek(FileHandle& handle, off_t offset, int whence) {
+    if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+        return make_error(EINVAL, "only SEEK_DATA and SEEK_HOLE reach the filesystem");
+    }
+    if (handle.lower) {
+        off_t found = ::lseek(handle.lower->get(), offset, whence);
+        return found >= 0 ? Result<off_t>(found) : errno_error("seeking in a source file");
+    }
+    if (m_kernel != nullptr && handle.inode->has_writers()) {
+        // Under the writeback cache the kernel may hold written pages it has not sent: dropping
+        // its pages of the file writes those back first (as WRITEs that other worker threads
+        // answer; this one holds no lock meanwhile), so the answer covers every byte. Only the
+        // limit of libfuse's loop (ten workers) could stall it, with ten such seeks at once.
+        m_kernel->forget_inode(handle.ino);
+    }
+    return handle.inode->seek(offset, whence);
 }
 
 Result<std::unique_ptr<DirHandle>> Filesystem::opendir(InodeNumber ino) {

@@ -174,7 +174,12 @@ public:
     Result<void> flush(FileHandle& handle);
     Result<void> fsync(FileHandle& handle);
     void release(std::unique_ptr<FileHandle> handle);
+    // fallocate(2) with ext4's modes that FUSE passes on (OpenInode::allocate); EOPNOTSUPP for
+    // any other.
     Result<void> fallocate(FileHandle& handle, int mode, off_t offset, off_t length);
+    // lseek(2) with SEEK_DATA or SEEK_HOLE (the kernel answers the other whences itself): where
+    // the next data or hole of the open file starts, as the file below says; ENXIO past its end.
+    Result<off_t> seek(FileHandle& handle, off_t offset, int whence);
 
     Result<std::unique_ptr<DirHandle>> opendir(InodeNumber ino);
     // True when the kernel may cache every directory's listing with no opendir at all: every
@@ -244,6 +249,9 @@ private:
 
     Result<InodeRecord> record(InodeNumber ino) const;
     struct stat to_stat(InodeNumber ino, const InodeRecord& record) const;
+    // The 512-byte blocks a regular file's content takes in the store (its staging file or its
+    // object), or nullopt if that cannot be told.
+    std::optional<std::uint64_t> stored_blocks(InodeNumber ino, const InodeRecord& record) const;
     Result<struct stat> make_node(InodeNumber parent, std::string_view name, InodeRecord record,
                                   const Caller& caller);
     // Deletes an inode with no links once neither the kernel nor a handle holds it.

@@ -391,6 +391,14 @@ void on_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     reply_void(req, fs_of(req).removexattr(ino, name));
 }
 
+void on_lseek(fuse_req_t req, fuse_ino_t, off_t offset, int whence, fuse_file_info* fi) {
+    auto found = fs_of(req).seek(file_of(fi), offset, whence);
+    if (!found) {
+        return reply_error(req, found.error());
+    }
+    fuse_reply_lseek(req, *found);
+}
+
 void on_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     // When every listing may be cached, the kernel need not open directories at all: ENOSYS
     // tells it to stop sending OPENDIR and RELEASEDIR, and to cache every listing (which any
@@ -561,7 +569,9 @@ fuse_lowlevel_ops make_ops() {
     ops.getxattr = guarded<"getxattr", on_getxattr>;
     ops.listxattr = guarded<"listxattr", on_listxattr>;
     ops.removexattr = guarded<"removexattr", on_removexattr>;
-    // Left out, so libfuse answers ENOSYS and the kernel stops asking: locks (the kernel handles them locally), ioctl, poll, bmap, lseek.
+    ops.lseek = guarded<"lseek", on_lseek>;
+    // Left out, so libfuse answers ENOSYS and the kernel stops asking: locks (the kernel handles
+    // them locally), ioctl, poll, bmap.
     return ops;
 }
 

@@ -1,6 +1,7 @@
 #include "fs/open_inode.h"
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -156,23 +157,55 @@ Result<void> OpenInode::truncate(std::uint64_t size) {
     return {};
 }
 
-Result<void> OpenInode::allocate(off_t offset, off_t length) {
+Result<void> OpenInode::allocate(int mode, off_t offset, off_t length) {
     SharedLock io(m_io);
     if (auto ok = ensure_staging(true); !ok) {
         return ok;
     }
-    SharedFd fd;
+    SharedFd staging;
     {
         LockGuard lock(m_mutex);
-        fd = m_staging_fd;
+        staging = m_staging_fd;
     }
-    if (::fallocate(fd->get(), 0, offset, length) != 0) {
-        return errno_error("allocating space in a staging file");
+    int fd = staging->get();
+    int rc = ::fallocate(fd, mode, offset, length);
+    if (rc != 0 && errno == EOPNOTSUPP && (mode & FALLOC_FL_ZERO_RANGE)) {
+        // A store on a filesystem without ZERO_RANGE (tmpfs): the same bytes and size from the
+        // two steps it does have.
+        rc = ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
+        rc = rc == 0 ? ::fallocate(fd, mode & FALLOC_FL_KEEP_SIZE, offset, length) : rc;
+    }
+    if (rc != 0) {
+        return errno_error("fallocate on a staging file");
     }
     LockGuard lock(m_mutex);
-    m_size = std::max(m_size, static_cast<std::uint64_t>(offset + length));
+    if (!(mode & FALLOC_FL_KEEP_SIZE)) {
+        m_size = std::max(m_size, static_cast<std::uint64_t>(offset + length));
+    }
     mark_changed();
     return {};
+}
+
+Result<off_t> OpenInode::seek(off_t offset, int whence) const {
+    TRY_ASSIGN(SharedFd fd, data_fd());
+    if (!fd) {
+        return make_error(ENXIO, "the file is empty");
+    }
+    // Only the result matters: the fd's own offset is used by nobody (reads give theirs).
+    off_t found = ::lseek(fd->get(), offset, whence);
+    if (found < 0) {
+        return errno_error("seeking data or a hole");
+    }
+    return found;
+}
+
+std::optional<std::uint64_t> OpenInode::allocated_blocks() const {
+    auto fd = data_fd();
+    struct stat st {};
+    if (!fd || !*fd || ::fstat((*fd)->get(), &st) != 0) {
+        return std::nullopt;
+    }
+    return static_cast<std::uint64_t>(st.st_blocks);
 }
 
 void OpenInode::overlay(InodeRecord& record) const {

@@ -2,10 +2,10 @@
 //
 // A clean file is read from its object (immutable, so the kernel may keep its pages cached). The
 // first change through any handle copies the content into a staging file in the store's tmp/
-// (nothing is copied when the change truncates to 0); reads and writes then use the staging file.
-// commit() — on every flush (close) of a writable handle, on fsync, and when a truncation happens
-// with no writer open — hashes the staging file, renames it into the object pool and points the
-// inode at the new object. A later write starts a new staging copy.
+// (its holes stay holes; nothing is copied when the change truncates to 0); reads and writes then
+// use the staging file. commit() — on every flush (close) of a writable handle, on fsync, and when
+// a truncation happens with no writer open — hashes the staging file, renames it into the object
+// pool and points the inode at the new object. A later write starts a new staging copy.
 //
 // Thread-safe. Nothing slow happens under a lock that reads wait for: m_mutex guards the state
 // and is held only to read or change it, never across I/O or LMDB, so getattr, lookup and read
@@ -78,7 +78,16 @@ public:
     // file may hold a torn mix, so commit() refuses it with `error` until discard_changes().
     void write_failed(int error);
     Result<void> truncate(std::uint64_t size);
-    Result<void> allocate(off_t offset, off_t length);
+    // fallocate(2) on the staging file with `mode` (0, FALLOC_FL_KEEP_SIZE, PUNCH_HOLE with
+    // KEEP_SIZE, ZERO_RANGE with or without KEEP_SIZE), so the file's bytes, size and holes are
+    // what the store's filesystem makes of them. Fails with that filesystem's errno; a ZERO_RANGE
+    // it lacks is done as a punched hole, then an allocation.
+    Result<void> allocate(int mode, off_t offset, off_t length);
+    // lseek(2) with SEEK_DATA or SEEK_HOLE over the current content; ENXIO at or past its end.
+    Result<off_t> seek(off_t offset, int whence) const;
+    // The 512-byte blocks the current content takes on the store's disk (holes take none), or
+    // nullopt when the file is empty or its fd cannot say.
+    std::optional<std::uint64_t> allocated_blocks() const;
 
     // Applies what is only in memory (size and times of unsaved changes) to `record`.
     void overlay(InodeRecord& record) const;

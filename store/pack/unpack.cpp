@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <utility>
@@ -117,8 +119,9 @@ public:
                 return errno_error(fmt::format("cannot create {}", path));
             }
             m_temps[index] = path;
+            m_size = 0;
         }
-        return write_all(m_file.get(), bytes, m_temps[index]);
+        return write_sparse(bytes, m_temps[index]);
     }
 
     Result<void> object_end(std::size_t index) override {
@@ -126,6 +129,10 @@ public:
             if (auto ok = object_bytes(index, {}); !ok) {
                 return ok;
             }
+        }
+        // The size, holes at the end included.
+        if (::ftruncate(m_file.get(), static_cast<off_t>(m_size)) != 0) {
+            return errno_error(fmt::format("cannot size {}", m_temps[index]));
         }
         if (::fchmod(m_file.get(), 0444) != 0) {
             return errno_error(fmt::format("cannot seal {}", m_temps[index]));
@@ -188,10 +195,40 @@ public:
     }
 
 private:
+    // Appends `bytes` to the temp file, leaving out each whole block of zeros (one that starts
+    // at a multiple of k_block in the file): the file has a hole there, as the packed file had
+    // or as it could have, and object_end() sets the size.
+    Result<void> write_sparse(std::string_view bytes, std::string_view what) {
+        std::size_t data = 0;  // where the bytes not written yet start
+        auto flush = [&](std::size_t end) {
+            auto ok = pwrite_all(m_file.get(), bytes.substr(data, end - data),
+                                 static_cast<off_t>(m_size + data), what);
+            data = end;
+            return ok;
+        };
+        for (std::size_t at = 0; at < bytes.size();) {
+            std::size_t end = std::min(
+                bytes.size(), at + k_block - static_cast<std::size_t>((m_size + at) % k_block));
+            std::string_view block = bytes.substr(at, end - at);
+            if (block.size() == k_block && block.front() == '\0' &&
+                std::memcmp(block.data(), block.data() + 1, k_block - 1) == 0) {
+                TRY(flush(at));
+                data = end;
+            }
+            at = end;
+        }
+        TRY(flush(bytes.size()));
+        m_size += bytes.size();
+        return {};
+    }
+
+    static constexpr std::size_t k_block = 4096;
+
     Store& m_store;
     std::optional<WorkDir> m_work;     // from begin() on
     std::vector<std::string> m_temps;  // per object: its temp file until the pool has it
     UniqueFd m_file;                   // the temp file being written
+    std::uint64_t m_size = 0;          // the bytes of its object received so far
 };
 
 }  // namespace

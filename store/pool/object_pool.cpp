@@ -21,8 +21,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// One copy_file_range() call; a put being cancelled notices within one of these.
-constexpr std::size_t k_copy_chunk = std::size_t{16} << 20;
+// One copy_file_range() call's most; a put being cancelled notices within one of these.
+constexpr std::uint64_t k_copy_chunk = std::uint64_t{16} << 20;
+// The buffer of a copy that copy_file_range() cannot make.
+constexpr std::uint64_t k_buffer = std::uint64_t{1} << 20;
 // Below this a regular file is copied and hashed on the calling thread: a helper thread costs
 // more than it saves.
 constexpr off_t k_concurrent_min = off_t{8} << 20;
@@ -102,28 +104,50 @@ Result<Hashed> hash_range(int src, off_t offset, const std::atomic<bool>& stop) 
     return total ? Result<Hashed>(Hashed{hasher.finish(), *total}) : std::unexpected(total.error());
 }
 
-// Copies `src` from `in` to its end into `dst` at `out` with pread() and writes, for filesystems
-// that cannot copy_file_range() between these two files.
-Result<std::uint64_t> copy_by_buffer(int src, loff_t in, const TempFile& dst, loff_t out,
-                                     const std::atomic<bool>& stop) {
-    // The temp file's own offset is used by nothing else: seek once, then plain writes.
-    if (::lseek(dst.fd(), out, SEEK_SET) < 0) {
-        return errno_error(fmt::format("cannot seek in {}", dst.path().string()));
+// Copies `length` bytes of `src` at `in` into `dst` at `out` with pread() and pwrite(), for
+// filesystems that cannot copy_file_range() between these two files. Returns how many bytes it
+// copied: fewer if `src` ended first.
+Result<std::uint64_t> copy_by_buffer(int src, off_t in, const TempFile& dst, off_t out,
+                                     std::uint64_t length, const std::atomic<bool>& stop) {
+    auto buffer = std::make_unique_for_overwrite<char[]>(k_buffer);
+    std::uint64_t total = 0;
+    while (total < length) {
+        if (stop.load(std::memory_order_relaxed)) {
+            return make_error(ECANCELED, "cancelled");
+        }
+        auto want = static_cast<std::size_t>(std::min<std::uint64_t>(length - total, k_buffer));
+        ssize_t n = ::pread(src, buffer.get(), want, in + static_cast<off_t>(total));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return errno_error(fmt::format("cannot read {}", fd_name(src)));
+        }
+        if (n == 0) {
+            break;
+        }
+        TRY(pwrite_all(dst.fd(), {buffer.get(), static_cast<std::size_t>(n)},
+                       out + static_cast<off_t>(total), dst.path().string()));
+        total += static_cast<std::uint64_t>(n);
     }
-    return read_chunks(src, in, &stop, [&](std::string_view chunk) {
-        return write_all(dst.fd(), chunk, dst.path().string());
-    });
+    return total;
 }
 
-// Copies `src` from `offset` to its end into `dst` inside the kernel (no trip through user
-// space; a reflink where the filesystem has them). Gives up early once `stop` is set.
-Result<std::uint64_t> copy_range(int src, off_t offset, const TempFile& dst,
-                                 const std::atomic<bool>& stop) {
-    loff_t in = offset;
-    loff_t out = 0;
+// Copies `length` bytes of `src` at `in` into `dst` at `out` inside the kernel (no trip through
+// user space; a reflink where the filesystem has them), through a buffer where it cannot. Gives
+// up early once `stop` is set. Returns how many bytes it copied: fewer if `src` ended first.
+Result<std::uint64_t> copy_extent(int src, off_t in, const TempFile& dst, off_t out,
+                                  std::uint64_t length, const std::atomic<bool>& stop) {
+    loff_t from = in;
+    loff_t to = out;
     std::uint64_t total = 0;
-    while (!stop.load(std::memory_order_relaxed)) {
-        ssize_t n = ::copy_file_range(src, &in, dst.fd(), &out, k_copy_chunk, 0);
+    while (total < length) {
+        if (stop.load(std::memory_order_relaxed)) {
+            return make_error(ECANCELED, "cancelled");
+        }
+        std::size_t want =
+            static_cast<std::size_t>(std::min<std::uint64_t>(length - total, k_copy_chunk));
+        ssize_t n = ::copy_file_range(src, &from, dst.fd(), &to, want, 0);
         if (n > 0) {
             total += static_cast<std::uint64_t>(n);
             continue;
@@ -135,12 +159,39 @@ Result<std::uint64_t> copy_range(int src, off_t offset, const TempFile& dst,
             continue;
         }
         if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
-            auto rest = copy_by_buffer(src, in, dst, out, stop);
+            auto rest = copy_by_buffer(src, from, dst, to, length - total, stop);
             return rest ? Result<std::uint64_t>(total + *rest) : rest;
         }
         return errno_error(fmt::format("cannot copy {} to {}", fd_name(src), dst.path().string()));
     }
-    return make_error(ECANCELED, "cancelled");
+    return total;
+}
+
+// Copies `src` from `offset` to `end` into `dst` from its start, copying only the data: a hole
+// of `src` stays a hole (the copy's size is set at the end), so a sparse file takes no more room
+// than it did. Gives up early once `stop` is set. Returns how many bytes the copy holds: fewer
+// than asked if `src` ended first.
+Result<std::uint64_t> copy_range(int src, off_t offset, off_t end, const TempFile& dst,
+                                 const std::atomic<bool>& stop) {
+    off_t at = offset;
+    while (at < end) {
+        TRY_ASSIGN(std::optional<DataExtent> extent, next_data(src, at, end));
+        if (!extent) {
+            at = end;  // a hole to the end
+            break;
+        }
+        auto length = static_cast<std::uint64_t>(extent->end - extent->start);
+        TRY_ASSIGN(std::uint64_t copied,
+                   copy_extent(src, extent->start, dst, extent->start - offset, length, stop));
+        at = extent->start + static_cast<off_t>(copied);
+        if (copied < length) {
+            break;  // `src` ended early: it was truncated meanwhile
+        }
+    }
+    if (::ftruncate(dst.fd(), at - offset) != 0) {
+        return errno_error(fmt::format("cannot size {}", dst.path().string()));
+    }
+    return static_cast<std::uint64_t>(at - offset);
 }
 
 // Copies and hashes a regular file at once: a helper thread copies `src` into `dst` while this
@@ -154,7 +205,7 @@ Result<Hashed> copy_regular(int src, const struct stat& before, off_t offset, co
     Result<Hashed> hashed = Hashed{};
     {
         std::jthread copier([&] {
-            copied = copy_range(src, offset, dst, stop);
+            copied = copy_range(src, offset, before.st_size, dst, stop);
             if (!copied) {
                 stop = true;
             }
@@ -315,8 +366,12 @@ Result<TempCopy> ObjectPool::copy_to_temp(int from, std::string_view prefix) con
     }
     std::uint64_t size = 0;
     if (from >= 0) {
+        struct stat st {};
+        if (::fstat(from, &st) != 0) {
+            return errno_error(fmt::format("cannot stat {}", fd_name(from)));
+        }
         std::atomic<bool> never{false};
-        auto copied = copy_range(from, 0, *temp, never);
+        auto copied = copy_range(from, 0, st.st_size, *temp, never);
         if (!copied) {
             return std::unexpected(copied.error());
         }

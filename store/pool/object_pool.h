@@ -44,8 +44,8 @@ public:
     Result<PutResult> put_bytes(std::span<const std::byte> bytes) const;
     Result<PutResult> put_bytes(std::string_view bytes) const;
     // Reads `fd` from its current offset to its end (all of it for a freshly opened file); the
-    // offset afterwards is unspecified. A regular file is hashed while the kernel copies it; one
-    // that changes meanwhile fails with EAGAIN. On any error no object and no temp file remain.
+    // offset afterwards is unspecified. A regular file is hashed while the kernel copies it (a
+    // large one keeps its holes); one that changes meanwhile fails with EAGAIN. On any error no object and no temp file remain.
     Result<PutResult> put_fd(int fd) const;
     Result<PutResult> put_path(const std::filesystem::path& path) const;
     // Moves `file`, a regular file inside tmp_dir() that nobody writes any more, into the pool
@@ -61,8 +61,8 @@ public:
 
     // Makes a new file in tmp_dir() named `prefix` and a unique suffix, holding the bytes of
     // `from` from offset 0 to its end (nothing if `from` is -1), copied inside the kernel where
-    // the two filesystems allow it and through a buffer where they do not. On failure no file
-    // remains.
+    // the two filesystems allow it and through a buffer where they do not. Only data is copied:
+    // the holes of `from` (SEEK_HOLE) stay holes. On failure no file remains.
     Result<TempCopy> copy_to_temp(int from, std::string_view prefix) const;
     // Hashes `fd` from offset 0 to its end, storing nothing: what its id would be.
     static Result<PutResult> hash_fd(int fd);

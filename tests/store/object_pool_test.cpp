@@ -338,3 +338,49 @@ TEST_CASE("ObjectPool: opening a store whose root is missing fails and creates n
     CHECK_FALSE(fs::exists(dir / "missing"));
     CHECK(fs::is_empty(dir.path()));
 }
+
+TEST_CASE("ObjectPool: copies and puts of a sparse file keep its holes, and its id is its bytes'",
+          "[pool]") {
+    TempDir dir;
+    auto pool = open_pool(dir);
+    // 64 MiB, data in three places, a hole at the end: what ftruncate and scattered writes make.
+    constexpr off_t size = off_t{64} << 20;
+    std::string bytes(static_cast<std::size_t>(size), '\0');
+    fs::path sparse = dir / "sparse";
+    fbfs::UniqueFd fd(::open(sparse.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    REQUIRE(fd);
+    REQUIRE(::ftruncate(fd.get(), size) == 0);
+    for (off_t at : {off_t{0}, off_t{20} << 20, (off_t{40} << 20) + 12345}) {
+        std::string piece = random_bytes(50000, static_cast<std::uint64_t>(at));
+        REQUIRE(::pwrite(fd.get(), piece.data(), piece.size(), at) ==
+                static_cast<ssize_t>(piece.size()));
+        bytes.replace(static_cast<std::size_t>(at), piece.size(), piece);
+    }
+    auto stored = [](const fs::path& path) {
+        struct stat st {};
+        REQUIRE(::stat(path.c_str(), &st) == 0);
+        return st.st_blocks * 512;
+    };
+    const auto id = ObjectId::of(bytes);
+
+    auto hashed = ObjectPool::hash_fd(fd.get());
+    REQUIRE(hashed);
+    CHECK(hashed->id == id);
+    CHECK(hashed->size == bytes.size());
+
+    auto copy = pool.copy_to_temp(fd.get(), "copy-");
+    REQUIRE(copy);
+    CHECK(copy->size == bytes.size());
+    CHECK(read_file(copy->path) == bytes);
+    CHECK(stored(copy->path) < size / 100);
+
+    REQUIRE(::lseek(fd.get(), 0, SEEK_SET) == 0);
+    auto put = pool.put_fd(fd.get());
+    REQUIRE(put);
+    CHECK(put->id == id);
+    CHECK(read_file(pool.object_path(id)) == bytes);
+    CHECK(stored(pool.object_path(id)) < size / 100);
+    auto verified = pool.verify(id);
+    REQUIRE(verified);
+    CHECK(*verified);
+}

@@ -693,6 +693,48 @@ TEST_CASE("pack: objects split over many small frames and read from a pipe come 
     check_pool_consistent(*dest);
 }
 
+TEST_CASE("pack: runs of zeros, whole frames of them included, come back and unpack as holes",
+          "[store][pack]") {
+    // 6 MiB that is mostly zeros (a sparse file's holes read as zeros), then 2 MiB of zeros: runs
+    // that start and end inside frames, fill whole frames, and end the stream.
+    constexpr std::size_t k_mib = std::size_t{1} << 20;
+    const std::string sparse = [] {
+        std::string bytes(6 * k_mib, '\0');
+        bytes.replace(0, k_mib, fbfs::test::random_bytes(1, k_mib));
+        bytes.replace(4 * k_mib + 777, 100000, fbfs::test::random_bytes(2, 100000));
+        return bytes;
+    }();
+    const std::string zeros(2 * k_mib, '\0');
+    TempDir tmp;
+    auto store = open_store(tmp / "store");
+    {
+        auto tree = must(VolumeTree::open(*store, "vol", owner_uid(), owner_gid()));
+        for (auto [name, content] : {std::pair{"sparse", &sparse}, std::pair{"zeros", &zeros}}) {
+            InodeRecord r = record(S_IFREG | 0644, 1);
+            r.object = must(store->pool().put_bytes(*content)).id;
+            r.size = content->size();
+            must(tree.create(k_root_inode, name, r));
+        }
+    }
+    PackOptions options;
+    options.frame_size = 256 * 1024 + 3;
+    auto bytes = pack_of(*store, {}, options);
+    CHECK(bytes.size() < 2 * k_mib);  // the data and little else
+
+    TempDir dest_dir;
+    auto dest = open_store(dest_dir / "store");
+    must(unpack_file(*dest, bytes));
+    CHECK(volumes_of(*dest) == volumes_of(*store));
+    check_pool_consistent(*dest);
+    for (const std::string* content : {&sparse, &zeros}) {
+        auto object = dest->pool().object_path(ObjectId::of(*content));
+        CHECK(fbfs::test::read_path(object) == *content);
+        struct stat st {};
+        REQUIRE(::stat(object.c_str(), &st) == 0);
+        CHECK(static_cast<std::size_t>(st.st_blocks) * 512 < content->size() / 2);
+    }
+}
+
 TEST_CASE("pack: pack_store packs only the volumes named and refuses a volume it lacks",
           "[store][pack]") {
     Source source;

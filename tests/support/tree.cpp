@@ -43,14 +43,16 @@ std::string file_type(mode_t mode) {
     return "other";
 }
 
-Snapshot snapshot(const fs::path& root) {
+Snapshot snapshot(const fs::path& root, Times times) {
     Snapshot out;
     auto describe = [&](const fs::path& path, const std::string& relative) {
         struct stat st = lstat_of(path);
         std::string line = file_type(st.st_mode) + " mode=" + std::to_string(permissions(st)) +
                            " owner=" + std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid) +
-                           " nlink=" + std::to_string(st.st_nlink) +
-                           " mtime=" + time_text(st.st_mtim);
+                           " nlink=" + std::to_string(st.st_nlink);
+        if (times == Times::kept) {
+            line += " mtime=" + time_text(st.st_mtim);
+        }
         if (S_ISREG(st.st_mode)) {
             line += " size=" + std::to_string(st.st_size) +
                     " sha256=" + ObjectId::of(read_path(path)).hex();

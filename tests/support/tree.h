@@ -24,11 +24,16 @@ std::string random_bytes(std::uint64_t seed, std::size_t size);
 // "file", "dir", "symlink", "fifo" or "other" for the type bits of `mode`.
 std::string file_type(mode_t mode);
 
+// Whether a snapshot holds mtimes: a remount must keep them; two filesystems that ran the same
+// operations at other moments differ in them.
+enum class Times { kept, left_out };
+
 // One line per path under `root` (and "." for root itself) with everything a remount must keep
-// except the inode number: type, mode, owner, link count, mtime to the nanosecond, size and
-// SHA-256 of a file's bytes or a symlink's target, and `user.` extended attributes, if any. Throws (std::system_error or
-// std::filesystem::filesystem_error) if any entry cannot be read.
-Snapshot snapshot(const std::filesystem::path& root);
+// except the inode number: type, mode, owner, link count, mtime to the nanosecond (unless
+// left out), size and SHA-256 of a file's bytes or a symlink's target, and `user.` extended
+// attributes, if any. Throws (std::system_error or std::filesystem::filesystem_error) if any
+// entry cannot be read.
+Snapshot snapshot(const std::filesystem::path& root, Times times = Times::kept);
 
 // CHECKs, path by path, that `actual` has exactly the lines of `expected` ("<missing>" for a path
 // only one of them has).

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
 
 #include "fs/filesystem.h"
@@ -120,7 +121,19 @@ Result<Filesystem::Node> Filesystem::resolve(InodeNumber ino) const {
 
 Result<struct stat> Filesystem::attr(const Node& node) {
     if (node.upper) {
-        return to_stat(node.ino, *node.upper);
+        struct stat st = to_stat(node.ino, *node.upper);
+        if (merges_lower(node)) {
+            // The volume's record counts only the subdirectories it holds; a merged directory
+            // shows those of both layers, and ext4 would count every one of them.
+            auto entries = merged_entries(node);
+            if (!entries) {
+                return std::unexpected(entries.error());
+            }
+            st.st_nlink = 2 + static_cast<nlink_t>(
+                                  std::count_if(entries->begin(), entries->end(),
+                                                [](const auto& e) { return e.type == DT_DIR; }));
+        }
+        return st;
     }
     struct stat st = *node.lower;
     st.st_ino = node.ino;
@@ -189,7 +202,7 @@ Result<std::vector<DirHandle::Entry>> Filesystem::merged_entries(const Node& dir
                     mode = st ? st->st_mode : S_IFREG;
                 }
                 InodeNumber ino = lower_ino(path, mode);
-                out.push_back({std::move(e.name), ino, e.type});
+                out.push_back({std::move(e.name), ino, static_cast<std::uint8_t>(IFTODT(mode))});
             }
         }
     }

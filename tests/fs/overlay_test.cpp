@@ -349,6 +349,29 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "Overlay: a merged directory's link count counts the subdirectories of both layers, as "
+    "ext4 counts a directory's own",
+    "[fuse]") {
+    Overlay o;
+    // The root merges the volume's root with DIR, whose subdirectories are dir and empty-dir.
+    CHECK(stat_of(o.root()).st_nlink == 4);
+    // A change inside copies dir up into the volume; its lower sub still counts.
+    put_file(o / "dir/new.txt", "new\n");
+    CHECK(stat_of(o / "dir").st_nlink == 3);
+    make_dir(o / "dir/made");
+    CHECK(stat_of(o / "dir").st_nlink == 4);
+    // A lower directory removed (a whiteout now) counts no more; a new one does.
+    REQUIRE(::rmdir((o / "empty-dir").c_str()) == 0);
+    CHECK(stat_of(o.root()).st_nlink == 3);
+    make_dir(o / "top");
+    CHECK(stat_of(o.root()).st_nlink == 4);
+    // And so from the store, with nothing in the kernel's caches.
+    o.mount->remount();
+    CHECK(stat_of(o.root()).st_nlink == 4);
+    CHECK(stat_of(o / "dir").st_nlink == 4);
+    o.finish();
+}
+TEST_CASE(
     "Overlay: a name in both layers shows the upper entry, and a directory in both shows "
     "the entries of both",
     "[fuse]") {

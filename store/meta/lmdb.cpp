@@ -5,6 +5,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <mutex>
 
 namespace fbfs {
@@ -75,12 +76,14 @@ std::unexpected<Error> lmdb_error(int rc, std::string_view what) {
 LmdbEnv::LmdbEnv(MDB_env* env)
     : m_env(env),
       m_reserve_missing(std::make_unique<std::atomic<bool>>(false)),
+      m_sync(std::make_unique<SyncState>()),
       m_resize(std::make_unique<std::shared_mutex>()) {}
 
 LmdbEnv::LmdbEnv(LmdbEnv&& other) noexcept
     : m_env(std::exchange(other.m_env, nullptr)),
       m_reserve(std::move(other.m_reserve)),
       m_reserve_missing(std::move(other.m_reserve_missing)),
+      m_sync(std::move(other.m_sync)),
       m_resize(std::move(other.m_resize)) {}
 
 LmdbEnv& LmdbEnv::operator=(LmdbEnv&& other) noexcept {
@@ -91,6 +94,7 @@ LmdbEnv& LmdbEnv::operator=(LmdbEnv&& other) noexcept {
         m_env = std::exchange(other.m_env, nullptr);
         m_reserve = std::move(other.m_reserve);
         m_reserve_missing = std::move(other.m_reserve_missing);
+        m_sync = std::move(other.m_sync);
         m_resize = std::move(other.m_resize);
     }
     return *this;
@@ -231,8 +235,36 @@ Result<void> LmdbEnv::grow() {
     return {};
 }
 
+std::size_t LmdbEnv::last_txnid() const {
+    MDB_envinfo info{};
+    mdb_env_info(m_env, &info);
+    return info.me_last_txnid;
+}
+
 Result<void> LmdbEnv::sync() {
-    if (int rc = mdb_env_sync(m_env, 1); rc != 0) {
+    SyncState& state = *m_sync;
+    std::unique_lock lock(state.mutex);
+    // Every transaction this caller committed has an id up to this one.
+    const std::size_t needed = last_txnid();
+    while (state.flushing) {
+        state.done.wait(lock);
+    }
+    if (state.durable_txnid >= needed) {
+        return {};  // a flush that began after those commits has finished
+    }
+    state.flushing = true;
+    // Commits finish writing their pages before the meta page names them, so a flush that
+    // starts now covers every transaction up to this id.
+    const std::size_t covered = last_txnid();
+    lock.unlock();
+    int rc = mdb_env_sync(m_env, 1);
+    lock.lock();
+    state.flushing = false;
+    if (rc == 0) {
+        state.durable_txnid = std::max(state.durable_txnid, covered);
+    }
+    state.done.notify_all();
+    if (rc != 0) {
         return lmdb_error(rc, "syncing the metadata database");
     }
     return {};

@@ -13,6 +13,7 @@
 #include <lmdb.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -64,7 +65,10 @@ public:
     // file (1 MiB kept beside it, made again once there is space) is given up and `body` runs
     // again. So `body` must not have effects outside the txn, or must make them only once.
     Result<void> write(const std::function<Result<void>(LmdbTxn&)>& body);
-    // Flushes the environment to disk (fsync), for callers that promised durability.
+    // Makes every transaction committed before the call durable (fdatasync of the data file),
+    // for callers that promised durability. Concurrent callers share flushes (group commit): one
+    // that started after a caller's commits covers it, so a caller may wait for a flush already
+    // under way instead of starting its own.
     Result<void> sync();
 
     MDB_env* handle() const { return m_env; }
@@ -76,11 +80,23 @@ private:
     Result<LmdbTxn> begin(bool read_only, std::shared_lock<std::shared_mutex>& held) const;
     Result<void> grow();
 
+    // The id of the last transaction committed, as LMDB's meta page says.
+    std::size_t last_txnid() const;
+
     MDB_env* m_env = nullptr;
     // Space held back so that removing files still works on a full disk.
     std::filesystem::path m_reserve;
     // Set while the reserve is given up or could not be made; write() makes it again.
     std::unique_ptr<std::atomic<bool>> m_reserve_missing;
+    // Guards the group-commit state of sync(): whether a flush is under way, and which
+    // transactions the last finished flush covered. Never held across the flush itself.
+    struct SyncState {
+        std::mutex mutex;
+        std::condition_variable done;
+        bool flushing = false;
+        std::size_t durable_txnid = 0;
+    };
+    std::unique_ptr<SyncState> m_sync;
     // Guards the map size: transactions hold it shared, grow() and adopting a size grown by
     // another process exclusive (mdb_env_set_mapsize needs no transaction open in this process).
     // Lock order: taken before any LMDB lock.

@@ -481,18 +481,27 @@ fs::path ObjectPool::object_path(const ObjectId& id) const {
 Result<PutResult> ObjectPool::publish(const fs::path& temp, const ObjectId& id,
                                       std::uint64_t size) const {
     auto target = object_path(id);
-    if (auto made = make_dir(target.parent_path()); !made) {
-        return std::unexpected(made.error());
-    }
     // Neither call replaces an existing object, so a concurrent put of the same bytes that got
     // there first wins and this copy is dropped.
-    int rc = ::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE);
-    if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
-        // A filesystem without RENAME_NOREPLACE: link() refuses to replace too.
-        rc = ::link(temp.c_str(), target.c_str());
-        if (rc == 0) {
-            ::unlink(temp.c_str());
+    auto move = [&] {
+        int rc = ::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE);
+        if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
+            // A filesystem without RENAME_NOREPLACE: link() refuses to replace too.
+            rc = ::link(temp.c_str(), target.c_str());
+            if (rc == 0) {
+                ::unlink(temp.c_str());
+            }
         }
+        return rc;
+    };
+    int rc = move();
+    if (rc != 0 && errno == ENOENT) {
+        // The fan-out directory is made on first use (callers publish inside a metadata
+        // transaction: one call, not two, in the usual case).
+        if (auto made = make_dir(target.parent_path()); !made) {
+            return std::unexpected(made.error());
+        }
+        rc = move();
     }
     if (rc == 0) {
         return PutResult{id, size, false};

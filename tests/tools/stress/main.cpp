@@ -91,7 +91,8 @@ Options parse(int argc, char** argv) {
                 break;
             case 'm':
                 if (!named_mix(optarg, o.mix)) {
-                    refuse(std::string("-m takes fsstress or metadata, not '") + optarg + "'");
+                    refuse(std::string("-m takes fsstress, metadata or none, not '") + optarg +
+                           "'");
                 }
                 break;
             case 'o':

@@ -86,6 +86,9 @@ bool named_mix(std::string_view name, Mix& mix) {
         mix.max_write = 16 * 1024;
         return true;
     }
+    if (name == "none") {
+        return true;  // for -o OP=WEIGHT to pick the operations
+    }
     if (name == "metadata") {
         for (auto [op, weight] : {std::pair{Op::creat, 8u},
                                   {Op::write, 2},

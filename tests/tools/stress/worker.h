@@ -50,8 +50,9 @@ struct Mix {
     std::size_t max_write = 16 * 1024;  // bytes per write
     std::size_t max_size = 256 * 1024;  // writes and truncations stay below this
 };
-// "fsstress" (every operation, weighted about as fsstress's defaults) or "metadata" (names,
-// attributes and small files); false if `name` is neither.
+// "fsstress" (every operation, weighted about as fsstress's defaults), "metadata" (names,
+// attributes and small files) or "none" (no operation, for -o to add some); false if `name` is
+// none of these.
 bool named_mix(std::string_view name, Mix& mix);
 
 struct WorkerOptions {

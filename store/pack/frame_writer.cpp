@@ -20,7 +20,9 @@ Result<void> set_stream_parameters(ZSTD_CCtx* cctx, const PackOptions& options) 
     TRY(set_parameter(cctx, ZSTD_c_windowLog, k_window_log, "window log"));
     TRY(set_parameter(cctx, ZSTD_c_checksumFlag, 1, "frame checksums"));
     if (threads > 1) {
-        TRY(set_parameter(cctx, ZSTD_c_nbWorkers, static_cast<int>(threads), "worker threads"));
+        // A libzstd built without threads (the portable static build) refuses workers: the
+        // same frames come from one thread, only slower, so that is no error.
+        (void)ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, static_cast<int>(threads));
     }
     return {};
 }

@@ -40,6 +40,7 @@ using fbfs::test::lstat_of;
 using fbfs::test::Mount;
 using fbfs::test::MountedStore;
 using fbfs::test::names_in;
+using fbfs::test::object_path;
 using fbfs::test::open_fd;
 using fbfs::test::open_outcome;
 using fbfs::test::outcome;
@@ -70,12 +71,6 @@ struct stat fstat_of(int fd) {
         throw sys_error("fstat");
     }
     return st;
-}
-
-// Where the store keeps the object with these bytes: objects/ab/cdef….
-fs::path object_path(const fs::path& store, const ObjectId& id) {
-    std::string hex = id.hex();
-    return store / "objects" / hex.substr(0, 2) / hex.substr(2);
 }
 
 std::vector<fs::path> object_files(const fs::path& store) {

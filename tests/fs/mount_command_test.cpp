@@ -26,19 +26,24 @@
 #include <thread>
 #include <vector>
 
+#include "fs/process.h"
 #include "store/meta/volume_lock.h"
 #include "tests/support/mount.h"
 #include "tests/support/nobody.h"
 #include "tests/support/posix.h"
 #include "tests/support/run.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/tree.h"
 #include "tests/support/umask.h"
 
 namespace fs = std::filesystem;
 using fbfs::test::check_refused;
+using fbfs::test::count_files;
+using fbfs::test::daemon_pid;
 using fbfs::test::force_unmount;
 using fbfs::test::is_fuse_mounted;
 using fbfs::test::Mount;
+using fbfs::test::MountpointGuard;
 using fbfs::test::mounts_at;
 using fbfs::test::NobodyMachine;
 using fbfs::test::read_file;
@@ -112,59 +117,6 @@ std::string pattern(std::size_t size, unsigned seed) {
     return out;
 }
 
-// The pid of the daemon serving `mountpoint`, from the mount's source "fbfs:<volume>:<pid>".
-std::optional<pid_t> daemon_pid(const fs::path& mountpoint) {
-    auto found = mounts_at(mountpoint);
-    if (found.empty() || found.back().fstype != "fuse.fbfs") {
-        return std::nullopt;
-    }
-    const auto& source = found.back().source;
-    auto colon = source.rfind(':');
-    if (colon == std::string::npos) {
-        return std::nullopt;
-    }
-    return static_cast<pid_t>(std::stol(source.substr(colon + 1)));
-}
-
-// True once every thread of `pid` has exited, and with them its files (a zombie counts: nobody
-// here can reap the daemon). The leader turns zombie before its other threads are gone, and
-// until the last one is, the daemon's /dev/fuse fd is still open.
-bool process_gone(pid_t pid) {
-    auto proc = fs::path("/proc") / std::to_string(pid);
-    std::ifstream stat(proc / "stat");
-    std::string line;
-    if (!std::getline(stat, line)) {
-        return true;
-    }
-    auto close = line.rfind(')');
-    if (close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z') {
-        return false;
-    }
-    std::error_code ec;
-    auto threads = fs::directory_iterator(proc / "task", ec);
-    return ec || std::distance(threads, fs::directory_iterator()) <= 1;
-}
-
-bool wait_until_gone(pid_t pid, std::chrono::seconds limit) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!process_gone(pid)) {
-        if (std::chrono::steady_clock::now() > deadline) {
-            return false;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return true;
-}
-
-// Regular files under `dir`, recursively.
-std::size_t count_files(const fs::path& dir) {
-    std::size_t count = 0;
-    for (const auto& entry : fs::recursive_directory_iterator(dir)) {
-        count += entry.is_regular_file() ? 1 : 0;
-    }
-    return count;
-}
-
 // Names of the entries of `dir` that start with `prefix`.
 std::vector<std::string> entries_starting(const fs::path& dir, const std::string& prefix) {
     std::vector<std::string> names;
@@ -187,36 +139,6 @@ RunResult fbfs_mount(const fs::path& store, const fs::path& mountpoint,
 RunResult fbfs_umount(const fs::path& mountpoint) {
     return run_cli({"umount", mountpoint.string()});
 }
-
-// Whatever is mounted at a path when it goes out of scope is unmounted, and its daemon waited
-// for (and killed by pid if it outlives the mount by long), whether the test passed or not.
-class MountpointGuard {
-public:
-    explicit MountpointGuard(fs::path mountpoint) : m_mountpoint(std::move(mountpoint)) {}
-    ~MountpointGuard() {
-        try {
-            while (!mounts_at(m_mountpoint).empty()) {
-                auto pid = daemon_pid(m_mountpoint);
-                if (fbfs_umount(m_mountpoint).status != 0 || !mounts_at(m_mountpoint).empty()) {
-                    force_unmount(m_mountpoint);
-                }
-                if (pid && !wait_until_gone(*pid, std::chrono::seconds(10))) {
-                    ::kill(*pid, SIGKILL);  // our own daemon, stuck
-                }
-                if (!mounts_at(m_mountpoint).empty() && !force_unmount(m_mountpoint)) {
-                    break;
-                }
-            }
-        } catch (...) {
-            force_unmount(m_mountpoint);
-        }
-    }
-    MountpointGuard(const MountpointGuard&) = delete;
-    MountpointGuard& operator=(const MountpointGuard&) = delete;
-
-private:
-    fs::path m_mountpoint;
-};
 
 // /dev/fuse made usable by every user for one test, its mode restored afterwards. This machine
 // has it 0600, while desktop distributions and hosted CI runners have it 0666: the mode users
@@ -512,7 +434,7 @@ TEST_CASE("fbfs umount recovers a killed daemon's mount and every closed file su
     auto pid = daemon_pid(mountpoint);
     REQUIRE(pid);
     REQUIRE(::kill(*pid, SIGKILL) == 0);
-    REQUIRE(wait_until_gone(*pid, std::chrono::seconds(10)));
+    REQUIRE(fbfs::wait_until_exited(*pid, std::chrono::seconds(10)));
     CHECK(stat_outcome(mountpoint) == "ENOTCONN");
 
     auto recovered = fbfs_umount(mountpoint);
@@ -765,7 +687,7 @@ TEST_CASE("fbfs mount and umount work on a path with a space in it", "[fuse]") {
     INFO("umount: " << unmounted.err);
     CHECK(unmounted.status == 0);
     CHECK(mounts_at(mountpoint).empty());
-    CHECK(process_gone(*pid));  // umount returns once the daemon has saved everything and exited
+    CHECK(fbfs::wait_until_exited(*pid, std::chrono::milliseconds(0)));  // umount returns once the daemon has saved everything and exited
 
     REQUIRE(fbfs_mount(store, mountpoint).status == 0);
     CHECK(read_file(mountpoint / "a file.txt") == "spaced out\n");

@@ -48,6 +48,7 @@ using fbfs::test::force_unmount;
 using fbfs::test::is_fuse_mounted;
 using fbfs::test::lstat_of;
 using fbfs::test::Mount;
+using fbfs::test::MountpointGuard;
 using fbfs::test::names_in;
 using fbfs::test::open_fd;
 using fbfs::test::open_outcome;
@@ -226,27 +227,6 @@ RunResult fbfs_mount(const fs::path& store, const fs::path& mountpoint,
     args.push_back(mountpoint.string());
     return run_cli(args, options);
 }
-
-// Whatever is mounted at `mountpoint` when this goes out of scope is unmounted (with a time
-// limit, in case the daemon is stuck), whether the test passed or not.
-class MountpointGuard {
-public:
-    explicit MountpointGuard(fs::path mountpoint) : m_mountpoint(std::move(mountpoint)) {}
-    ~MountpointGuard() {
-        try {
-            if (is_fuse_mounted(m_mountpoint)) {
-                run({"timeout", "-k", "5", "30", FBFS_BINARY, "umount", m_mountpoint.string()});
-            }
-        } catch (...) {
-        }
-        force_unmount(m_mountpoint);
-    }
-    MountpointGuard(const MountpointGuard&) = delete;
-    MountpointGuard& operator=(const MountpointGuard&) = delete;
-
-private:
-    fs::path m_mountpoint;
-};
 
 // Checks a directory rename in an overlay: either it worked (the tree moved whole, with every
 // entry of both layers, and the old name is gone) or it failed with EXDEV and nothing changed.

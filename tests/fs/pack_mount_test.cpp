@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "fs/process.h"
 #include "store/base/object_id.h"
 #include "store/base/unique_fd.h"
 #include "store/meta/volume_lock.h"
@@ -44,10 +45,13 @@ using fbfs::test::at;
 using fbfs::test::check_refused;
 using fbfs::test::check_same_tree;
 using fbfs::test::command_line;
+using fbfs::test::count_files;
+using fbfs::test::daemon_pid;
 using fbfs::test::installed;
 using fbfs::test::lstat_of;
 using fbfs::test::Mount;
 using fbfs::test::mounts_at;
+using fbfs::test::object_path;
 using fbfs::test::outcome;
 using fbfs::test::put_file;
 using fbfs::test::random_bytes;
@@ -115,60 +119,6 @@ std::optional<long> number_before(const std::string& text, const std::string& wo
         return std::stol(match[1].str());
     }
     return std::nullopt;
-}
-
-// The pid of the daemon serving `mountpoint`, from the mount's source "fbfs:<volume>:<pid>".
-std::string daemon_pid(const fs::path& mountpoint) {
-    auto found = mounts_at(mountpoint);
-    REQUIRE(!found.empty());
-    const auto& source = found.back().source;
-    auto colon = source.rfind(':');
-    REQUIRE(colon != std::string::npos);
-    return source.substr(colon + 1);
-}
-
-// True once every thread of `pid` has exited (a zombie counts: nobody here can reap the daemon,
-// and until its last thread is gone its /dev/fuse fd and volume lock are still held).
-bool wait_until_gone(pid_t pid) {
-    auto proc = fs::path("/proc") / std::to_string(pid);
-    for (int i = 0; i < 1000; ++i) {
-        std::error_code ec;
-        auto threads = fs::directory_iterator(proc / "task", ec);
-        if (ec || std::distance(threads, fs::directory_iterator()) == 0) {
-            return true;
-        }
-        std::string stat;
-        try {
-            stat = read_file(proc / "stat");
-        } catch (const std::exception&) {
-            return true;
-        }
-        auto close = stat.rfind(')');
-        if (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'Z' &&
-            std::distance(fs::directory_iterator(proc / "task", ec), fs::directory_iterator()) <=
-                1) {
-            return true;
-        }
-        ::usleep(10'000);
-    }
-    return false;
-}
-
-// The pool file of the object holding `content` in `store`.
-fs::path object_path(const fs::path& store, const std::string& content) {
-    auto hex = ObjectId::of(content).hex();
-    return store / "objects" / hex.substr(0, 2) / hex.substr(2);
-}
-
-// Regular files under `dir`, recursively; 0 if it does not exist.
-std::size_t count_files(const fs::path& dir) {
-    std::size_t count = 0;
-    std::error_code ec;
-    for (auto it = fs::recursive_directory_iterator(dir, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        count += it->is_regular_file() ? 1 : 0;
-    }
-    return count;
 }
 
 // Names in `dir` (empty if it does not exist), for "nothing was left behind" checks.
@@ -737,9 +687,11 @@ TEST_CASE(
                               SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
                                   SYNC_FILE_RANGE_WAIT_AFTER) == 0);
 
-    const auto pid = static_cast<pid_t>(std::stol(daemon_pid(m.path())));
+    const auto found = daemon_pid(m.path());
+    REQUIRE(found);
+    const pid_t pid = *found;
     REQUIRE(::kill(pid, SIGKILL) == 0);  // the daemon this test started
-    REQUIRE(wait_until_gone(pid));
+    REQUIRE(fbfs::wait_until_exited(pid, std::chrono::seconds(10)));
     m.unmount();  // fbfs umount recovers a dead mount
     orphan.reset();
     open.reset();
@@ -758,7 +710,7 @@ TEST_CASE(
     Mount there(other, tmp / "there");
     check_same_tree(remounted, snapshot(there.path()));
     there.unmount();
-    CHECK(!fs::exists(object_path(other, random_bytes(52, 90'000))));
+    CHECK(!fs::exists(object_path(other, ObjectId::of(random_bytes(52, 90'000)))));
     for (const auto& s : {store, other}) {
         auto verified = fbfs_cli({"verify", "--store", s.string()});
         INFO("fbfs verify --store " << s << ": " << verified.out << verified.err);
@@ -798,9 +750,11 @@ TEST_CASE(
     REQUIRE(::sync_file_range(open.get(), 0, 0,
                               SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
                                   SYNC_FILE_RANGE_WAIT_AFTER) == 0);
-    const auto pid = static_cast<pid_t>(std::stol(daemon_pid(m.path())));
+    const auto found = daemon_pid(m.path());
+    REQUIRE(found);
+    const pid_t pid = *found;
     REQUIRE(::kill(pid, SIGKILL) == 0);  // the daemon this test started
-    REQUIRE(wait_until_gone(pid));
+    REQUIRE(fbfs::wait_until_exited(pid, std::chrono::seconds(10)));
     m.unmount();
     orphan.reset();
     open.reset();
@@ -810,8 +764,8 @@ TEST_CASE(
     check_same_tree(packed_tree, snapshot(m.path()));
     m.unmount();
     CHECK(entries_of(target / "tmp").empty());
-    CHECK(!fs::exists(object_path(target, random_bytes(62, 90'000))));
-    CHECK(!fs::exists(object_path(target, random_bytes(90, 2000))));
+    CHECK(!fs::exists(object_path(target, ObjectId::of(random_bytes(62, 90'000)))));
+    CHECK(!fs::exists(object_path(target, ObjectId::of(random_bytes(90, 2000)))));
     auto verified = fbfs_cli({"verify", "--store", target.string()});
     INFO("fbfs verify: " << verified.out << verified.err);
     CHECK(verified.status == 0);
@@ -842,7 +796,9 @@ TEST_CASE(
     put_file(m / "mine/keep.txt", "the target's own\n");
     put_file(m / "mine/big", random_bytes(12, 300'000));
     const Snapshot mounted_tree = snapshot(m.path());
-    const auto pid = daemon_pid(m.path());
+    const auto found = daemon_pid(m.path());
+    REQUIRE(found);
+    const auto pid = std::to_string(*found);
 
     auto refused = unpack(target, pack_file);
     check_refused(refused, {"mounted", pid, "'default'"});
@@ -878,7 +834,9 @@ TEST_CASE("pack mount: packing a mounted volume is refused and writes no file", 
     }
     Mount m(store, tmp / "mnt");
     put_file(m / "file", random_bytes(13, 50'000));
-    const auto pid = daemon_pid(m.path());
+    const auto found = daemon_pid(m.path());
+    REQUIRE(found);
+    const auto pid = std::to_string(*found);
 
     SECTION("all volumes, the default") {
         check_refused(pack(store, out / "all.pack"), {"mounted", "'default'", pid});
@@ -988,7 +946,7 @@ TEST_CASE(
     Mount ws(target, tmp / "ws", {"--volume", "ws"});
     check_same_tree(first_tree, snapshot(ws.path()));
     ws.unmount();
-    REQUIRE(fs::exists(object_path(target, only_first)));
+    REQUIRE(fs::exists(object_path(target, ObjectId::of(only_first))));
 
     require_ok(unpack(target, second_pack), "fbfs unpack (second)");
     ws.mount();
@@ -998,9 +956,9 @@ TEST_CASE(
     CHECK(read_path(ws / "changed.txt") == "version 2\n");
     ws.unmount();
     // An object only the replaced tree named is gone; one the other volume names stays.
-    CHECK(!fs::exists(object_path(target, only_first)));
-    CHECK(fs::exists(object_path(target, shared)));
-    CHECK(fs::exists(object_path(target, kept)));
+    CHECK(!fs::exists(object_path(target, ObjectId::of(only_first))));
+    CHECK(fs::exists(object_path(target, ObjectId::of(shared))));
+    CHECK(fs::exists(object_path(target, ObjectId::of(kept))));
 
     check_same_tree(tc_tree, snapshot(tc.path()));
     tc.remount();

@@ -1,11 +1,15 @@
 #include "tests/support/mount.h"
 
+#include <signal.h>
+
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
 
+#include "fs/process.h"
 #include "tests/support/run.h"
 
 namespace fbfs::test {
@@ -103,6 +107,36 @@ std::vector<MountInfo> mounts_at(const std::filesystem::path& path) {
 bool is_fuse_mounted(const std::filesystem::path& mountpoint) {
     auto entry = find_mount(resolved(mountpoint));
     return entry && entry->fstype.starts_with("fuse");
+}
+
+std::optional<pid_t> daemon_pid(const std::filesystem::path& mountpoint) {
+    auto found = mounts_at(mountpoint);
+    if (found.empty() || found.back().fstype != "fuse.fbfs") {
+        return std::nullopt;
+    }
+    const auto& source = found.back().source;
+    auto colon = source.rfind(':');
+    if (colon == std::string::npos) {
+        return std::nullopt;
+    }
+    return static_cast<pid_t>(std::stol(source.substr(colon + 1)));
+}
+
+MountpointGuard::~MountpointGuard() {
+    try {
+        for (int round = 0; round < 3 && !mounts_at(m_mountpoint).empty(); ++round) {
+            auto pid = daemon_pid(m_mountpoint);
+            if (run_cli({"umount", m_mountpoint.string()}).status != 0 ||
+                !mounts_at(m_mountpoint).empty()) {
+                force_unmount(m_mountpoint);
+            }
+            if (pid && !fbfs::wait_until_exited(*pid, std::chrono::seconds(10))) {
+                ::kill(*pid, SIGKILL);  // the daemon this test started, stuck
+            }
+        }
+    } catch (...) {
+        force_unmount(m_mountpoint);
+    }
 }
 
 bool force_unmount(const std::filesystem::path& mountpoint) noexcept {

@@ -11,7 +11,10 @@
 // Not thread-safe; one test thread owns each Mount.
 #pragma once
 
+#include <sys/types.h>
+
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,6 +71,25 @@ bool is_fuse_mounted(const std::filesystem::path& mountpoint);
 // aborts its FUSE connection if fusectl is available. Never throws; returns true if nothing is
 // mounted there afterwards.
 bool force_unmount(const std::filesystem::path& mountpoint) noexcept;
+
+// The pid of the daemon serving `mountpoint`, from the mount's source "fbfs:<volume>:<pid>";
+// nullopt if no fbfs mount is visible there. (fs/process.h's wait_until_exited waits for it.)
+std::optional<pid_t> daemon_pid(const std::filesystem::path& mountpoint);
+
+// For tests that run `fbfs mount` themselves: whatever is mounted at `mountpoint` when the guard
+// goes out of scope is unmounted with `fbfs umount` (forced if that fails), and its daemon waited
+// for, 10 s at most, then killed by pid (a daemon the test started, stuck). Never throws.
+class MountpointGuard {
+public:
+    explicit MountpointGuard(std::filesystem::path mountpoint)
+        : m_mountpoint(std::move(mountpoint)) {}
+    ~MountpointGuard();
+    MountpointGuard(const MountpointGuard&) = delete;
+    MountpointGuard& operator=(const MountpointGuard&) = delete;
+
+private:
+    std::filesystem::path m_mountpoint;
+};
 
 // What the daemon serving `volume` of `store` says of its source (the first line of
 // <store>/log/<volume>.source, as `fbfs stat MOUNTPOINT` shows it), or "" if nothing yet.

@@ -43,6 +43,21 @@ std::string file_type(mode_t mode) {
     return "other";
 }
 
+std::size_t count_files(const fs::path& dir) {
+    std::size_t count = 0;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(dir, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        count += it->is_regular_file() ? 1 : 0;
+    }
+    return count;
+}
+
+fs::path object_path(const fs::path& store, const ObjectId& id) {
+    std::string hex = id.hex();
+    return store / "objects" / hex.substr(0, 2) / hex.substr(2);
+}
+
 Snapshot snapshot(const fs::path& root, Times times) {
     Snapshot out;
     auto describe = [&](const fs::path& path, const std::string& relative) {

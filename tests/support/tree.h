@@ -1,5 +1,6 @@
 // Whole directory trees in tests: deterministic contents to fill them with, a snapshot that
-// describes every entry in one line, and a Catch check that two snapshots agree entry by entry.
+// describes every entry in one line, a Catch check that two snapshots agree entry by entry, and
+// where a store keeps its files (count_files, object_path).
 //
 // Stateless; safe from any thread except check_same_tree, which asserts through Catch (the test
 // thread only).
@@ -13,6 +14,8 @@
 #include <map>
 #include <string>
 
+#include "store/base/object_id.h"
+
 namespace fbfs::test {
 
 // Relative path ("." for the root) to the line snapshot() wrote for it.
@@ -23,6 +26,12 @@ std::string random_bytes(std::uint64_t seed, std::size_t size);
 
 // "file", "dir", "symlink", "fifo" or "other" for the type bits of `mode`.
 std::string file_type(mode_t mode);
+
+// Regular files under `dir`, recursively; 0 if it does not exist.
+std::size_t count_files(const std::filesystem::path& dir);
+
+// Where `store` keeps object `id`: objects/ab/cdef….
+std::filesystem::path object_path(const std::filesystem::path& store, const ObjectId& id);
 
 // Whether a snapshot holds mtimes: a remount must keep them; two filesystems that ran the same
 // operations at other moments differ in them.

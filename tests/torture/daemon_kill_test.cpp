@@ -16,6 +16,7 @@
 #include <regex>
 #include <thread>
 
+#include "fs/process.h"
 #include "tests/support/mount.h"
 #include "tests/support/run.h"
 #include "tests/support/temp_dir.h"
@@ -174,7 +175,7 @@ std::vector<std::string> kill_trial(std::uint64_t seed, bool overlay, millisecon
         }
         killed = std::chrono::steady_clock::now();
         ::kill(*pid, SIGKILL);  // the daemon this trial's fbfs mount started
-        if (!wait_until_gone(*pid, std::chrono::seconds(20))) {
+        if (!wait_until_exited(*pid, std::chrono::seconds(20))) {
             problems.push_back("the daemon " + std::to_string(*pid) + " outlived SIGKILL by 20 s");
         }
         auto status = churn.wait(std::chrono::seconds(60));

@@ -97,64 +97,6 @@ void Child::kill(int signal) {
     }
 }
 
-std::optional<pid_t> daemon_pid(const fs::path& mountpoint) {
-    auto found = mounts_at(mountpoint);
-    if (found.empty() || found.back().fstype != "fuse.fbfs") {
-        return std::nullopt;
-    }
-    const auto& source = found.back().source;
-    auto colon = source.rfind(':');
-    if (colon == std::string::npos) {
-        return std::nullopt;
-    }
-    return static_cast<pid_t>(std::stol(source.substr(colon + 1)));
-}
-
-bool process_gone(pid_t pid) {
-    auto proc = fs::path("/proc") / std::to_string(pid);
-    std::ifstream stat(proc / "stat");
-    std::string line;
-    if (!std::getline(stat, line)) {
-        return true;
-    }
-    auto close = line.rfind(')');
-    if (close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z') {
-        return false;
-    }
-    // The leader turns zombie before its other threads are gone.
-    std::error_code ec;
-    auto threads = fs::directory_iterator(proc / "task", ec);
-    return ec || std::distance(threads, fs::directory_iterator()) <= 1;
-}
-
-bool wait_until_gone(pid_t pid, std::chrono::milliseconds limit) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!process_gone(pid)) {
-        if (std::chrono::steady_clock::now() > deadline) {
-            return false;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return true;
-}
-
-MountpointGuard::~MountpointGuard() {
-    try {
-        for (int round = 0; round < 3 && !mounts_at(m_mountpoint).empty(); ++round) {
-            auto pid = daemon_pid(m_mountpoint);
-            if (run_cli({"umount", m_mountpoint.string()}).status != 0 ||
-                !mounts_at(m_mountpoint).empty()) {
-                force_unmount(m_mountpoint);
-            }
-            if (pid && !wait_until_gone(*pid, std::chrono::seconds(10))) {
-                ::kill(*pid, SIGKILL);  // the daemon this test started, stuck
-            }
-        }
-    } catch (...) {
-        force_unmount(m_mountpoint);
-    }
-}
-
 std::vector<std::string> names_in_dir(const fs::path& dir) {
     std::vector<std::string> names;
     std::error_code ec;

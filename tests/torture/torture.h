@@ -48,27 +48,6 @@ private:
     std::optional<int> m_status;
 };
 
-// The pid of the daemon serving `mountpoint`, from the mount's source "fbfs:<volume>:<pid>".
-std::optional<pid_t> daemon_pid(const std::filesystem::path& mountpoint);
-
-// True once every thread of `pid` has exited (a zombie counts: the daemon is not our child).
-bool process_gone(pid_t pid);
-bool wait_until_gone(pid_t pid, std::chrono::milliseconds limit);
-
-// Whatever is mounted at `mountpoint` when it goes out of scope is unmounted with `fbfs umount`
-// (forced if that fails), and its daemon waited for (killed by pid if it outlives the mount).
-class MountpointGuard {
-public:
-    explicit MountpointGuard(std::filesystem::path mountpoint)
-        : m_mountpoint(std::move(mountpoint)) {}
-    ~MountpointGuard();
-    MountpointGuard(const MountpointGuard&) = delete;
-    MountpointGuard& operator=(const MountpointGuard&) = delete;
-
-private:
-    std::filesystem::path m_mountpoint;
-};
-
 // The names in `dir` (a store's tmp/, a pack's directory), sorted; empty if it is missing.
 std::vector<std::string> names_in_dir(const std::filesystem::path& dir);
 

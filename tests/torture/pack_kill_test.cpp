@@ -212,18 +212,10 @@ void run_trials(const char* experiment, Clock::duration full, std::uint64_t seed
                                 : random_between(random, span * 17 / 20, span * 23 / 20);
         std::string what = "kill after " + std::to_string(delay.count() / 1000) + " ms of a " +
                            std::to_string(span.count() / 1000) + " ms run";
-        std::vector<std::string> problems;
-        try {
+        tally.trial(what, [&] {
             TempDir dir;
-            problems = trial(dir.path(), delay, tally);
-        } catch (const std::exception& e) {
-            problems.push_back(e.what());
-        }
-        tally.trial(what, problems);
-        INFO(what);
-        for (const auto& problem : problems) {
-            FAIL_CHECK(problem);
-        }
+            return trial(dir.path(), delay, tally);
+        });
     }
 }
 

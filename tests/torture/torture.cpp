@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -148,8 +149,19 @@ Tally::~Tally() {
     std::fflush(stdout);
 }
 
-void Tally::trial(const std::string& what, const std::vector<std::string>& problems) {
+void Tally::trial(const std::string& what,
+                  const std::function<std::vector<std::string>()>& run) {
+    std::vector<std::string> problems;
+    try {
+        problems = run();
+    } catch (const std::exception& e) {
+        problems.push_back(e.what());
+    }
     ++m_trials;
+    INFO(what);
+    for (const auto& problem : problems) {
+        FAIL_CHECK(problem);
+    }
     if (problems.empty()) {
         return;
     }

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <random>
 #include <string>
@@ -70,8 +71,10 @@ public:
     Tally(const Tally&) = delete;
     Tally& operator=(const Tally&) = delete;
 
-    // Records a trial; prints its problems, if any, with `what` (its seed and kill moment).
-    void trial(const std::string& what, const std::vector<std::string>& problems);
+    // Runs one trial and records it: `run` returns its problems (an exception it throws is one).
+    // Each problem is printed with `what` (the trial's seed and kill moment) and fails the
+    // current Catch test without stopping it, so the other trials still run.
+    void trial(const std::string& what, const std::function<std::vector<std::string>()>& run);
     // Adds to a named count printed in the summary ("pack completed before the kill: 3").
     void count(const std::string& name, std::uint64_t n = 1);
     int failures() const { return m_failures; }

@@ -399,7 +399,7 @@ Result<void> check_frame_table(const std::vector<pack::FrameInfo>& listed,
     return {};
 }
 
-Result<PackContents> read_contents(Input& in, pack::Footer& found) {
+Result<PackContents> read_contents(Input& in, std::uint32_t version, pack::Footer& found) {
     found.object_table_offset = in.offset();
     auto table = read_section(in, pack::SectionKind::object_table);
     if (!table) {
@@ -414,7 +414,7 @@ Result<PackContents> read_contents(Input& in, pack::Footer& found) {
     if (!metadata) {
         return std::unexpected(metadata.error());
     }
-    auto volumes = pack::decode_metadata(*metadata, *objects);
+    auto volumes = pack::decode_metadata(*metadata, *objects, version);
     if (!volumes) {
         return std::unexpected(volumes.error());
     }
@@ -440,7 +440,8 @@ Result<PackContents> read_contents(Input& in, pack::Footer& found) {
 }
 
 // The header: what is no pack at all is told apart from a pack cut short by its first bytes.
-Result<void> read_header(Input& in) {
+// Returns the pack's format version.
+Result<std::uint32_t> read_header(Input& in) {
     TRY_ASSIGN(auto header, in.take_up_to(pack::k_header_size));
     return pack::check_header(header);
 }
@@ -497,9 +498,9 @@ Result<void> read_footer(Input& in, const pack::Footer& found) {
 
 Result<ReadSummary> read_pack(int fd, PackSink& sink, const ProgressFn& progress) {
     Input in(fd);
-    TRY(read_header(in));
+    TRY_ASSIGN(auto version, read_header(in));
     pack::Footer found;
-    TRY_ASSIGN(auto contents, read_contents(in, found));
+    TRY_ASSIGN(auto contents, read_contents(in, version, found));
     TRY_ASSIGN(auto wanted, sink.begin(contents));
     found.frames_offset = in.offset();
     if (wanted.size() != contents.objects.size()) {

@@ -133,13 +133,14 @@ Result<PackSummary> write_pack(int fd, const std::vector<VolumeSnapshot>& volume
     TRY_ASSIGN(auto frames, pack::FrameWriter::open(out, summary.object_bytes, options));
 
     pack::Footer footer;
-    TRY(out.write(pack::encode_header()));
+    const std::uint32_t version = pack::version_for(volumes);
+    TRY(out.write(pack::encode_header(version)));
     footer.object_table_offset = out.offset();
     TRY(write_section(out, pack::SectionKind::object_table, pack::encode_object_table(objects),
                       options.level));
     footer.metadata_offset = out.offset();
-    TRY(write_section(out, pack::SectionKind::metadata, pack::encode_metadata(volumes, objects),
-                      options.level));
+    TRY(write_section(out, pack::SectionKind::metadata,
+                      pack::encode_metadata(volumes, objects, version), options.level));
     footer.frames_offset = out.offset();
     Progress done{0, summary.object_bytes, 0, objects.size()};
     for (const auto& object : objects) {

@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "store/base/byte_codec.h"
+#include "store/pack/zstd_decoder.h"
 #include "store/pack/zstd_encoder.h"
 
 namespace fbfs::pack {
@@ -25,19 +26,11 @@ ObjectId digest(std::string_view a, std::string_view b = {}) {
     return sha.finish();
 }
 
-struct DctxFree {
-    void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
-};
-
 // Decompresses the single zstd frame `stored`, which must hold exactly `raw_size` bytes. Grows
 // its output only as bytes arrive, so a lying size cannot make it allocate.
 Result<std::string> decompress_exact(std::string_view stored, std::uint64_t raw_size,
                                      std::string_view what) {
-    std::unique_ptr<ZSTD_DCtx, DctxFree> dctx(ZSTD_createDCtx());
-    if (!dctx) {
-        return make_error(ENOMEM, "cannot allocate a zstd decoder");
-    }
-    ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, k_max_window_log);
+    TRY_ASSIGN(auto dctx, make_dctx(k_max_window_log));
     std::string out;
     ZSTD_inBuffer in{stored.data(), stored.size(), 0};
     std::size_t rc = 1;

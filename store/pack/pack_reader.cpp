@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "store/base/thread_safety.h"
+#include "store/pack/zstd_decoder.h"
 
 namespace fbfs {
 
@@ -122,10 +123,6 @@ Result<std::string> read_section(Input& in, pack::SectionKind kind) {
     }
     return pack::open_section(*header, *head, *stored);
 }
-
-struct DctxFree {
-    void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
-};
 
 // Cuts the decompressed object stream into objects, hashing each and passing wanted bytes on.
 class ObjectCutter {
@@ -324,11 +321,7 @@ private:
 
 // Decompresses frames until the object stream is complete, recording each frame as it was found.
 Result<std::vector<pack::FrameInfo>> read_frames(Input& in, std::uint64_t total, ChunkPipe& pipe) {
-    std::unique_ptr<ZSTD_DCtx, DctxFree> dctx(ZSTD_createDCtx());
-    if (!dctx) {
-        return make_error(ENOMEM, "cannot allocate a zstd decoder");
-    }
-    ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, pack::k_max_window_log);
+    TRY_ASSIGN(auto dctx, pack::make_dctx(pack::k_max_window_log));
     std::vector<pack::FrameInfo> frames;
     std::uint64_t produced = 0;
     Chunk chunk = pipe.empty();

@@ -169,11 +169,8 @@ public:
                                                           "unpacking; unpack again",
                                                           objects[i].id.hex()));
                 }
-                auto put = pool.publish(m_temps[i], objects[i].id, objects[i].size);
-                if (!put) {
-                    return std::unexpected(put.error());
-                }
-                published[i] = !put->deduped;
+                TRY_ASSIGN(auto put, pool.publish(m_temps[i], objects[i].id, objects[i].size));
+                published[i] = !put.deduped;
                 m_temps[i].clear();
             }
             for (const auto& v : contents.volumes) {
@@ -236,11 +233,8 @@ private:
 Result<UnpackSummary> unpack(Store& store, int fd, const ProgressFn& progress) {
     remove_abandoned(store.pool().tmp_dir());
     StoreSink sink(store);
-    auto read = read_pack(fd, sink, progress);
-    if (!read) {
-        return std::unexpected(read.error());
-    }
-    PackContents& contents = read->contents;
+    TRY_ASSIGN(auto read, read_pack(fd, sink, progress));
+    PackContents& contents = read.contents;
     if (::geteuid() != 0) {
         for (auto& v : contents.volumes) {
             for (auto& [ino, record] : v.inodes) {
@@ -249,24 +243,21 @@ Result<UnpackSummary> unpack(Store& store, int fd, const ProgressFn& progress) {
             }
         }
     }
-    auto added = sink.commit(contents);
-    if (!added) {
-        return std::unexpected(added.error());
-    }
+    TRY_ASSIGN(auto added, sink.commit(contents));
     // The unpack is done; objects it left unnamed go now or at the next mount, so a failure
     // here is no failure of the unpack.
     (void)store.remove_dead_objects();
     UnpackSummary summary;
     summary.volumes = contents.volumes.size();
     summary.objects = contents.objects.size();
-    summary.objects_added = *added;
+    summary.objects_added = added;
     for (const auto& v : contents.volumes) {
         summary.logical_bytes += logical_bytes(v);
     }
     for (const auto& o : contents.objects) {
         summary.object_bytes += o.size;
     }
-    summary.packed_bytes = read->packed_bytes;
+    summary.packed_bytes = read.packed_bytes;
     return summary;
 }
 

@@ -133,30 +133,22 @@ ObjectId content_digest(const VolumeSnapshot& snapshot) {
 }
 
 Result<ObjectId> store_content_digest(const Store& store, std::string_view only_volume) {
-    auto volumes = store.volumes();
-    if (!volumes) {
-        return std::unexpected(volumes.error());
-    }
+    TRY_ASSIGN(auto volumes, store.volumes());
     DigestWriter out;
     bool found = only_volume.empty();
     auto read = store.env().read([&](LmdbTxn& txn) -> Result<void> {
-        for (const auto& volume : *volumes) {  // in name order: LMDB's key order
+        for (const auto& volume : volumes) {  // in name order: LMDB's key order
             if (!only_volume.empty() && volume.name != only_volume) {
                 continue;
             }
-            auto snapshot = read_snapshot(txn, store.tables(), volume.name);
-            if (!snapshot) {
-                return std::unexpected(snapshot.error());
-            }
+            TRY_ASSIGN(auto snapshot, read_snapshot(txn, store.tables(), volume.name));
             found = true;
             out.text(volume.name);
-            out.text(content_digest(*snapshot).raw());
+            out.text(content_digest(snapshot).raw());
         }
         return {};
     });
-    if (!read) {
-        return std::unexpected(read.error());
-    }
+    TRY(read);
     if (!found) {
         return make_error(ENOENT, fmt::format("the store {} has no volume {}",
                                               store.root().string(), only_volume));

@@ -93,9 +93,7 @@ Error VolumeLock::busy(const std::filesystem::path& store_root, const std::strin
 Result<VolumeLock> VolumeLock::acquire(const std::filesystem::path& store_root,
                                        const std::string& volume) {
     // The name becomes a file name: never let "../x" put a lock outside locks/.
-    if (auto ok = check_volume_name(volume); !ok) {
-        return std::unexpected(ok.error());
-    }
+    TRY(check_volume_name(volume));
     auto path = lock_path(store_root, volume);
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     if (!fd) {

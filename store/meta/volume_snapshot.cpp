@@ -283,6 +283,16 @@ Result<void> check_stamps(const VolumeSnapshot& s) {
 
 // ---- Extended attributes ------------------------------------------------------------------
 
+// An attribute's name as a message shows it: up to its first NUL and k_xattr_name_max bytes,
+// each control byte as '?', so a hostile name cannot break the message's one line.
+std::string shown_xattr_name(std::string_view name) {
+    std::string shown(name.substr(0, std::min(name.find('\0'), k_xattr_name_max)));
+    std::replace_if(
+        shown.begin(), shown.end(),
+        [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }, '?');
+    return shown;
+}
+
 // An attribute is one a mount could have set: of an inode of the volume, under a name a volume
 // stores (a `user.` one only on a regular file or directory), after the one before it in
 // (inode, name) order.
@@ -290,7 +300,7 @@ Result<void> check_xattr(const VolumeSnapshot& s, const SnapshotXattr& x,
                          const SnapshotXattr* previous) {
     auto inode = s.inodes.find(x.ino);
     std::string_view name = x.xattr.name;
-    std::string_view shown = name.substr(0, std::min(name.find('\0'), k_xattr_name_max));
+    std::string shown = shown_xattr_name(name);
     if (inode == s.inodes.end()) {
         return bad(
             s, fmt::format("attribute '{}' is of inode {}, which the volume lacks", shown, x.ino));

@@ -1591,6 +1591,9 @@ TEST_CASE("pack: attributes a mount would have refused are refused and change no
         refused_with({{2, {"user.b", "1"}}, {2, {"user.a", "2"}}},
                      {"damaged", "'user.a'", "order"});
         refused_with({{3, {"user.a", "1"}}, {2, {"user.b", "2"}}}, {"damaged", "inode 2", "order"});
+        // A name that breaks no rule but its order still gives a one-line message.
+        refused_with({{2, {"user.a\nb", "1"}}, {2, {"user.a\nb", "2"}}},
+                     {"damaged", "inode 2", "'user.a?b'", "twice"});
     }
     SECTION("a record cut short inside a sealed metadata section") {
         v.xattrs = {{2, {"user.a", "value"}}};

@@ -1,0 +1,291 @@
+#include "store/remote/http_cas.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <memory>
+
+#include "store/base/fd_io.h"
+#include "store/base/unique_fd.h"
+
+namespace fbfs {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string cas_path(const ObjectId& id) {
+    return "cas/" + id.hex();
+}
+std::string ac_path(const ObjectId& key) {
+    return "ac/" + key.hex();
+}
+
+bool put_accepted(long status) {
+    return status == 200 || status == 201 || status == 204;
+}
+
+// One object on its way from the server into the pool: a file of the pool's tmp/ and the hash of
+// what it holds so far. Removed on destruction unless published.
+class Fetching {
+public:
+    Fetching(const ObjectPool& pool, ObjectId id) : m_pool(pool), m_id(id) {}
+    ~Fetching() {
+        if (!m_path.empty()) {
+            ::unlink(m_path.c_str());
+        }
+    }
+    Fetching(const Fetching&) = delete;
+    Fetching& operator=(const Fetching&) = delete;
+
+    // Before each try: an empty file.
+    Result<void> restart() {
+        m_hash = Sha256();
+        m_size = 0;
+        if (!m_fd) {
+            std::string pattern = (m_pool.tmp_dir() / "fetch-XXXXXX").string();
+            int fd = ::mkostemp(pattern.data(), O_CLOEXEC);
+            if (fd < 0) {
+                return errno_error(
+                    fmt::format("cannot make a file in {}", m_pool.tmp_dir().string()));
+            }
+            m_fd.reset(fd);
+            m_path = pattern;
+            return {};
+        }
+        if (::ftruncate(m_fd.get(), 0) != 0 || ::lseek(m_fd.get(), 0, SEEK_SET) != 0) {
+            return errno_error(fmt::format("cannot empty {}", m_path.string()));
+        }
+        return {};
+    }
+
+    Result<void> receive(std::string_view bytes) {
+        m_hash.update(bytes.data(), bytes.size());
+        m_size += bytes.size();
+        return write_all(m_fd.get(), bytes, m_path.string());
+    }
+
+    // Checks the bytes against the id and publishes them. An Error leaves nothing behind.
+    Result<std::uint64_t> publish(const Transport& transport, const Request& request) {
+        ObjectId got = m_hash.finish();
+        if (got != m_id) {
+            return std::unexpected(transport.request_error(
+                request, EBADMSG,
+                fmt::format("the server sent {} bytes whose SHA-256 is {}: refused, nothing kept "
+                            "(the cache holds a damaged object; remove it there)",
+                            m_size, got.hex())));
+        }
+        if (::fchmod(m_fd.get(), 0444) != 0) {
+            return errno_error(fmt::format("cannot chmod {}", m_path.string()));
+        }
+        m_fd.reset();
+        TRY(m_pool.publish(m_path, m_id, m_size));
+        m_path.clear();
+        return m_size;
+    }
+
+private:
+    const ObjectPool& m_pool;
+    ObjectId m_id;
+    UniqueFd m_fd;
+    fs::path m_path;
+    Sha256 m_hash;
+    std::uint64_t m_size = 0;
+};
+
+}  // namespace
+
+Result<HttpCas> HttpCas::open(std::string_view url, RemoteOptions options) {
+    TRY_ASSIGN(auto parsed, RemoteUrl::parse(url));
+    return HttpCas(Transport(std::move(parsed), std::move(options)));
+}
+
+Result<std::vector<ObjectId>> HttpCas::missing(std::span<const ObjectId> ids) {
+    std::vector<Request> requests(ids.size());
+    std::vector<bool> absent(ids.size(), false);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        requests[i].method = Request::Method::head;
+        requests[i].path = cas_path(ids[i]);
+        requests[i].done = [this, &requests, &absent, i](long status) -> Result<void> {
+            if (status == 404) {
+                absent[i] = true;
+                return {};
+            }
+            if (status == 200) {
+                return {};
+            }
+            return std::unexpected(m_transport.status_error(requests[i], status));
+        };
+    }
+    TRY(m_transport.run(requests));
+    std::vector<ObjectId> lacking;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        if (absent[i]) {
+            lacking.push_back(ids[i]);
+        }
+    }
+    return lacking;
+}
+
+Result<void> HttpCas::upload(std::span<const Upload> uploads) {
+    // Files are opened as their requests start (at most `parallel` at once) and closed as they
+    // end: a push of 100 000 objects holds no more fds than transfers.
+    std::vector<Request> requests(uploads.size());
+    std::vector<UniqueFd> fds(uploads.size());
+    for (std::size_t i = 0; i < uploads.size(); ++i) {
+        Request& request = requests[i];
+        request.method = Request::Method::put;
+        request.path = cas_path(uploads[i].id);
+        request.restart = [&, i]() -> Result<void> {
+            if (fds[i]) {
+                return {};
+            }
+            const fs::path& path = uploads[i].path;
+            UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+            struct stat st {};
+            if (!fd || ::fstat(fd.get(), &st) != 0) {
+                return errno_error(
+                    fmt::format("cannot open object {} at {}", uploads[i].id.hex(), path.string()));
+            }
+            requests[i].body_fd = fd.get();
+            requests[i].body_size = static_cast<std::uint64_t>(st.st_size);
+            fds[i] = std::move(fd);
+            return {};
+        };
+        request.done = [&, i](long status) -> Result<void> {
+            fds[i].reset();
+            if (put_accepted(status)) {
+                return {};
+            }
+            return std::unexpected(m_transport.status_error(requests[i], status));
+        };
+    }
+    return m_transport.run(requests);
+}
+
+Result<std::uint64_t> HttpCas::fetch(std::span<const ObjectId> ids, const ObjectPool& pool) {
+    std::vector<ObjectId> wanted;
+    for (const ObjectId& id : ids) {
+        if (!pool.contains(id)) {
+            wanted.push_back(id);
+        }
+    }
+    std::vector<Request> requests(wanted.size());
+    std::vector<std::unique_ptr<Fetching>> files(wanted.size());
+    std::uint64_t fetched = 0;
+    for (std::size_t i = 0; i < wanted.size(); ++i) {
+        Request& request = requests[i];
+        request.method = Request::Method::get;
+        request.path = cas_path(wanted[i]);
+        // The temp file is made when the request starts and goes when it ends.
+        request.restart = [&, i]() -> Result<void> {
+            if (!files[i]) {
+                files[i] = std::make_unique<Fetching>(pool, wanted[i]);
+            }
+            return files[i]->restart();
+        };
+        request.receive = [&, i](std::string_view bytes) { return files[i]->receive(bytes); };
+        request.done = [&, i](long status) -> Result<void> {
+            auto file = std::move(files[i]);
+            if (status != 200) {
+                return std::unexpected(m_transport.status_error(requests[i], status));
+            }
+            TRY_ASSIGN(auto size, file->publish(m_transport, requests[i]));
+            fetched += size;
+            return {};
+        };
+    }
+    TRY(m_transport.run(requests));
+    return fetched;
+}
+
+Result<std::optional<std::string>> HttpCas::get_bytes(std::string path, std::size_t limit) {
+    std::string body;
+    std::optional<bool> found;
+    Request request;
+    request.method = Request::Method::get;
+    request.path = std::move(path);
+    request.restart = [&]() -> Result<void> {
+        body.clear();
+        return {};
+    };
+    request.receive = [&](std::string_view bytes) -> Result<void> {
+        if (body.size() + bytes.size() > limit) {
+            return std::unexpected(m_transport.request_error(
+                request, EFBIG, fmt::format("the answer is larger than {} bytes", limit)));
+        }
+        body.append(bytes);
+        return {};
+    };
+    request.done = [&](long status) -> Result<void> {
+        if (status == 200) {
+            found = true;
+            return {};
+        }
+        if (status == 404) {
+            found = false;
+            return {};
+        }
+        return std::unexpected(m_transport.status_error(request, status));
+    };
+    TRY(m_transport.run(std::span(&request, 1)));
+    if (!found.value_or(false)) {
+        return std::nullopt;
+    }
+    return body;
+}
+
+Result<std::string> HttpCas::get_content(const ObjectId& id, std::size_t limit) {
+    TRY_ASSIGN(auto body, get_bytes(cas_path(id), limit));
+    Request shown;
+    shown.path = cas_path(id);
+    if (!body) {
+        return std::unexpected(m_transport.status_error(shown, 404));
+    }
+    ObjectId got = ObjectId::of(*body);
+    if (got != id) {
+        return std::unexpected(m_transport.request_error(
+            shown, EBADMSG,
+            fmt::format("the server sent {} bytes whose SHA-256 is {}: refused (the cache holds a "
+                        "damaged object; remove it there)",
+                        body->size(), got.hex())));
+    }
+    return std::move(*body);
+}
+
+Result<ObjectId> HttpCas::put_content(std::string_view bytes) {
+    ObjectId id = ObjectId::of(bytes);
+    Request request;
+    request.method = Request::Method::put;
+    request.path = cas_path(id);
+    request.body = std::string(bytes);
+    request.done = [&](long status) -> Result<void> {
+        if (put_accepted(status)) {
+            return {};
+        }
+        return std::unexpected(m_transport.status_error(request, status));
+    };
+    TRY(m_transport.run(std::span(&request, 1)));
+    return id;
+}
+
+Result<std::optional<std::string>> HttpCas::get_entry(const ObjectId& key, std::size_t limit) {
+    return get_bytes(ac_path(key), limit);
+}
+
+Result<void> HttpCas::put_entry(const ObjectId& key, std::string_view value) {
+    Request request;
+    request.method = Request::Method::put;
+    request.path = ac_path(key);
+    request.body = std::string(value);
+    request.done = [&](long status) -> Result<void> {
+        if (put_accepted(status)) {
+            return {};
+        }
+        return std::unexpected(m_transport.status_error(request, status));
+    };
+    return m_transport.run(std::span(&request, 1));
+}
+
+}  // namespace fbfs

@@ -1,0 +1,422 @@
+#include "store/remote/transport.h"
+
+#include <curl/curl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <deque>
+#include <optional>
+#include <thread>
+#include <vector>
+
+namespace fbfs {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string_view method_name(Request::Method method) {
+    switch (method) {
+        case Request::Method::head:
+            return "HEAD";
+        case Request::Method::get:
+            return "GET";
+        case Request::Method::put:
+            return "PUT";
+    }
+    return "?";
+}
+
+bool transient(CURLcode code) {
+    switch (code) {
+        case CURLE_COULDNT_CONNECT:
+        case CURLE_OPERATION_TIMEDOUT:
+        case CURLE_PARTIAL_FILE:
+        case CURLE_RECV_ERROR:
+        case CURLE_SEND_ERROR:
+        case CURLE_GOT_NOTHING:
+            return true;
+        default:
+            return false;
+    }
+}
+
+bool transient_status(long status) {
+    return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 ||
+           status == 504;
+}
+
+}  // namespace
+
+RemoteOptions RemoteOptions::from_environment() {
+    RemoteOptions options;
+    if (const char* header = std::getenv("FBFS_REMOTE_HEADER"); header != nullptr) {
+        options.header = header;
+    }
+    return options;
+}
+
+// One request in flight: what its callbacks need, and the try it is on.
+struct Slot {
+    Request* request = nullptr;
+    int attempt = 1;
+    CURL* easy = nullptr;
+    std::uint64_t offset = 0;  // next byte of a PUT body
+    std::optional<Error> failure;
+};
+
+// A request waiting to start, and the earliest time it may.
+struct Waiting {
+    Request* request = nullptr;
+    int attempt = 1;
+    Clock::time_point not_before;
+};
+
+struct Transport::Engine {
+    CURLM* multi = nullptr;
+    std::vector<CURL*> idle;
+    curl_slist* headers = nullptr;
+
+    Engine(const RemoteOptions& options) {
+        init_curl_once();
+        multi = curl_multi_init();
+        curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                          static_cast<long>(options.parallel));
+        curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(options.parallel));
+        // No "Expect: 100-continue" round trip before a PUT's body.
+        headers = curl_slist_append(headers, "Expect:");
+        if (!options.header.empty()) {
+            headers = curl_slist_append(headers, options.header.c_str());
+        }
+    }
+    ~Engine() {
+        for (CURL* easy : idle) {
+            curl_easy_cleanup(easy);
+        }
+        curl_multi_cleanup(multi);
+        curl_slist_free_all(headers);
+    }
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    CURL* take_easy() {
+        if (idle.empty()) {
+            return curl_easy_init();
+        }
+        CURL* easy = idle.back();
+        idle.pop_back();
+        curl_easy_reset(easy);
+        return easy;
+    }
+};
+
+namespace {
+
+std::size_t receive_body(char* data, std::size_t size, std::size_t count, void* user) {
+    auto* slot = static_cast<Slot*>(user);
+    std::size_t bytes = size * count;
+    long status = 0;
+    curl_easy_getinfo(slot->easy, CURLINFO_RESPONSE_CODE, &status);
+    // Only a 2xx answer's body is content; an error page is dropped.
+    if (status < 200 || status > 299 || !slot->request->receive) {
+        return bytes;
+    }
+    if (auto got = slot->request->receive({data, bytes}); !got) {
+        slot->failure = got.error();
+        return 0;
+    }
+    return bytes;
+}
+
+std::size_t send_body(char* buffer, std::size_t size, std::size_t count, void* user) {
+    auto* slot = static_cast<Slot*>(user);
+    const Request& request = *slot->request;
+    std::uint64_t total = request.body_fd >= 0 ? request.body_size : request.body.size();
+    std::size_t want = static_cast<std::size_t>(
+        std::min<std::uint64_t>(size * count, total - std::min(total, slot->offset)));
+    if (want == 0) {
+        return 0;
+    }
+    if (request.body_fd < 0) {
+        std::copy_n(request.body.data() + slot->offset, want, buffer);
+        slot->offset += want;
+        return want;
+    }
+    ssize_t got = ::pread(request.body_fd, buffer, want, static_cast<off_t>(slot->offset));
+    if (got <= 0) {
+        int code = got < 0 ? errno : EIO;
+        slot->failure = Error{
+            code, fmt::format("cannot read the body of {} at offset {}: {}", request.path,
+                              slot->offset, got < 0 ? std::strerror(code) : "the file shrank")};
+        return CURL_READFUNC_ABORT;
+    }
+    slot->offset += static_cast<std::uint64_t>(got);
+    return static_cast<std::size_t>(got);
+}
+
+int seek_body(void* user, curl_off_t offset, int origin) {
+    auto* slot = static_cast<Slot*>(user);
+    if (origin != SEEK_SET || offset < 0) {
+        return CURL_SEEKFUNC_CANTSEEK;
+    }
+    slot->offset = static_cast<std::uint64_t>(offset);
+    return CURL_SEEKFUNC_OK;
+}
+
+}  // namespace
+
+Transport::Transport(RemoteUrl url, RemoteOptions options)
+    : m_url(std::move(url)),
+      m_options(std::move(options)),
+      m_engine(std::make_unique<Engine>(m_options)) {}
+Transport::~Transport() = default;
+Transport::Transport(Transport&&) noexcept = default;
+Transport& Transport::operator=(Transport&&) noexcept = default;
+
+Error Transport::request_error(const Request& request, int code, std::string_view what) const {
+    return Error{code, fmt::format("remote {}: {} {}: {}", m_url.shown, method_name(request.method),
+                                   request.path, what)};
+}
+
+Error Transport::status_error(const Request& request, long status) const {
+    switch (status) {
+        case 401:
+            return request_error(request, EACCES,
+                                 "401 Unauthorized (give credentials: $FBFS_REMOTE_HEADER, e.g. "
+                                 "\"Authorization: Bearer TOKEN\", or user:password@ in the URL)");
+        case 403:
+            return request_error(request, EACCES,
+                                 "403 Forbidden (the server refused these credentials: check "
+                                 "$FBFS_REMOTE_HEADER or the URL's user:password)");
+        case 404:
+            return request_error(request, ENOENT, "404 Not Found");
+        case 405:
+            return request_error(request, EPERM,
+                                 "405 Method Not Allowed (the server takes no writes here: nginx "
+                                 "needs `dav_methods PUT`)");
+        case 413:
+            return request_error(request, EFBIG,
+                                 "413 Payload Too Large (raise the server's body size limit: "
+                                 "nginx's client_max_body_size 0)");
+        case 507:
+            return request_error(request, ENOSPC,
+                                 "507 Insufficient Storage (the cache server's disk is full: free "
+                                 "space there or raise its size limit)");
+        default:
+            if (status >= 500) {
+                return request_error(request, EIO,
+                                     fmt::format("HTTP {} from the server after {} tries", status,
+                                                 m_options.attempts));
+            }
+            return request_error(request, EIO, fmt::format("unexpected HTTP {}", status));
+    }
+}
+
+namespace {
+
+Error transport_error(const Transport& transport, const Request& request, CURLcode code,
+                      long os_errno, int tries) {
+    std::string after = tries > 1 ? fmt::format(" ({} tries)", tries) : "";
+    switch (code) {
+        case CURLE_COULDNT_CONNECT:
+            if (os_errno == ECONNREFUSED) {
+                return transport.request_error(
+                    request, ECONNREFUSED,
+                    fmt::format("connection refused{} (is the cache server running at that "
+                                "address?)",
+                                after));
+            }
+            return transport.request_error(
+                request, ECONNREFUSED,
+                fmt::format("cannot connect: {}{}",
+                            os_errno != 0 ? std::strerror(static_cast<int>(os_errno)) : "no route",
+                            after));
+        case CURLE_COULDNT_RESOLVE_HOST:
+            return transport.request_error(request, EHOSTUNREACH,
+                                           "cannot resolve the server's host name");
+        case CURLE_OPERATION_TIMEDOUT:
+            return transport.request_error(
+                request, ETIMEDOUT,
+                fmt::format("timed out: nothing moved for {} s{}",
+                            transport.options().stall_timeout.count(), after));
+        case CURLE_PARTIAL_FILE:
+        case CURLE_RECV_ERROR:
+        case CURLE_GOT_NOTHING:
+            return transport.request_error(
+                request, EPROTO, fmt::format("the server's answer was cut short{}", after));
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CACERT_BADFILE:
+        case CURLE_SSL_CONNECT_ERROR:
+            return transport.request_error(
+                request, EACCES,
+                fmt::format("TLS: {} (the server's certificate must verify against the system's "
+                            "CA store)",
+                            curl_easy_strerror(code)));
+        default:
+            return transport.request_error(request, EIO,
+                                           fmt::format("{}{}", curl_easy_strerror(code), after));
+    }
+}
+
+}  // namespace
+
+Result<void> Transport::run(std::span<Request> requests) {
+    Engine& engine = *m_engine;
+    std::deque<Waiting> fresh;
+    for (Request& request : requests) {
+        fresh.push_back({&request, 1, {}});
+    }
+    std::vector<Waiting> retries;
+    std::vector<std::unique_ptr<Slot>> active;
+    std::optional<Error> failure;
+
+    auto start = [&](const Waiting& waiting) -> bool {
+        Request& request = *waiting.request;
+        if (request.restart) {
+            if (auto restarted = request.restart(); !restarted) {
+                failure = restarted.error();
+                return false;
+            }
+        }
+        auto slot = std::make_unique<Slot>();
+        slot->request = &request;
+        slot->attempt = waiting.attempt;
+        slot->easy = engine.take_easy();
+        CURL* easy = slot->easy;
+        std::string url = fmt::format("{}/{}", m_url.base, request.path);
+        curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
+        curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                         static_cast<long>(m_options.connect_timeout.count()));
+        curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME,
+                         static_cast<long>(m_options.stall_timeout.count()));
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, m_options.verify_tls ? 1L : 0L);
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, m_options.verify_tls ? 2L : 0L);
+        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, engine.headers);
+        if (!m_url.user.empty() || !m_url.password.empty()) {
+            curl_easy_setopt(easy, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+            curl_easy_setopt(easy, CURLOPT_USERNAME, m_url.user.c_str());
+            curl_easy_setopt(easy, CURLOPT_PASSWORD, m_url.password.c_str());
+        }
+        curl_easy_setopt(easy, CURLOPT_PRIVATE, slot.get());
+        curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, receive_body);
+        curl_easy_setopt(easy, CURLOPT_WRITEDATA, slot.get());
+        if (request.method == Request::Method::head) {
+            curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+        } else if (request.method == Request::Method::put) {
+            std::uint64_t size = request.body_fd >= 0 ? request.body_size : request.body.size();
+            curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
+            curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(size));
+            curl_easy_setopt(easy, CURLOPT_READFUNCTION, send_body);
+            curl_easy_setopt(easy, CURLOPT_READDATA, slot.get());
+            curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, seek_body);
+            curl_easy_setopt(easy, CURLOPT_SEEKDATA, slot.get());
+        }
+        curl_multi_add_handle(engine.multi, easy);
+        active.push_back(std::move(slot));
+        return true;
+    };
+
+    auto finish = [&](Slot& slot, CURLcode code) {
+        Request& request = *slot.request;
+        if (slot.failure) {
+            failure = slot.failure;
+            return;
+        }
+        long status = 0;
+        long os_errno = 0;
+        curl_easy_getinfo(slot.easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(slot.easy, CURLINFO_OS_ERRNO, &os_errno);
+        bool again = code != CURLE_OK ? transient(code) : transient_status(status);
+        if (again && slot.attempt < m_options.attempts) {
+            auto delay = m_options.backoff * (1 << (slot.attempt - 1));
+            spdlog::debug(
+                "remote {}: {} {}: {}; trying again in {} ms", m_url.shown,
+                method_name(request.method), request.path,
+                code != CURLE_OK ? curl_easy_strerror(code) : fmt::format("HTTP {}", status),
+                delay.count());
+            retries.push_back({&request, slot.attempt + 1, Clock::now() + delay});
+            return;
+        }
+        if (code != CURLE_OK) {
+            failure = transport_error(*this, request, code, os_errno, slot.attempt);
+            return;
+        }
+        if (request.done) {
+            if (auto judged = request.done(status); !judged) {
+                failure = judged.error();
+            }
+        }
+    };
+
+    while (!failure && (!fresh.empty() || !retries.empty() || !active.empty())) {
+        auto now = Clock::now();
+        while (!failure && active.size() < static_cast<std::size_t>(m_options.parallel)) {
+            auto ready = std::find_if(retries.begin(), retries.end(),
+                                      [&](const Waiting& w) { return w.not_before <= now; });
+            if (ready != retries.end()) {
+                Waiting waiting = *ready;
+                retries.erase(ready);
+                start(waiting);
+            } else if (!fresh.empty()) {
+                Waiting waiting = fresh.front();
+                fresh.pop_front();
+                start(waiting);
+            } else {
+                break;
+            }
+        }
+        if (failure) {
+            break;
+        }
+        long wait_ms = 100;
+        for (const Waiting& waiting : retries) {
+            auto until =
+                std::chrono::duration_cast<std::chrono::milliseconds>(waiting.not_before - now);
+            wait_ms = std::clamp<long>(static_cast<long>(until.count()), 1, wait_ms);
+        }
+        if (active.empty()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
+            continue;
+        }
+        int running = 0;
+        curl_multi_perform(engine.multi, &running);
+        int left = 0;
+        while (CURLMsg* message = curl_multi_info_read(engine.multi, &left)) {
+            if (message->msg != CURLMSG_DONE) {
+                continue;
+            }
+            CURL* easy = message->easy_handle;
+            CURLcode code = message->data.result;
+            auto it = std::find_if(active.begin(), active.end(),
+                                   [&](const auto& slot) { return slot->easy == easy; });
+            curl_multi_remove_handle(engine.multi, easy);
+            engine.idle.push_back(easy);
+            if (it == active.end()) {
+                continue;
+            }
+            std::unique_ptr<Slot> slot = std::move(*it);
+            active.erase(it);
+            if (!failure) {
+                finish(*slot, code);
+            }
+        }
+        if (running > 0) {
+            curl_multi_poll(engine.multi, nullptr, 0, static_cast<int>(wait_ms), nullptr);
+        }
+    }
+    for (auto& slot : active) {
+        curl_multi_remove_handle(engine.multi, slot->easy);
+        engine.idle.push_back(slot->easy);
+    }
+    if (failure) {
+        return std::unexpected(std::move(*failure));
+    }
+    return {};
+}
+
+}  // namespace fbfs

@@ -1,0 +1,84 @@
+// Transport: HTTP requests to one remote cache through a libcurl multi handle, many at once over
+// connections kept alive between requests and between batches, with timeouts and bounded retries.
+//
+// A request that fails in a way that may pass (connection refused or reset, a timeout, a body cut
+// short, HTTP 408, 429, 500, 502, 503, 504) is tried again after a backoff that doubles each time,
+// at most RemoteOptions::attempts times in all. Any other answer is the request's own to judge:
+// its `done` callback gets the HTTP status. Credentials go into requests only; no message, log
+// line or error names them (the URL is always RemoteUrl::shown).
+//
+// A Transport is move-only and not thread-safe: one batch at a time.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "store/base/error.h"
+#include "store/remote/remote_url.h"
+
+namespace fbfs {
+
+struct RemoteOptions {
+    int parallel = 8;  // requests in flight at once (and connections kept open)
+    int attempts = 4;  // tries of each request, the first included
+    std::chrono::milliseconds backoff{200};  // before the second try; doubled before each next
+    std::chrono::milliseconds connect_timeout{10'000};
+    std::chrono::seconds stall_timeout{30};  // no byte moved for this long: a timeout
+    std::string header;                      // one header line sent with every request, or empty
+    bool verify_tls = true;
+
+    // The defaults, with `header` from $FBFS_REMOTE_HEADER (e.g. "Authorization: Bearer ...").
+    static RemoteOptions from_environment();
+};
+
+struct Request {
+    enum class Method { head, get, put };
+    Method method = Method::get;
+    std::string path;  // below the base URL: "cas/<hex>" or "ac/<hex>"
+    // PUT: the body is `body_fd` from offset 0 for `body_size` bytes, or `body` if body_fd is -1.
+    std::string body;
+    int body_fd = -1;
+    std::uint64_t body_size = 0;
+    // GET: `restart` before every try (forget what an earlier try received), `receive` with each
+    // piece of a 2xx answer's body. An Error from either ends the batch with it.
+    std::function<Result<void>()> restart;
+    std::function<Result<void>(std::string_view)> receive;
+    // After the last try, with the HTTP status it got. An Error ends the batch with it.
+    std::function<Result<void>(long status)> done;
+};
+
+class Transport {
+public:
+    Transport(RemoteUrl url, RemoteOptions options);
+    ~Transport();
+    Transport(Transport&&) noexcept;
+    Transport& operator=(Transport&&) noexcept;
+
+    // Runs every request, up to options.parallel at once. On the first failure (a request whose
+    // last try failed to get an answer, or an Error from a callback) the others are abandoned and
+    // that Error returned: "remote <url>: <METHOD> <path>: <what went wrong>", with errno-like
+    // codes ECONNREFUSED, ETIMEDOUT, EPROTO (a body cut short), EIO.
+    Result<void> run(std::span<Request> requests);
+
+    // The Error for an HTTP status that a request did not expect: 401 and 403 (EACCES, with the
+    // fix: credentials), 404 (ENOENT), 507 and 413 (ENOSPC, EFBIG), others EIO.
+    Error status_error(const Request& request, long status) const;
+    // "remote <url>: <METHOD> <path>: <what>" with `code`.
+    Error request_error(const Request& request, int code, std::string_view what) const;
+
+    const RemoteUrl& url() const { return m_url; }
+    const RemoteOptions& options() const { return m_options; }
+
+private:
+    struct Engine;
+    RemoteUrl m_url;
+    RemoteOptions m_options;
+    std::unique_ptr<Engine> m_engine;
+};
+
+}  // namespace fbfs

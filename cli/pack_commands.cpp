@@ -13,6 +13,7 @@
 
 #include "cli/commands.h"
 #include "cli/display.h"
+#include "cli/store_cleanup.h"
 #include "store/base/unique_fd.h"
 #include "store/meta/store.h"
 #include "store/pack/pack_writer.h"
@@ -183,40 +184,6 @@ int run_pack(const PackArgs& args) {
                  to_stdout ? "" : (" -> " + args.output).c_str());
     return 0;
 }
-
-// Remembers what of a store's path does not exist yet — the first missing directory on the way
-// to it, or the store directory's contents if it is an empty directory — so that undo() can
-// remove exactly what creating the store made.
-class StoreCleanup {
-public:
-    explicit StoreCleanup(const fs::path& store) {
-        std::error_code ec;
-        fs::path path = fs::absolute(store, ec);
-        if (fs::is_directory(path, ec)) {
-            m_empty_dir = fs::is_empty(path, ec) ? path : fs::path();
-            return;
-        }
-        while (!path.empty() && !fs::exists(path, ec) && path != path.parent_path()) {
-            m_first_missing = path;
-            path = path.parent_path();
-        }
-    }
-    void undo() const {
-        std::error_code ec;
-        if (!m_first_missing.empty()) {
-            fs::remove_all(m_first_missing, ec);
-        }
-        if (!m_empty_dir.empty()) {
-            for (const auto& entry : fs::directory_iterator(m_empty_dir, ec)) {
-                fs::remove_all(entry.path(), ec);
-            }
-        }
-    }
-
-private:
-    fs::path m_first_missing;
-    fs::path m_empty_dir;
-};
 
 int run_unpack(const std::string& store_path, const std::string& input) {
     UniqueFd fd;

@@ -58,6 +58,8 @@ public:
 
     // The base URL with any credentials redacted, for messages.
     const std::string& shown_url() const { return m_transport.url().shown; }
+    // The base URL without credentials: what a store may record (remote_origin.h).
+    const std::string& base_url() const { return m_transport.url().base; }
 
 private:
     explicit HttpCas(Transport transport) : m_transport(std::move(transport)) {}

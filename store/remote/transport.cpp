@@ -50,10 +50,36 @@ bool transient_status(long status) {
 
 }  // namespace
 
-RemoteOptions RemoteOptions::from_environment() {
+Result<RemoteOptions> RemoteOptions::from_environment() {
     RemoteOptions options;
     if (const char* header = std::getenv("FBFS_REMOTE_HEADER"); header != nullptr) {
         options.header = header;
+        if (options.header.find_first_of("\r\n") != std::string::npos ||
+            options.header.find(':') == std::string::npos) {
+            return make_error(EINVAL, "$FBFS_REMOTE_HEADER is not one header line (give one like "
+                                      "\"Authorization: Bearer TOKEN\")");
+        }
+    }
+    auto number = [](const char* name, long max) -> Result<std::optional<long>> {
+        const char* text = std::getenv(name);
+        if (text == nullptr || *text == '\0') {
+            return std::nullopt;
+        }
+        char* end = nullptr;
+        long value = std::strtol(text, &end, 10);
+        if (*end != '\0' || value <= 0 || value > max) {
+            return make_error(EINVAL, fmt::format("${} is {}, not a number from 1 to {}", name,
+                                                  text, max));
+        }
+        return value;
+    };
+    TRY_ASSIGN(auto timeout, number("FBFS_REMOTE_TIMEOUT", 3600));
+    TRY_ASSIGN(auto parallel, number("FBFS_REMOTE_PARALLEL", 256));
+    if (timeout) {
+        options.stall_timeout = std::chrono::seconds(*timeout);
+    }
+    if (parallel) {
+        options.parallel = static_cast<int>(*parallel);
     }
     return options;
 }

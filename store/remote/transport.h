@@ -32,8 +32,10 @@ struct RemoteOptions {
     std::string header;                      // one header line sent with every request, or empty
     bool verify_tls = true;
 
-    // The defaults, with `header` from $FBFS_REMOTE_HEADER (e.g. "Authorization: Bearer ...").
-    static RemoteOptions from_environment();
+    // The defaults, with `header` from $FBFS_REMOTE_HEADER (e.g. "Authorization: Bearer ..."),
+    // `stall_timeout` from $FBFS_REMOTE_TIMEOUT (seconds) and `parallel` from
+    // $FBFS_REMOTE_PARALLEL, where set. EINVAL naming the variable if one is not a number > 0.
+    static Result<RemoteOptions> from_environment();
 };
 
 struct Request {

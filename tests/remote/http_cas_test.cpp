@@ -239,8 +239,10 @@ TEST_CASE("HttpCas: writes need the credentials nginx asks for, and none is ever
     }
     SECTION("a header from $FBFS_REMOTE_HEADER") {
         ::setenv("FBFS_REMOTE_HEADER", "Authorization: Basic Y2k6c2VjcmV0", 1);  // ci:secret
-        RemoteOptions options = RemoteOptions::from_environment();
+        auto from_env = RemoteOptions::from_environment();
         ::unsetenv("FBFS_REMOTE_HEADER");
+        REQUIRE(from_env);
+        RemoteOptions options = *from_env;
         options.attempts = 1;
         HttpCas cas = open_cas(nginx.url(), options);
         REQUIRE(cas.upload(uploads));

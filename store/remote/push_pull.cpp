@@ -1,0 +1,228 @@
+#include "store/remote/push_pull.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "store/meta/snapshot_tables.h"
+#include "store/meta/store.h"
+#include "store/meta/volume_lock.h"
+#include "store/remote/manifest.h"
+#include "store/remote/remote_origin.h"
+
+namespace fbfs {
+
+namespace {
+
+// Locks every volume of `names` against mounts; EBUSY naming the one being served.
+Result<std::vector<VolumeLock>> lock_volumes(const Store& store,
+                                             const std::vector<std::string>& names,
+                                             std::string_view fix) {
+    std::vector<VolumeLock> locks;
+    for (const auto& name : names) {
+        auto lock = VolumeLock::acquire(store.root(), name);
+        if (!lock && lock.error().code == EBUSY) {
+            return std::unexpected(VolumeLock::busy(
+                store.root(), name, VolumeLock::holder(store.root(), name).value_or(0),
+                std::string(fix)));
+        }
+        if (!lock) {
+            return std::unexpected(lock.error());
+        }
+        locks.push_back(std::move(*lock));
+    }
+    return locks;
+}
+
+// The names to push: `asked`, each checked to exist, or every volume if none.
+Result<std::vector<std::string>> volume_names(const Store& store,
+                                              const std::vector<std::string>& asked) {
+    TRY_ASSIGN(auto all, store.volumes());
+    std::vector<std::string> names = asked;
+    std::string known;
+    for (const auto& v : all) {
+        known += (known.empty() ? "" : ", ") + v.name;
+        if (asked.empty()) {
+            names.push_back(v.name);
+        }
+    }
+    for (const auto& name : names) {
+        if (std::none_of(all.begin(), all.end(), [&](auto& v) { return v.name == name; })) {
+            return make_error(ENOENT,
+                              fmt::format("the store {} has no volume '{}' (it has: {})",
+                                          store.root().string(), name,
+                                          known.empty() ? "none" : known));
+        }
+    }
+    if (names.empty()) {
+        return make_error(ENOENT, fmt::format("the store {} has no volumes to push (mount one and "
+                                              "build in it first)",
+                                              store.root().string()));
+    }
+    return names;
+}
+
+struct Named {
+    std::string volume;
+    InodeNumber ino = 0;
+    std::uint64_t size = 0;
+};
+
+}  // namespace
+
+Result<PushSummary> push_volumes(Store& store, HttpCas& cas, const std::vector<std::string>& asked,
+                                 std::string_view key) {
+    TRY_ASSIGN(auto names, volume_names(store, asked));
+    TRY_ASSIGN(auto locks, lock_volumes(store, names,
+                                        "unmount it with fbfs umount before pushing, so the "
+                                        "files open there are pushed"));
+    std::vector<VolumeSnapshot> volumes;
+    TRY(store.env().read([&](LmdbTxn& txn) -> Result<void> {
+        for (const auto& name : names) {
+            TRY_ASSIGN(auto snapshot, read_snapshot(txn, store.tables(), name));
+            volumes.push_back(std::move(snapshot));
+        }
+        return {};
+    }));
+    locks.clear();  // the snapshots are taken; objects never change
+
+    std::vector<ObjectId> ids;
+    std::unordered_map<ObjectId, Named> named;
+    for (const auto& v : volumes) {
+        for (const auto& [ino, record] : v.inodes) {
+            if (record.object && named.emplace(*record.object, Named{v.name, ino, record.size})
+                                     .second) {
+                ids.push_back(*record.object);
+            }
+        }
+    }
+    TRY_ASSIGN(auto lacking, cas.missing(ids));
+    const ObjectPool& pool = store.pool();
+    PushSummary summary;
+    std::vector<Upload> uploads;
+    for (const ObjectId& id : lacking) {
+        if (!pool.contains(id)) {
+            const Named& where = named.at(id);
+            return make_error(ENOENT,
+                              fmt::format("the store {} lacks object {} (inode {} of volume '{}') "
+                                          "and so does remote {}: cannot push it (run fbfs "
+                                          "verify)",
+                                          store.root().string(), id.hex(), where.ino, where.volume,
+                                          cas.shown_url()));
+        }
+        uploads.push_back({id, pool.object_path(id)});
+        summary.bytes_uploaded += named.at(id).size;
+    }
+    TRY(cas.upload(uploads));
+    TRY_ASSIGN(auto manifest, encode_manifest(volumes));
+    TRY_ASSIGN(auto manifest_id, cas.put_content(manifest));
+    TRY(cas.put_entry(manifest_key(key),
+                      encode_manifest_ref({manifest_id, manifest.size()})));
+    summary.volumes = volumes.size();
+    summary.objects = ids.size();
+    summary.objects_uploaded = uploads.size();
+    summary.manifest_bytes = manifest.size();
+    summary.manifest = manifest_id;
+    return summary;
+}
+
+namespace {
+
+Result<Manifest> fetch_manifest(HttpCas& cas, std::string_view key, std::uint64_t& size) {
+    TRY_ASSIGN(auto entry, cas.get_entry(manifest_key(key), 4096));
+    if (!entry) {
+        return make_error(ENOENT, fmt::format("remote {} has no entry named '{}' (push one with "
+                                              "fbfs push --remote URL --key {})",
+                                              cas.shown_url(), key, key));
+    }
+    auto ref = decode_manifest_ref(*entry);
+    if (!ref) {
+        return make_error(EINVAL, fmt::format("remote {}: the entry named '{}' is not an fbfs "
+                                              "manifest reference (push it again with fbfs push)",
+                                              cas.shown_url(), key));
+    }
+    if (ref->size > k_max_manifest) {
+        return make_error(EFBIG, fmt::format("remote {}: the manifest named '{}' claims {} bytes, "
+                                             "more than fbfs accepts",
+                                             cas.shown_url(), key, ref->size));
+    }
+    TRY_ASSIGN(auto bytes, cas.get_content(ref->id, ref->size));
+    size = bytes.size();
+    auto manifest = decode_manifest(bytes);
+    if (!manifest) {
+        return make_error(manifest.error().code,
+                          fmt::format("remote {}, key '{}': {}", cas.shown_url(), key,
+                                      manifest.error().message));
+    }
+    return manifest;
+}
+
+}  // namespace
+
+Result<PullSummary> pull_volumes(Store& store, HttpCas& cas, std::string_view key, bool eager) {
+    PullSummary summary;
+    TRY_ASSIGN(auto manifest, fetch_manifest(cas, key, summary.manifest_bytes));
+    for (const auto& v : manifest.volumes) {
+        summary.names.push_back(v.name);
+    }
+    constexpr std::string_view fix = "unmount it with fbfs umount before pulling";
+    // Refused before anything is fetched; locked again for the transaction.
+    TRY(lock_volumes(store, summary.names, fix));
+
+    const ObjectPool& pool = store.pool();
+    std::vector<ObjectId> absent;
+    for (const auto& o : manifest.objects) {
+        if (!pool.contains(o.id)) {
+            absent.push_back(o.id);
+        }
+    }
+    if (eager) {
+        auto fetched = cas.fetch(absent, pool);
+        if (!fetched) {
+            for (const ObjectId& id : absent) {
+                (void)store.remove_if_unreferenced(id);
+            }
+            return std::unexpected(fetched.error());
+        }
+        summary.objects_fetched = absent.size();
+        summary.bytes_fetched = *fetched;
+    } else {
+        summary.objects_remote = absent.size();
+    }
+    if (::geteuid() != 0) {
+        for (auto& v : manifest.volumes) {
+            for (auto& [ino, record] : v.inodes) {
+                record.uid = ::geteuid();
+                record.gid = ::getegid();
+            }
+        }
+    }
+    auto install = [&]() -> Result<void> {
+        TRY_ASSIGN(auto locks, lock_volumes(store, summary.names, fix));
+        if (!absent.empty() && !eager) {
+            TRY(write_remote_origin(store.root(), cas.base_url()));
+        }
+        return store.env().write([&](LmdbTxn& txn) -> Result<void> {
+            for (const auto& v : manifest.volumes) {
+                TRY(replace_volume(txn, store.tables(), v));
+            }
+            return {};
+        });
+    };
+    if (auto installed = install(); !installed) {
+        if (eager) {
+            for (const ObjectId& id : absent) {
+                (void)store.remove_if_unreferenced(id);
+            }
+        }
+        return std::unexpected(installed.error());
+    }
+    (void)store.remove_dead_objects();
+    summary.volumes = manifest.volumes.size();
+    summary.objects = manifest.objects.size();
+    return summary;
+}
+
+}  // namespace fbfs

@@ -1,0 +1,317 @@
+// fbfs push and fbfs pull as runners use them, against real nginx and the misbehaving server:
+// what moves over the wire (from nginx's access log), what the store holds afterwards, and every
+// refusal as one line "fbfs: ...", exit status 1, with the store left as it was.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "store/meta/store.h"
+#include "store/meta/volume_tree.h"
+#include "tests/support/http_servers.h"
+#include "tests/support/must.h"
+#include "tests/support/run.h"
+#include "tests/support/temp_dir.h"
+
+namespace fs = std::filesystem;
+using namespace fbfs;
+using fbfs::test::BadServer;
+using fbfs::test::check_refused;
+using fbfs::test::LoggedRequest;
+using fbfs::test::must;
+using fbfs::test::NginxServer;
+using fbfs::test::run_cli;
+using fbfs::test::RunOptions;
+using fbfs::test::RunResult;
+using fbfs::test::TempDir;
+
+namespace {
+
+// Volume `name` in the store at `root` (created if missing): a directory with `files` files of
+// distinct content, two files with the same bytes, an empty file and a symlink. Returns the ids.
+std::vector<ObjectId> add_volume(const fs::path& root, const std::string& name, int files) {
+    auto store = must(Store::open(root, Store::Mode::create_if_missing));
+    auto tree = must(VolumeTree::open(*store, name, ::geteuid(), ::getegid()));
+    std::vector<ObjectId> ids;
+    auto make = [&](InodeNumber parent, const std::string& entry, std::uint32_t mode,
+                    const std::string& content) {
+        InodeRecord r;
+        r.mode = mode;
+        r.uid = ::geteuid();
+        r.gid = ::getegid();
+        r.mtime = 1'700'000'000'000'000'123;
+        if (S_ISLNK(mode)) {
+            r.symlink_target = content;
+            r.size = content.size();
+        } else if (!content.empty()) {
+            r.object = must(store->pool().put_bytes(content)).id;
+            r.size = content.size();
+            ids.push_back(*r.object);
+        }
+        return must(tree.create(parent, entry, r)).ino;
+    };
+    auto dir = make(k_root_inode, "obj", S_IFDIR | 0755, "");
+    for (int i = 0; i < files; ++i) {
+        make(dir, "f" + std::to_string(i) + ".o", S_IFREG | 0644,
+             name + " object " + std::to_string(i) + std::string(1000 + 37 * i, 'z'));
+    }
+    make(k_root_inode, "same-a", S_IFREG | 0644, "same bytes\n");
+    make(k_root_inode, "same-b", S_IFREG | 0644, "same bytes\n");
+    make(k_root_inode, "empty", S_IFREG | 0644, "");
+    make(k_root_inode, "link", S_IFLNK | 0777, "obj/f0.o");
+    return ids;
+}
+
+std::string digest(const fs::path& store) {
+    auto result = run_cli({"stat", "--digest", "--store", store.string()});
+    REQUIRE(result.status == 0);
+    return result.out;
+}
+
+std::size_t count(const std::vector<LoggedRequest>& requests, const std::string& method,
+                  const std::string& under = "") {
+    std::size_t n = 0;
+    for (const auto& r : requests) {
+        n += r.method == method && r.path.find(under) != std::string::npos ? 1 : 0;
+    }
+    return n;
+}
+
+std::size_t objects_in(const fs::path& store) {
+    std::size_t n = 0;
+    if (!fs::exists(store / "objects")) {
+        return 0;
+    }
+    for (const auto& entry : fs::recursive_directory_iterator(store / "objects")) {
+        n += entry.is_regular_file() ? 1 : 0;
+    }
+    return n;
+}
+
+// Quick faults: one second of silence is a timeout.
+RunOptions quick() {
+    RunOptions options;
+    options.env["FBFS_REMOTE_TIMEOUT"] = "1";
+    return options;
+}
+
+}  // namespace
+
+TEST_CASE("push then pull --eager on another store gives the same volumes", "[remote]") {
+    NginxServer nginx;
+    TempDir a;
+    TempDir b;
+    add_volume(a / "store", "build", 20);
+    add_volume(a / "store", "tools", 3);
+
+    auto pushed = run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.url(),
+                           "--key", "main"});
+    INFO(pushed.err);
+    REQUIRE(pushed.status == 0);
+    CHECK(pushed.err.find("fbfs push: 2 volumes, 24 objects (24 uploaded") != std::string::npos);
+    auto log = nginx.requests();
+    CHECK(count(log, "HEAD", "/cas/") == 24);
+    CHECK(count(log, "PUT", "/cas/") == 25);  // the objects and the manifest
+    CHECK(count(log, "PUT", "/ac/") == 1);
+    CHECK(fs::exists(nginx.root() / "cache" / "ac" / ObjectId::of(std::string_view("main")).hex()));
+
+    auto before = nginx.requests().size();
+    auto pulled = run_cli({"pull", "--store", (b / "store").string(), "--remote", nginx.url(),
+                           "--key", "main", "--eager"});
+    INFO(pulled.err);
+    REQUIRE(pulled.status == 0);
+    CHECK(pulled.err.find("fbfs pull: 2 volumes, 24 objects (24 fetched") != std::string::npos);
+    CHECK(digest(b / "store") == digest(a / "store"));
+    CHECK(objects_in(b / "store") == 24);
+    auto verified = run_cli({"verify", "--store", (b / "store").string()});
+    CHECK(verified.status == 0);
+    auto all = nginx.requests();
+    auto pull_log = std::vector<LoggedRequest>(all.begin() + static_cast<std::ptrdiff_t>(before),
+                                               all.end());
+    CHECK(count(pull_log, "GET", "/cas/") == 25);
+    CHECK(count(pull_log, "GET", "/ac/") == 1);
+    CHECK(count(pull_log, "PUT") == 0);
+
+    SECTION("a second push uploads nothing but the manifest and the key") {
+        auto again = run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.url(),
+                              "--key", "main"});
+        REQUIRE(again.status == 0);
+        CHECK(again.err.find("(0 uploaded") != std::string::npos);
+    }
+}
+
+TEST_CASE("pull without --eager moves only the manifest and records where objects are",
+          "[remote]") {
+    NginxServer nginx;
+    TempDir a;
+    TempDir b;
+    add_volume(a / "store", "build", 10);
+    REQUIRE(run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.url(), "--key",
+                     "main"})
+                .status == 0);
+    auto before = nginx.requests().size();
+    auto pulled =
+        run_cli({"pull", "--store", (b / "store").string(), "--remote", nginx.url(), "--key", "main"});
+    INFO(pulled.err);
+    REQUIRE(pulled.status == 0);
+    CHECK(pulled.err.find("11 remote, fetched on first read") != std::string::npos);
+    auto log = nginx.requests();
+    REQUIRE(log.size() == before + 2);
+    CHECK(log[before].method == "GET");
+    CHECK(log[before].path.find("/cache/ac/") == 0);
+    CHECK(log[before + 1].path.find("/cache/cas/") == 0);
+    CHECK(objects_in(b / "store") == 0);
+    CHECK(digest(b / "store") == digest(a / "store"));
+    CHECK(test::read_file(b / "store" / "remote-origin") == nginx.url() + "\n");
+}
+
+TEST_CASE("pull refuses what it cannot install, and leaves the store as it was", "[remote]") {
+    NginxServer nginx;
+    TempDir a;
+    TempDir b;
+    add_volume(a / "store", "build", 4);
+    REQUIRE(run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.url(), "--key",
+                     "main"})
+                .status == 0);
+
+    SECTION("an unknown key") {
+        auto pulled = run_cli(
+            {"pull", "--store", (b / "store").string(), "--remote", nginx.url(), "--key", "nope"});
+        check_refused(pulled, {"no entry named 'nope'", "fbfs push"});
+        CHECK_FALSE(fs::exists(b / "store"));
+    }
+    SECTION("no server there") {
+        std::string url = "http://127.0.0.1:" + std::to_string(test::free_port()) + "/cache";
+        auto pulled =
+            run_cli({"pull", "--store", (b / "store").string(), "--remote", url, "--key", "main"});
+        check_refused(pulled, {"connection refused", "is the cache server running"});
+        CHECK_FALSE(fs::exists(b / "store"));
+    }
+    SECTION("no remote at all") {
+        auto pulled = run_cli({"pull", "--store", (b / "store").string(), "--key", "main"});
+        check_refused(pulled, {"no remote cache given", "--remote URL"});
+    }
+    SECTION("a manifest that is damaged on the server is refused by hash") {
+        for (const auto& entry : fs::directory_iterator(nginx.root() / "cache" / "cas")) {
+            if (test::read_file(entry.path()).starts_with("FBFSMNFT")) {
+                std::string bytes = test::read_file(entry.path());
+                bytes[bytes.size() / 2] ^= 1;
+                test::write_file(entry.path(), bytes);
+            }
+        }
+        auto pulled = run_cli(
+            {"pull", "--store", (b / "store").string(), "--remote", nginx.url(), "--key", "main"});
+        check_refused(pulled, {"refused"});
+        CHECK_FALSE(fs::exists(b / "store"));
+    }
+    SECTION("an existing store keeps its volumes when an eager pull fails") {
+        add_volume(b / "store", "build", 2);
+        std::string was = digest(b / "store");
+        auto objects_before = objects_in(b / "store");
+        // Take away from the server one object that store b lacks.
+        int removed = 0;
+        for (const auto& entry : fs::directory_iterator(nginx.root() / "cache" / "cas")) {
+            if (test::read_file(entry.path()).starts_with("build object 3")) {
+                fs::remove(entry.path());
+                ++removed;
+            }
+        }
+        REQUIRE(removed == 1);
+        auto pulled = run_cli({"pull", "--store", (b / "store").string(), "--remote", nginx.url(),
+                               "--key", "main", "--eager"});
+        check_refused(pulled, {"404 Not Found"});
+        CHECK(digest(b / "store") == was);
+        CHECK(objects_in(b / "store") == objects_before);
+    }
+}
+
+TEST_CASE("push names an object missing from the store", "[remote]") {
+    NginxServer nginx;
+    TempDir a;
+    auto ids = add_volume(a / "store", "build", 3);
+    {
+        auto store = must(Store::open(a / "store", Store::Mode::open_existing));
+        fs::path object = store->pool().object_path(ids[1]);
+        fs::permissions(object.parent_path(), fs::perms::owner_all);
+        fs::remove(object);
+    }
+    auto pushed = run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.url()});
+    check_refused(pushed, {ids[1].hex(), "lacks object", "fbfs verify"});
+    CHECK(count(nginx.requests(), "PUT", "/ac/") == 0);
+}
+
+TEST_CASE("push and pull faults are one line each and never show a password", "[remote]") {
+    TempDir a;
+    TempDir b;
+    add_volume(a / "store", "build", 3);
+    auto push_to = [&](const std::string& url, RunOptions options = quick()) {
+        return run_cli({"push", "--store", (a / "store").string(), "--remote", url, "--key", "k"},
+                       options);
+    };
+    auto pull_from = [&](const std::string& url) {
+        return run_cli({"pull", "--store", (b / "store").string(), "--remote", url, "--key", "k",
+                        "--eager"},
+                       quick());
+    };
+
+    SECTION("401 without credentials, 401 with a wrong password (not shown), ok with the right one") {
+        NginxServer nginx(NginxServer::Auth::writes);
+        check_refused(push_to(nginx.url()), {"401 Unauthorized", "FBFS_REMOTE_HEADER"});
+        auto wrong = push_to(nginx.url_with("ci", "p4ssw0rd-wrong"));
+        check_refused(wrong, {"401 Unauthorized", "***@127.0.0.1"});
+        CHECK(wrong.err.find("p4ssw0rd-wrong") == std::string::npos);
+        auto right = push_to(nginx.url_with("ci", "secret"));
+        INFO(right.err);
+        CHECK(right.status == 0);
+        CHECK(right.err.find("secret") == std::string::npos);
+        RunOptions header = quick();
+        header.env["FBFS_REMOTE_HEADER"] = "Authorization: Basic Y2k6c2VjcmV0";
+        CHECK(push_to(nginx.url(), header).status == 0);
+    }
+    SECTION("507 from a full server") {
+        BadServer server("full");
+        check_refused(push_to(server.url()), {"507 Insufficient Storage", "disk is full"});
+    }
+    SECTION("403 Forbidden") {
+        BadServer server("forbidden");
+        check_refused(push_to(server.url()), {"403 Forbidden", "credentials"});
+    }
+    SECTION("wrong bytes: refused by hash, nothing kept") {
+        BadServer server("wrong-bytes");
+        REQUIRE(push_to(server.url()).status == 0);
+        check_refused(pull_from(server.url()), {"refused"});
+        CHECK_FALSE(fs::exists(b / "store"));
+    }
+    SECTION("a body cut short") {
+        BadServer server("cut-short");
+        REQUIRE(push_to(server.url()).status == 0);
+        check_refused(pull_from(server.url()), {"cut short"});
+        CHECK_FALSE(fs::exists(b / "store"));
+    }
+    SECTION("a stall past the timeout") {
+        BadServer server("stall");
+        check_refused(push_to(server.url()), {"timed out: nothing moved for 1 s"});
+    }
+    SECTION("a 500 on every third request is retried through") {
+        BadServer server("flaky");
+        RunOptions one = quick();
+        one.env["FBFS_REMOTE_PARALLEL"] = "1";
+        auto pushed = push_to(server.url(), one);
+        INFO(pushed.err);
+        REQUIRE(pushed.status == 0);
+        auto pulled = run_cli({"pull", "--store", (b / "store").string(), "--remote",
+                               server.url(), "--key", "k", "--eager"},
+                              one);
+        INFO(pulled.err);
+        REQUIRE(pulled.status == 0);
+        CHECK(digest(b / "store") == digest(a / "store"));
+    }
+    SECTION("a URL that is not http(s)") {
+        check_refused(push_to("ftp://ci:hunter2@host/x"), {"not http:// or https://"});
+        CHECK(push_to("ftp://ci:hunter2@host/x").err.find("hunter2") == std::string::npos);
+    }
+}

@@ -1,4 +1,6 @@
 // fbfs mount, fbfs umount, fbfs run.
+#include <cstdlib>
+
 #include "cli/commands.h"
 #include "fs/mount.h"
 
@@ -14,6 +16,7 @@ struct MountArgs {
     bool foreground = false;
     bool allow_other = false;
     bool debug = false;
+    std::string remote;
 };
 
 void add_mount_options(CLI::App& command, MountArgs& args) {
@@ -27,6 +30,12 @@ void add_mount_options(CLI::App& command, MountArgs& args) {
                      "Let other users use the mount (non-root needs user_allow_other in "
                      "/etc/fuse.conf)");
     command.add_flag("--debug", args.debug, "Trace every FUSE request (with --foreground)");
+    if (const char* remote = std::getenv("FBFS_REMOTE"); remote != nullptr) {
+        args.remote = remote;
+    }
+    command.add_option("--remote", args.remote,
+                       "Cache to fetch files' bytes from on first read, for volumes pulled "
+                       "without --eager ($FBFS_REMOTE; default: the cache they were pulled from)");
     command.add_option("MOUNTPOINT", args.mountpoint, "An empty directory to mount on")->required();
 }
 
@@ -39,6 +48,7 @@ MountRequest request_of(const MountArgs& args) {
     request.foreground = args.foreground;
     request.allow_other = args.allow_other;
     request.debug = args.debug;
+    request.remote = args.remote;
     return request;
 }
 

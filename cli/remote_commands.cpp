@@ -80,9 +80,9 @@ int run_pull(const RemoteArgs& args) {
         return fail(pulled.error().message);
     }
     std::string objects =
-        args.eager ? fmt::format("{} fetched, {}", pulled->objects_fetched,
-                                 human(pulled->bytes_fetched))
-                   : fmt::format("{} remote, fetched on first read", pulled->objects_remote);
+        args.eager
+            ? fmt::format("{} fetched, {}", pulled->objects_fetched, human(pulled->bytes_fetched))
+            : fmt::format("{} remote, fetched on first read", pulled->objects_remote);
     std::fprintf(stderr, "fbfs pull: %zu volumes, %zu objects (%s), manifest %s, %.2f s\n",
                  pulled->volumes, pulled->objects, objects.c_str(),
                  human(pulled->manifest_bytes).c_str(), seconds_since(start));

@@ -13,6 +13,7 @@
 #include "store/meta/store.h"
 #include "store/meta/store_stats.h"
 #include "store/meta/volume_digest.h"
+#include "store/remote/remote_origin.h"
 
 namespace fbfs::cli {
 
@@ -162,12 +163,27 @@ int verify(const std::string& store_path) {
     if (!referenced) {
         return fail(referenced.error().message);
     }
+    // A store pulled without --eager names objects its cache holds: remote, not missing.
+    auto origin = read_remote_origin((*store)->root());
+    if (!origin) {
+        return fail(origin.error().message);
+    }
+    std::uint64_t remote = 0;
     for (const auto& id : *referenced) {
-        if (!pool.contains(id)) {
-            ++bad;
-            std::fprintf(stderr, "fbfs: missing object %s, referenced by the metadata\n",
-                         id.hex().c_str());
+        if (pool.contains(id)) {
+            continue;
         }
+        if (*origin) {
+            ++remote;
+            continue;
+        }
+        ++bad;
+        std::fprintf(stderr, "fbfs: missing object %s, referenced by the metadata\n",
+                     id.hex().c_str());
+    }
+    if (remote > 0) {
+        std::printf("%llu objects remote, not fetched yet (from %s)\n",
+                    static_cast<unsigned long long>(remote), origin->value_or("").c_str());
     }
     auto counts = check_references(**store);
     if (!counts) {

@@ -19,6 +19,7 @@ struct MountRequest {
     bool foreground = false;       // serve in this process, logging to stderr
     bool allow_other = false;      // let other users use the mount
     bool debug = false;            // trace every FUSE request
+    std::string remote;            // cache to fetch missing objects from; empty: the store's origin
 };
 
 // Checks everything a user can get wrong (mountpoint, /dev/fuse, fusermount3, store, volume

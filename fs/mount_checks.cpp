@@ -10,6 +10,7 @@
 #include "fs/fuse_device.h"
 #include "fs/lower_layer.h"
 #include "fs/mount_table.h"
+#include "fs/remote_objects.h"
 #include "store/meta/store.h"
 #include "store/meta/volume_lock.h"
 
@@ -106,6 +107,9 @@ Result<void> check_mount_request(const MountRequest& request) {
         }
     }
     if (auto ok = check_mountpoint(request.mountpoint); !ok) {
+        return ok;
+    }
+    if (auto ok = check_mount_remote(request.remote); !ok) {
         return ok;
     }
     if (auto ok = check_fuse_available(); !ok) {

@@ -21,6 +21,7 @@
 #include "fs/kernel_warmer.h"
 #include "fs/lower_layer.h"
 #include "fs/process.h"
+#include "fs/remote_objects.h"
 #include "store/base/unique_fd.h"
 #include "store/meta/store.h"
 #include "store/meta/volume_lock.h"
@@ -56,6 +57,9 @@ Result<void> serve_volume(const MountRequest& request, const std::function<void(
     auto lock = VolumeLock::acquire((*store)->root(), request.volume);
     if (!lock) {
         return std::unexpected(lock.error());
+    }
+    if (auto attached = attach_remote(**store, request.remote); !attached) {
+        return attached;
     }
     std::optional<LowerLayer> lower;
     if (!request.source.empty()) {

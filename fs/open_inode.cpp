@@ -61,7 +61,7 @@ Result<SharedFd> OpenInode::data_fd() const {
         }
         object = m_object;
     }
-    auto fd = m_pool.open_object(*object);
+    auto fd = m_pool.open_or_fetch(*object);
     if (!fd) {
         return std::unexpected(fd.error());
     }
@@ -95,7 +95,7 @@ Result<void> OpenInode::ensure_staging(bool copy) {
     // the old content meanwhile, and no commit starts until the copy is the staging file.
     UniqueFd opened;
     if (object && !from) {
-        auto fd = m_pool.open_object(*object);
+        auto fd = m_pool.open_or_fetch(*object);
         if (!fd) {
             return std::unexpected(fd.error());
         }

@@ -63,6 +63,10 @@ public:
 
     const std::filesystem::path& root() const { return m_root; }
     const ObjectPool& pool() const { return m_pool; }
+    // Where the pool gets objects it lacks (ObjectPool::open_or_fetch); set before serving.
+    void set_object_fetcher(std::shared_ptr<ObjectFetcher> fetcher) {
+        m_pool.set_fetcher(std::move(fetcher));
+    }
     LmdbEnv& env() { return m_env; }
     const LmdbEnv& env() const { return m_env; }
     const Tables& tables() const { return m_tables; }

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -377,6 +378,18 @@ Result<UniqueFd> ObjectPool::open_object(const ObjectId& id) const {
         return errno_error(fmt::format("cannot open object {}", path.string()));
     }
     return fd;
+}
+
+Result<UniqueFd> ObjectPool::open_or_fetch(const ObjectId& id) const {
+    auto fd = open_object(id);
+    if (fd || fd.error().code != ENOENT || !m_fetcher) {
+        return fd;
+    }
+    if (auto fetched = m_fetcher->fetch(id, *this); !fetched) {
+        spdlog::error("cannot fetch object {}: {}", id.hex(), fetched.error().message);
+        return make_error(EIO, fetched.error().message);
+    }
+    return open_object(id);
 }
 
 Result<std::uint64_t> ObjectPool::size(const ObjectId& id) const {

@@ -13,12 +13,14 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string_view>
 
 #include "store/base/error.h"
 #include "store/base/object_id.h"
 #include "store/base/unique_fd.h"
+#include "store/pool/object_fetcher.h"
 
 namespace fbfs {
 
@@ -70,6 +72,11 @@ public:
     bool contains(const ObjectId& id) const;
     // Opens an object O_RDONLY. ENOENT if it is not in the pool.
     Result<UniqueFd> open_object(const ObjectId& id) const;
+    // open_object(), but an object the pool lacks is first fetched through the fetcher, if one
+    // is set (a store pulled lazily from a remote cache). A failed fetch is logged and is EIO.
+    Result<UniqueFd> open_or_fetch(const ObjectId& id) const;
+    // Where open_or_fetch() gets missing objects. Set before the pool is shared between threads.
+    void set_fetcher(std::shared_ptr<ObjectFetcher> fetcher) { m_fetcher = std::move(fetcher); }
     Result<std::uint64_t> size(const ObjectId& id) const;
     // Removes an object; removing a missing object is not an error.
     Result<void> remove(const ObjectId& id) const;
@@ -90,6 +97,7 @@ private:
     std::filesystem::path m_root;
     std::filesystem::path m_objects;
     std::filesystem::path m_tmp;
+    std::shared_ptr<ObjectFetcher> m_fetcher;  // none unless set_fetcher()
 };
 
 }  // namespace fbfs

@@ -55,9 +55,9 @@ Result<std::string> encode_manifest(const std::vector<VolumeSnapshot>& volumes) 
     std::string out = head + std::string(ObjectId::of(head).raw());
     TRY_ASSIGN(auto table, pack::encode_section(pack::SectionKind::object_table,
                                                 pack::encode_object_table(objects), k_level));
-    TRY_ASSIGN(auto metadata, pack::encode_section(pack::SectionKind::metadata,
-                                                   pack::encode_metadata(volumes, objects),
-                                                   k_level));
+    TRY_ASSIGN(auto metadata,
+               pack::encode_section(pack::SectionKind::metadata,
+                                    pack::encode_metadata(volumes, objects), k_level));
     return out + table + metadata;
 }
 

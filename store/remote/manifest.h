@@ -48,6 +48,8 @@ std::string encode_manifest_ref(const ManifestRef& ref);
 std::optional<ManifestRef> decode_manifest_ref(std::string_view value);
 
 // The ac/ key for a name: SHA-256 of its bytes.
-inline ObjectId manifest_key(std::string_view name) { return ObjectId::of(name); }
+inline ObjectId manifest_key(std::string_view name) {
+    return ObjectId::of(name);
+}
 
 }  // namespace fbfs

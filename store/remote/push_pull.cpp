@@ -50,10 +50,9 @@ Result<std::vector<std::string>> volume_names(const Store& store,
     }
     for (const auto& name : names) {
         if (std::none_of(all.begin(), all.end(), [&](auto& v) { return v.name == name; })) {
-            return make_error(ENOENT,
-                              fmt::format("the store {} has no volume '{}' (it has: {})",
-                                          store.root().string(), name,
-                                          known.empty() ? "none" : known));
+            return make_error(
+                ENOENT, fmt::format("the store {} has no volume '{}' (it has: {})",
+                                    store.root().string(), name, known.empty() ? "none" : known));
         }
     }
     if (names.empty()) {
@@ -92,8 +91,8 @@ Result<PushSummary> push_volumes(Store& store, HttpCas& cas, const std::vector<s
     std::unordered_map<ObjectId, Named> named;
     for (const auto& v : volumes) {
         for (const auto& [ino, record] : v.inodes) {
-            if (record.object && named.emplace(*record.object, Named{v.name, ino, record.size})
-                                     .second) {
+            if (record.object &&
+                named.emplace(*record.object, Named{v.name, ino, record.size}).second) {
                 ids.push_back(*record.object);
             }
         }
@@ -118,8 +117,7 @@ Result<PushSummary> push_volumes(Store& store, HttpCas& cas, const std::vector<s
     TRY(cas.upload(uploads));
     TRY_ASSIGN(auto manifest, encode_manifest(volumes));
     TRY_ASSIGN(auto manifest_id, cas.put_content(manifest));
-    TRY(cas.put_entry(manifest_key(key),
-                      encode_manifest_ref({manifest_id, manifest.size()})));
+    TRY(cas.put_entry(manifest_key(key), encode_manifest_ref({manifest_id, manifest.size()})));
     summary.volumes = volumes.size();
     summary.objects = ids.size();
     summary.objects_uploaded = uploads.size();
@@ -152,9 +150,9 @@ Result<Manifest> fetch_manifest(HttpCas& cas, std::string_view key, std::uint64_
     size = bytes.size();
     auto manifest = decode_manifest(bytes);
     if (!manifest) {
-        return make_error(manifest.error().code,
-                          fmt::format("remote {}, key '{}': {}", cas.shown_url(), key,
-                                      manifest.error().message));
+        return make_error(
+            manifest.error().code,
+            fmt::format("remote {}, key '{}': {}", cas.shown_url(), key, manifest.error().message));
     }
     return manifest;
 }

@@ -27,9 +27,9 @@ class Store;
 
 struct PushSummary {
     std::size_t volumes = 0;
-    std::size_t objects = 0;             // distinct objects the volumes name
-    std::size_t objects_uploaded = 0;    // those the cache lacked
-    std::uint64_t bytes_uploaded = 0;    // their bytes
+    std::size_t objects = 0;           // distinct objects the volumes name
+    std::size_t objects_uploaded = 0;  // those the cache lacked
+    std::uint64_t bytes_uploaded = 0;  // their bytes
     std::uint64_t manifest_bytes = 0;
     ObjectId manifest;
 };
@@ -41,12 +41,12 @@ Result<PushSummary> push_volumes(Store& store, HttpCas& cas, const std::vector<s
 
 struct PullSummary {
     std::size_t volumes = 0;
-    std::size_t objects = 0;            // distinct objects the volumes name
-    std::size_t objects_fetched = 0;    // eager only
+    std::size_t objects = 0;          // distinct objects the volumes name
+    std::size_t objects_fetched = 0;  // eager only
     std::uint64_t bytes_fetched = 0;
-    std::size_t objects_remote = 0;     // named, not in the pool: fetched on first read
+    std::size_t objects_remote = 0;  // named, not in the pool: fetched on first read
     std::uint64_t manifest_bytes = 0;
-    std::vector<std::string> names;     // the volumes installed
+    std::vector<std::string> names;  // the volumes installed
 };
 
 // Pulls what `key` names into `store`. ENOENT if the cache has no such key; the manifest's

@@ -28,8 +28,8 @@ Result<std::optional<std::string>> read_remote_origin(const std::filesystem::pat
     std::string text;
     TRY(read_chunks(fd.get(), std::nullopt, nullptr, [&](std::string_view bytes) -> Result<void> {
         if (text.size() + bytes.size() > 4096) {
-            return make_error(EINVAL, fmt::format("{} is too long to be a URL (remove it)",
-                                                  path.string()));
+            return make_error(EINVAL,
+                              fmt::format("{} is too long to be a URL (remove it)", path.string()));
         }
         text.append(bytes);
         return {};

@@ -56,8 +56,9 @@ Result<RemoteOptions> RemoteOptions::from_environment() {
         options.header = header;
         if (options.header.find_first_of("\r\n") != std::string::npos ||
             options.header.find(':') == std::string::npos) {
-            return make_error(EINVAL, "$FBFS_REMOTE_HEADER is not one header line (give one like "
-                                      "\"Authorization: Bearer TOKEN\")");
+            return make_error(EINVAL,
+                              "$FBFS_REMOTE_HEADER is not one header line (give one like "
+                              "\"Authorization: Bearer TOKEN\")");
         }
     }
     auto number = [](const char* name, long max) -> Result<std::optional<long>> {
@@ -68,8 +69,8 @@ Result<RemoteOptions> RemoteOptions::from_environment() {
         char* end = nullptr;
         long value = std::strtol(text, &end, 10);
         if (*end != '\0' || value <= 0 || value > max) {
-            return make_error(EINVAL, fmt::format("${} is {}, not a number from 1 to {}", name,
-                                                  text, max));
+            return make_error(EINVAL,
+                              fmt::format("${} is {}, not a number from 1 to {}", name, text, max));
         }
         return value;
     };

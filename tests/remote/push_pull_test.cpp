@@ -108,8 +108,8 @@ TEST_CASE("push then pull --eager on another store gives the same volumes", "[re
     add_volume(a / "store", "build", 20);
     add_volume(a / "store", "tools", 3);
 
-    auto pushed = run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.url(),
-                           "--key", "main"});
+    auto pushed = run_cli(
+        {"push", "--store", (a / "store").string(), "--remote", nginx.url(), "--key", "main"});
     INFO(pushed.err);
     REQUIRE(pushed.status == 0);
     CHECK(pushed.err.find("fbfs push: 2 volumes, 24 objects (24 uploaded") != std::string::npos);
@@ -130,15 +130,15 @@ TEST_CASE("push then pull --eager on another store gives the same volumes", "[re
     auto verified = run_cli({"verify", "--store", (b / "store").string()});
     CHECK(verified.status == 0);
     auto all = nginx.requests();
-    auto pull_log = std::vector<LoggedRequest>(all.begin() + static_cast<std::ptrdiff_t>(before),
-                                               all.end());
+    auto pull_log =
+        std::vector<LoggedRequest>(all.begin() + static_cast<std::ptrdiff_t>(before), all.end());
     CHECK(count(pull_log, "GET", "/cas/") == 25);
     CHECK(count(pull_log, "GET", "/ac/") == 1);
     CHECK(count(pull_log, "PUT") == 0);
 
     SECTION("a second push uploads nothing but the manifest and the key") {
-        auto again = run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.url(),
-                              "--key", "main"});
+        auto again = run_cli(
+            {"push", "--store", (a / "store").string(), "--remote", nginx.url(), "--key", "main"});
         REQUIRE(again.status == 0);
         CHECK(again.err.find("(0 uploaded") != std::string::npos);
     }
@@ -154,8 +154,8 @@ TEST_CASE("pull without --eager moves only the manifest and records where object
                      "main"})
                 .status == 0);
     auto before = nginx.requests().size();
-    auto pulled =
-        run_cli({"pull", "--store", (b / "store").string(), "--remote", nginx.url(), "--key", "main"});
+    auto pulled = run_cli(
+        {"pull", "--store", (b / "store").string(), "--remote", nginx.url(), "--key", "main"});
     INFO(pulled.err);
     REQUIRE(pulled.status == 0);
     CHECK(pulled.err.find("11 remote, fetched on first read") != std::string::npos);
@@ -253,12 +253,13 @@ TEST_CASE("push and pull faults are one line each and never show a password", "[
                        options);
     };
     auto pull_from = [&](const std::string& url) {
-        return run_cli({"pull", "--store", (b / "store").string(), "--remote", url, "--key", "k",
-                        "--eager"},
-                       quick());
+        return run_cli(
+            {"pull", "--store", (b / "store").string(), "--remote", url, "--key", "k", "--eager"},
+            quick());
     };
 
-    SECTION("401 without credentials, 401 with a wrong password (not shown), ok with the right one") {
+    SECTION(
+        "401 without credentials, 401 with a wrong password (not shown), ok with the right one") {
         NginxServer nginx(NginxServer::Auth::writes);
         check_refused(push_to(nginx.url()), {"401 Unauthorized", "FBFS_REMOTE_HEADER"});
         auto wrong = push_to(nginx.url_with("ci", "p4ssw0rd-wrong"));
@@ -303,8 +304,8 @@ TEST_CASE("push and pull faults are one line each and never show a password", "[
         auto pushed = push_to(server.url(), one);
         INFO(pushed.err);
         REQUIRE(pushed.status == 0);
-        auto pulled = run_cli({"pull", "--store", (b / "store").string(), "--remote",
-                               server.url(), "--key", "k", "--eager"},
+        auto pulled = run_cli({"pull", "--store", (b / "store").string(), "--remote", server.url(),
+                               "--key", "k", "--eager"},
                               one);
         INFO(pulled.err);
         REQUIRE(pulled.status == 0);

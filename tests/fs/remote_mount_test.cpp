@@ -190,3 +190,166 @@ TEST_CASE("remote mount: wrong bytes from the cache are refused by hash, EIO, no
     b.unmount();
     CHECK(read_file(tmp / "b" / "log" / "default.log").find("refused") != std::string::npos);
 }
+
+namespace {
+
+constexpr int k_units = 5;
+
+// A small C project at `root`: src/u0.c..u4.c (each with its own header), src/main.c, and the
+// depfile Makefile. Returns the sources.
+std::set<std::string> write_project(const fs::path& root) {
+    fs::create_directories(root / "src");
+    fs::create_directories(root / "include");
+    std::set<std::string> sources{"src/main.c"};
+    std::string declarations;
+    std::string calls;
+    for (int i = 0; i < k_units; ++i) {
+        std::string unit = "u" + std::to_string(i);
+        write_file(root / "include" / (unit + ".h"),
+                   "#define K_" + unit + " " + std::to_string(i + 7) + "\n");
+        write_file(root / "src" / (unit + ".c"), "#include \"" + unit + ".h\"\nint " + unit +
+                                                     "(int x) { return x * K_" + unit + "; }\n");
+        sources.insert("src/" + unit + ".c");
+        declarations += "int " + unit + "(int);\n";
+        calls += "    sum += " + unit + "(sum & 0xff);\n";
+    }
+    write_file(root / "src/main.c", "#include <stdio.h>\n" + declarations +
+                                        "int main(void) {\n    int sum = 1;\n" + calls +
+                                        "    printf(\"%d\\n\", sum);\n    return 0;\n}\n");
+    write_file(root / "Makefile", std::string(fbfs::test::k_depfile_makefile));
+    return sources;
+}
+
+// A compiler launcher that logs each run outside the mount: what was really compiled.
+class CompilerLog {
+public:
+    explicit CompilerLog(const fs::path& dir) : m_launcher(dir / "logrun"), m_log(dir / "cc.log") {
+        write_file(m_launcher,
+                   "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '" + m_log.string() + "'\nexec \"$@\"\n");
+        fs::permissions(m_launcher, fs::perms::owner_all, fs::perm_options::add);
+        write_file(m_log, "");
+    }
+    std::string cc() const { return "CC=" + m_launcher.string() + " gcc"; }
+    // The sources compiled since the last take() (the argument after -c), and links.
+    std::pair<std::set<std::string>, int> take() const {
+        std::set<std::string> compiled;
+        int links = 0;
+        std::istringstream lines(read_file(m_log));
+        for (std::string line; std::getline(lines, line);) {
+            auto at = line.find(" -c ");
+            if (at == std::string::npos) {
+                ++links;
+                continue;
+            }
+            std::istringstream rest(line.substr(at + 4));
+            std::string source;
+            rest >> source;
+            compiled.insert(source);
+        }
+        write_file(m_log, "");
+        return {compiled, links};
+    }
+
+private:
+    fs::path m_launcher;
+    fs::path m_log;
+};
+
+RunResult make_in(const fs::path& dir, const CompilerLog& cc) {
+    RunOptions options;
+    options.cwd = dir.string();
+    return fbfs::test::run_tool({"make", cc.cc()}, options);
+}
+
+// `fbfs ARGS` as a runner whose home is `home`, with no $FBFS_STORE or $XDG_CACHE_HOME: its
+// default store is `home`/.cache/fbfs.
+RunResult fbfs_at_home(const fs::path& home, const std::vector<std::string>& args) {
+    std::vector<std::string> argv{
+        "env", "-u", "FBFS_STORE", "-u", "XDG_CACHE_HOME", "HOME=" + home.string(), FBFS_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "remote mount: runner B pulls runner A's build from nginx; its no-op make compiles nothing "
+    "and fetches only the depfiles",
+    "[fuse]") {
+    NginxServer nginx;
+    TempDir tmp;
+    const auto root = fs::canonical(tmp.path());
+    const auto home_a = root / "home-a";
+    const auto home_b = root / "home-b";
+    const auto x = root / "runner-a" / "work" / "project";
+    const auto y = root / "runner-b" / "_work" / "project";
+    const auto mountpoint = root / "fixed" / "ws";
+    fs::create_directories(home_a);
+    fs::create_directories(home_b);
+    CompilerLog cc(root);
+    const auto sources = write_project(x);
+    {
+        Mount a(home_a / ".cache" / "fbfs", mountpoint, {"--source", x.string()});
+        auto built = make_in(mountpoint, cc);
+        INFO(built.out << built.err);
+        REQUIRE(built.status == 0);
+        CHECK(cc.take().first == sources);
+        a.unmount();
+    }
+    require_ok(fbfs_at_home(home_a, {"push", "--remote", nginx.url(), "--key", "main"}),
+               "runner A: fbfs push");
+
+    // Runner B shares nothing with A but the cache: a fresh checkout with new mtimes.
+    fs::create_directories(y.parent_path());
+    fbfs::test::run_tool_ok({"cp", "-r", x.string(), y.string()});
+    fbfs::test::run_tool_ok(
+        {"sh", "-c", "find \"$1\" -exec touch -d @$(( $(date +%s) + 3 )) {} +", "sh", y.string()});
+    fs::remove_all(x);
+    fs::remove_all(home_a);
+
+    auto before_pull = nginx.requests().size();
+    require_ok(fbfs_at_home(home_b, {"pull", "--remote", nginx.url(), "--key", "main"}),
+               "runner B: fbfs pull");
+    auto pulled = since(nginx, before_pull);
+    REQUIRE(pulled.size() == 2);  // the key and the manifest, nothing else
+    CHECK(pulled[0].path.starts_with("/cache/ac/"));
+    CHECK(cas_gets(pulled).size() == 1);
+
+    Mount b(home_b / ".cache" / "fbfs", mountpoint, {"--source", y.string()});
+    auto before_make = nginx.requests().size();
+    auto noop = make_in(mountpoint, cc);
+    INFO(noop.out << noop.err);
+    REQUIRE(noop.status == 0);
+    CHECK(noop.out.find("Nothing to be done for 'all'") != std::string::npos);
+    auto [compiled, links] = cc.take();
+    CHECK(compiled.empty());
+    CHECK(links == 0);
+    auto fetched = cas_gets(since(nginx, before_make));
+
+    // What make read are the depfiles; the objects and the program it only stat()ed.
+    std::set<std::string> depfiles;
+    std::set<std::string> outputs;
+    for (const auto& entry : fs::directory_iterator(mountpoint / "build")) {
+        std::string bytes = read_file(entry.path());
+        (entry.path().extension() == ".d" ? depfiles : outputs).insert(ObjectId::of(bytes).hex());
+    }
+    CHECK(depfiles.size() == sources.size());
+    CHECK(fetched == depfiles);
+    for (const auto& id : outputs) {
+        CHECK_FALSE(fetched.contains(id));
+    }
+
+    SECTION("one changed source: the build fetches what it reads, and links") {
+        b.unmount();
+        write_file(y / "src/u3.c", read_file(y / "src/u3.c") + "/* changed on B */\n");
+        b.mount();
+        auto rebuilt = make_in(mountpoint, cc);
+        INFO(rebuilt.out << rebuilt.err);
+        REQUIRE(rebuilt.status == 0);
+        auto [recompiled, relinks] = cc.take();
+        CHECK(recompiled == std::set<std::string>{"src/u3.c"});
+        CHECK(relinks == 1);
+        auto ran = run({(mountpoint / "build" / "app").string()});
+        CHECK(ran.status == 0);
+    }
+}

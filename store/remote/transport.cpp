@@ -337,6 +337,7 @@ Result<void> Transport::run(std::span<Request> requests) {
         } else if (request.method == Request::Method::put) {
             std::uint64_t size = request.body_fd >= 0 ? request.body_size : request.body.size();
             curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
+            curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
             curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(size));
             curl_easy_setopt(easy, CURLOPT_READFUNCTION, send_body);
             curl_easy_setopt(easy, CURLOPT_READDATA, slot.get());

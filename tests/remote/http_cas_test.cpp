@@ -141,7 +141,7 @@ TEST_CASE("HttpCas: objects go up to nginx and come back into a pool, checked", 
     }
 }
 
-TEST_CASE("HttpCas: named entries and contents round-trip; a missing entry is none", "[remote]") {
+TEST_CASE("HttpCas: named entries and contents round-trip, and a missing entry is none", "[remote]") {
     NginxServer nginx;
     HttpCas cas = open_cas(nginx.url());
     ObjectId key = ObjectId::of(std::string_view("main"));

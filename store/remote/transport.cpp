@@ -101,12 +101,14 @@ struct Waiting {
     Clock::time_point not_before;
 };
 
-struct Transport::Engine {
+// The multi handle (and so the connections it keeps), the easy handles no request is using, and
+// the headers every request sends.
+struct TransportEngine {
     CURLM* multi = nullptr;
     std::vector<CURL*> idle;
     curl_slist* headers = nullptr;
 
-    Engine(const RemoteOptions& options) {
+    explicit TransportEngine(const RemoteOptions& options) {
         init_curl_once();
         multi = curl_multi_init();
         curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS,
@@ -118,15 +120,15 @@ struct Transport::Engine {
             headers = curl_slist_append(headers, options.header.c_str());
         }
     }
-    ~Engine() {
+    ~TransportEngine() {
         for (CURL* easy : idle) {
             curl_easy_cleanup(easy);
         }
         curl_multi_cleanup(multi);
         curl_slist_free_all(headers);
     }
-    Engine(const Engine&) = delete;
-    Engine& operator=(const Engine&) = delete;
+    TransportEngine(const TransportEngine&) = delete;
+    TransportEngine& operator=(const TransportEngine&) = delete;
 
     CURL* take_easy() {
         if (idle.empty()) {
@@ -197,7 +199,7 @@ int seek_body(void* user, curl_off_t offset, int origin) {
 Transport::Transport(RemoteUrl url, RemoteOptions options)
     : m_url(std::move(url)),
       m_options(std::move(options)),
-      m_engine(std::make_unique<Engine>(m_options)) {}
+      m_engine(std::make_unique<TransportEngine>(m_options)) {}
 Transport::~Transport() = default;
 Transport::Transport(Transport&&) noexcept = default;
 Transport& Transport::operator=(Transport&&) noexcept = default;
@@ -289,49 +291,125 @@ Error transport_error(const Transport& transport, const Request& request, CURLco
 
 }  // namespace
 
-Result<void> Transport::run(std::span<Request> requests) {
-    Engine& engine = *m_engine;
-    std::deque<Waiting> fresh;
-    for (Request& request : requests) {
-        fresh.push_back({&request, 1, {}});
-    }
-    std::vector<Waiting> retries;
-    std::vector<std::unique_ptr<Slot>> active;
-    std::optional<Error> failure;
+namespace {
 
-    auto start = [&](const Waiting& waiting) -> bool {
+// One run of Transport::run(): the requests waiting, those in flight, and the first failure.
+class Batch {
+public:
+    Batch(const Transport& transport, TransportEngine& engine, std::span<Request> requests)
+        : m_transport(transport), m_engine(engine) {
+        for (Request& request : requests) {
+            m_fresh.push_back({&request, 1, {}});
+        }
+    }
+    ~Batch() {
+        for (auto& slot : m_active) {
+            curl_multi_remove_handle(m_engine.multi, slot->easy);
+            m_engine.idle.push_back(slot->easy);
+        }
+    }
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+
+    Result<void> run() {
+        while (!m_failure && (!m_fresh.empty() || !m_retries.empty() || !m_active.empty())) {
+            auto now = Clock::now();
+            start_ready(now);
+            if (m_failure) {
+                break;
+            }
+            long wait = wait_ms(now);
+            if (m_active.empty()) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(wait));
+                continue;
+            }
+            int running = 0;
+            curl_multi_perform(m_engine.multi, &running);
+            collect();
+            if (running > 0) {
+                curl_multi_poll(m_engine.multi, nullptr, 0, static_cast<int>(wait), nullptr);
+            }
+        }
+        if (m_failure) {
+            return std::unexpected(std::move(*m_failure));
+        }
+        return {};
+    }
+
+private:
+    // Starts waiting requests, retries whose backoff is over first, up to `parallel` in flight.
+    void start_ready(Clock::time_point now) {
+        auto limit = static_cast<std::size_t>(m_transport.options().parallel);
+        while (!m_failure && m_active.size() < limit) {
+            auto ready = std::find_if(m_retries.begin(), m_retries.end(),
+                                      [&](const Waiting& w) { return w.not_before <= now; });
+            if (ready != m_retries.end()) {
+                Waiting waiting = *ready;
+                m_retries.erase(ready);
+                start(waiting);
+            } else if (!m_fresh.empty()) {
+                Waiting waiting = m_fresh.front();
+                m_fresh.pop_front();
+                start(waiting);
+            } else {
+                break;
+            }
+        }
+    }
+
+    // How long to wait for sockets: 100 ms at most, less if a retry is due sooner.
+    long wait_ms(Clock::time_point now) const {
+        long wait = 100;
+        for (const Waiting& waiting : m_retries) {
+            auto until =
+                std::chrono::duration_cast<std::chrono::milliseconds>(waiting.not_before - now);
+            wait = std::clamp<long>(static_cast<long>(until.count()), 1, wait);
+        }
+        return wait;
+    }
+
+    void start(const Waiting& waiting) {
         Request& request = *waiting.request;
         if (request.restart) {
             if (auto restarted = request.restart(); !restarted) {
-                failure = restarted.error();
-                return false;
+                m_failure = restarted.error();
+                return;
             }
         }
         auto slot = std::make_unique<Slot>();
         slot->request = &request;
         slot->attempt = waiting.attempt;
-        slot->easy = engine.take_easy();
-        CURL* easy = slot->easy;
-        std::string url = fmt::format("{}/{}", m_url.base, request.path);
-        curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
+        slot->easy = m_engine.take_easy();
+        configure(*slot);
+        curl_multi_add_handle(m_engine.multi, slot->easy);
+        m_active.push_back(std::move(slot));
+    }
+
+    void configure(Slot& slot) const {
+        const RemoteOptions& options = m_transport.options();
+        const RemoteUrl& url = m_transport.url();
+        const Request& request = *slot.request;
+        CURL* easy = slot.easy;
+        std::string address = fmt::format("{}/{}", url.base, request.path);
+        curl_easy_setopt(easy, CURLOPT_URL, address.c_str());
         curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-                         static_cast<long>(m_options.connect_timeout.count()));
+                         static_cast<long>(options.connect_timeout.count()));
         curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
         curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME,
-                         static_cast<long>(m_options.stall_timeout.count()));
-        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, m_options.verify_tls ? 1L : 0L);
-        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, m_options.verify_tls ? 2L : 0L);
-        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, engine.headers);
-        if (!m_url.user.empty() || !m_url.password.empty()) {
+                         static_cast<long>(options.stall_timeout.count()));
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
+        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, m_engine.headers);
+        if (!url.user.empty() || !url.password.empty()) {
             curl_easy_setopt(easy, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-            curl_easy_setopt(easy, CURLOPT_USERNAME, m_url.user.c_str());
-            curl_easy_setopt(easy, CURLOPT_PASSWORD, m_url.password.c_str());
+            curl_easy_setopt(easy, CURLOPT_USERNAME, url.user.c_str());
+            curl_easy_setopt(easy, CURLOPT_PASSWORD, url.password.c_str());
         }
-        curl_easy_setopt(easy, CURLOPT_PRIVATE, slot.get());
+        curl_easy_setopt(easy, CURLOPT_PRIVATE, &slot);
         curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, receive_body);
-        curl_easy_setopt(easy, CURLOPT_WRITEDATA, slot.get());
+        curl_easy_setopt(easy, CURLOPT_WRITEDATA, &slot);
         if (request.method == Request::Method::head) {
             curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
         } else if (request.method == Request::Method::put) {
@@ -340,111 +418,82 @@ Result<void> Transport::run(std::span<Request> requests) {
             curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
             curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(size));
             curl_easy_setopt(easy, CURLOPT_READFUNCTION, send_body);
-            curl_easy_setopt(easy, CURLOPT_READDATA, slot.get());
+            curl_easy_setopt(easy, CURLOPT_READDATA, &slot);
             curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, seek_body);
-            curl_easy_setopt(easy, CURLOPT_SEEKDATA, slot.get());
+            curl_easy_setopt(easy, CURLOPT_SEEKDATA, &slot);
         }
-        curl_multi_add_handle(engine.multi, easy);
-        active.push_back(std::move(slot));
-        return true;
-    };
+    }
 
-    auto finish = [&](Slot& slot, CURLcode code) {
+    // Hands every finished transfer to finish() and its easy handle back to the engine.
+    void collect() {
+        int left = 0;
+        while (CURLMsg* message = curl_multi_info_read(m_engine.multi, &left)) {
+            if (message->msg != CURLMSG_DONE) {
+                continue;
+            }
+            CURL* easy = message->easy_handle;
+            CURLcode code = message->data.result;
+            auto it = std::find_if(m_active.begin(), m_active.end(),
+                                   [&](const auto& slot) { return slot->easy == easy; });
+            curl_multi_remove_handle(m_engine.multi, easy);
+            m_engine.idle.push_back(easy);
+            if (it == m_active.end()) {
+                continue;
+            }
+            std::unique_ptr<Slot> slot = std::move(*it);
+            m_active.erase(it);
+            if (!m_failure) {
+                finish(*slot, code);
+            }
+        }
+    }
+
+    // A finished try: again later if the fault may pass and tries are left, else judged.
+    void finish(Slot& slot, CURLcode code) {
         Request& request = *slot.request;
         if (slot.failure) {
-            failure = slot.failure;
+            m_failure = slot.failure;
             return;
         }
         long status = 0;
         long os_errno = 0;
         curl_easy_getinfo(slot.easy, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_getinfo(slot.easy, CURLINFO_OS_ERRNO, &os_errno);
+        const RemoteOptions& options = m_transport.options();
         bool again = code != CURLE_OK ? transient(code) : transient_status(status);
-        if (again && slot.attempt < m_options.attempts) {
-            auto delay = m_options.backoff * (1 << (slot.attempt - 1));
+        if (again && slot.attempt < options.attempts) {
+            auto delay = options.backoff * (1 << (slot.attempt - 1));
             spdlog::debug(
-                "remote {}: {} {}: {}; trying again in {} ms", m_url.shown,
+                "remote {}: {} {}: {}; trying again in {} ms", m_transport.url().shown,
                 method_name(request.method), request.path,
                 code != CURLE_OK ? curl_easy_strerror(code) : fmt::format("HTTP {}", status),
                 delay.count());
-            retries.push_back({&request, slot.attempt + 1, Clock::now() + delay});
+            m_retries.push_back({&request, slot.attempt + 1, Clock::now() + delay});
             return;
         }
         if (code != CURLE_OK) {
-            failure = transport_error(*this, request, code, os_errno, slot.attempt);
+            m_failure = transport_error(m_transport, request, code, os_errno, slot.attempt);
             return;
         }
         if (request.done) {
             if (auto judged = request.done(status); !judged) {
-                failure = judged.error();
+                m_failure = judged.error();
             }
         }
-    };
+    }
 
-    while (!failure && (!fresh.empty() || !retries.empty() || !active.empty())) {
-        auto now = Clock::now();
-        while (!failure && active.size() < static_cast<std::size_t>(m_options.parallel)) {
-            auto ready = std::find_if(retries.begin(), retries.end(),
-                                      [&](const Waiting& w) { return w.not_before <= now; });
-            if (ready != retries.end()) {
-                Waiting waiting = *ready;
-                retries.erase(ready);
-                start(waiting);
-            } else if (!fresh.empty()) {
-                Waiting waiting = fresh.front();
-                fresh.pop_front();
-                start(waiting);
-            } else {
-                break;
-            }
-        }
-        if (failure) {
-            break;
-        }
-        long wait_ms = 100;
-        for (const Waiting& waiting : retries) {
-            auto until =
-                std::chrono::duration_cast<std::chrono::milliseconds>(waiting.not_before - now);
-            wait_ms = std::clamp<long>(static_cast<long>(until.count()), 1, wait_ms);
-        }
-        if (active.empty()) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
-            continue;
-        }
-        int running = 0;
-        curl_multi_perform(engine.multi, &running);
-        int left = 0;
-        while (CURLMsg* message = curl_multi_info_read(engine.multi, &left)) {
-            if (message->msg != CURLMSG_DONE) {
-                continue;
-            }
-            CURL* easy = message->easy_handle;
-            CURLcode code = message->data.result;
-            auto it = std::find_if(active.begin(), active.end(),
-                                   [&](const auto& slot) { return slot->easy == easy; });
-            curl_multi_remove_handle(engine.multi, easy);
-            engine.idle.push_back(easy);
-            if (it == active.end()) {
-                continue;
-            }
-            std::unique_ptr<Slot> slot = std::move(*it);
-            active.erase(it);
-            if (!failure) {
-                finish(*slot, code);
-            }
-        }
-        if (running > 0) {
-            curl_multi_poll(engine.multi, nullptr, 0, static_cast<int>(wait_ms), nullptr);
-        }
-    }
-    for (auto& slot : active) {
-        curl_multi_remove_handle(engine.multi, slot->easy);
-        engine.idle.push_back(slot->easy);
-    }
-    if (failure) {
-        return std::unexpected(std::move(*failure));
-    }
-    return {};
+    const Transport& m_transport;
+    TransportEngine& m_engine;
+    std::deque<Waiting> m_fresh;
+    std::vector<Waiting> m_retries;
+    std::vector<std::unique_ptr<Slot>> m_active;
+    std::optional<Error> m_failure;
+};
+
+}  // namespace
+
+Result<void> Transport::run(std::span<Request> requests) {
+    return Batch(*this, *m_engine, requests).run();
 }
 
 }  // namespace fbfs

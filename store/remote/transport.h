@@ -54,6 +54,8 @@ struct Request {
     std::function<Result<void>(long status)> done;
 };
 
+struct TransportEngine;
+
 class Transport {
 public:
     Transport(RemoteUrl url, RemoteOptions options);
@@ -77,10 +79,9 @@ public:
     const RemoteOptions& options() const { return m_options; }
 
 private:
-    struct Engine;
     RemoteUrl m_url;
     RemoteOptions m_options;
-    std::unique_ptr<Engine> m_engine;
+    std::unique_ptr<TransportEngine> m_engine;  // the multi handle and its idle easy handles
 };
 
 }  // namespace fbfs

@@ -166,6 +166,7 @@ NginxServer::NginxServer(Auth auth) : m_dir(m_tmp.path()) {
             "    root " +
             d +
             "/root;\n"
+            "    location = /nginx-status { stub_status; access_log off; }\n"
             "    location / {\n"
             "      dav_methods PUT DELETE;\n"
             "      create_full_put_path on;\n"
@@ -198,8 +199,57 @@ std::string NginxServer::url_with(const std::string& user, const std::string& pa
     return "http://" + user + ":" + password + "@127.0.0.1:" + std::to_string(m_port) + "/cache";
 }
 
+namespace {
+
+// The body of GET `path` from 127.0.0.1:port over HTTP/1.0 (the connection ends with it).
+std::string http_get(int port, const std::string& path) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string answer;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+        std::string request = "GET " + path + " HTTP/1.0\r\n\r\n";
+        if (::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+            char buffer[4096];
+            for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) {
+                answer.append(buffer, static_cast<std::size_t>(n));
+            }
+        }
+    }
+    ::close(fd);
+    auto body = answer.find("\r\n\r\n");
+    return body == std::string::npos ? "" : answer.substr(body + 4);
+}
+
+}  // namespace
+
 std::vector<LoggedRequest> NginxServer::requests() const {
-    return read_log(m_dir / "access.log");
+    // nginx logs a request after answering it, so its client can be done before the line is
+    // written. stub_status counts requests as they come: wait (5 s at most) until the log holds
+    // as many as nginx took, less the status queries themselves, which are not logged.
+    std::string last;
+    for (int i = 0; i < 500; ++i) {
+        ++m_status_queries;
+        last = http_get(m_port, "/nginx-status");
+        std::istringstream status(last);
+        std::string line;
+        std::getline(status, line);  // Active connections: N
+        std::getline(status, line);  // server accepts handled requests
+        std::uint64_t accepts = 0;
+        std::uint64_t handled = 0;
+        std::uint64_t total = 0;
+        status >> accepts >> handled >> total;
+        auto logged = read_log(m_dir / "access.log");
+        if (total > 0 && logged.size() + m_status_queries >= total) {
+            return logged;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    throw std::runtime_error("nginx's access log does not catch up with the requests it took (" +
+                             std::to_string(read_log(m_dir / "access.log").size()) +
+                             " logged; stub_status says: " + last + ")");
 }
 
 BadServer::BadServer(const std::string& mode) {

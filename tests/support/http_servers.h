@@ -60,7 +60,7 @@ public:
     std::string url_with(const std::string& user, const std::string& password) const;
     // Where the server keeps its files: root()/cache/cas/<hex>, root()/cache/ac/<hex>.
     std::filesystem::path root() const { return m_dir / "root"; }
-    // Every request logged so far, oldest first.
+    // Every request nginx took so far, oldest first (once its log line is written).
     std::vector<LoggedRequest> requests() const;
     int port() const { return m_port; }
 
@@ -68,6 +68,7 @@ private:
     TempDir m_tmp;
     std::filesystem::path m_dir;
     int m_port = 0;
+    mutable std::uint64_t m_status_queries = 0;  // requests() asks nginx's stub_status
     ServerProcess m_process;
 };
 

@@ -101,15 +101,20 @@ Result<PushSummary> push_volumes(Store& store, HttpCas& cas, const std::vector<s
     const ObjectPool& pool = store.pool();
     PushSummary summary;
     std::vector<Upload> uploads;
+    TRY_ASSIGN(auto origin, read_remote_origin(store.root()));
     for (const ObjectId& id : lacking) {
         if (!pool.contains(id)) {
             const Named& where = named.at(id);
+            std::string fix = origin ? fmt::format(
+                                           "it was pulled lazily from {}: pull it with "
+                                           "--eager first",
+                                           *origin)
+                                     : std::string("run fbfs verify");
             return make_error(ENOENT,
                               fmt::format("the store {} lacks object {} (inode {} of volume '{}') "
-                                          "and so does remote {}: cannot push it (run fbfs "
-                                          "verify)",
+                                          "and so does remote {}: cannot push it ({})",
                                           store.root().string(), id.hex(), where.ino, where.volume,
-                                          cas.shown_url()));
+                                          cas.shown_url(), fix));
         }
         uploads.push_back({id, pool.object_path(id)});
         summary.bytes_uploaded += named.at(id).size;

@@ -167,6 +167,19 @@ TEST_CASE("pull without --eager moves only the manifest and records where object
     CHECK(objects_in(b / "store") == 0);
     CHECK(digest(b / "store") == digest(a / "store"));
     CHECK(test::read_file(b / "store" / "remote-origin") == nginx.url() + "\n");
+
+    SECTION("the lazily pulled store pushes back to its cache without its objects") {
+        auto pushed = run_cli(
+            {"push", "--store", (b / "store").string(), "--remote", nginx.url(), "--key", "again"});
+        INFO(pushed.err);
+        REQUIRE(pushed.status == 0);
+        CHECK(pushed.err.find("(0 uploaded") != std::string::npos);
+    }
+    SECTION("but not to another cache, which lacks them: the object is named") {
+        NginxServer other;
+        auto pushed = run_cli({"push", "--store", (b / "store").string(), "--remote", other.url()});
+        check_refused(pushed, {"lacks object", "pulled lazily from " + nginx.url(), "--eager"});
+    }
 }
 
 TEST_CASE("pull refuses what it cannot install, and leaves the store as it was", "[remote]") {

@@ -313,7 +313,7 @@ TEST_CASE("push and pull faults are one line each and never show a password", "[
     SECTION("a 500 on every third request is retried through") {
         BadServer server("flaky");
         RunOptions one = quick();
-        one.env["FBFS_REMOTE_PARALLEL"] = "1";
+        one.env["FBFS_REMOTE_PARALLEL"] = "3";
         auto pushed = push_to(server.url(), one);
         INFO(pushed.err);
         REQUIRE(pushed.status == 0);

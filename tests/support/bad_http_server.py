@@ -5,7 +5,8 @@ that misbehaves on purpose, for fbfs's remote tests: what nginx will not do.
 usage: bad_http_server.py MODE LOG_FILE
   good         answers as a cache should
   wrong-bytes  GET answers 200 with bytes that are not the ones PUT (the last byte flipped)
-  flaky        every third request gets a 500; the others are answered as `good`
+  flaky        every third request gets a 500, unless the one before it for the same path got
+               one (so a client that tries again always gets through); others as `good`
   cut-short    GET promises the whole body in Content-Length and closes after half of it
   stall        every request waits 60 s before answering
   full         every PUT gets 507 Insufficient Storage
@@ -23,6 +24,7 @@ LOG = sys.argv[2]
 store = {}
 lock = threading.Lock()
 count = [0]
+failed_last = set()  # paths whose last request got a 500 from `flaky`
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -44,12 +46,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with lock:
             count[0] += 1
             nth = count[0]
+            again = self.path in failed_last
+            failed_last.discard(self.path)
+            flaky = MODE == "flaky" and nth % 3 == 0 and not again
+            if flaky:
+                failed_last.add(self.path)
         if MODE == "stall":
             time.sleep(60)
         if MODE == "forbidden":
             self.answer(403, b"forbidden\n")
             return True
-        if MODE == "flaky" and nth % 3 == 0:
+        if flaky:
             self.answer(500, b"flaky\n")
             return True
         return False

@@ -50,14 +50,16 @@ Result<std::string> encode_manifest(const std::vector<VolumeSnapshot>& volumes) 
             }
         }
     }
+    // The metadata section is laid out as the oldest pack format that holds these volumes.
+    std::uint32_t layout = pack::version_for(volumes);
     std::string head =
-        ByteWriter().bytes(k_manifest_magic).le(k_manifest_version).le(std::uint32_t{0}).take();
+        ByteWriter().bytes(k_manifest_magic).le(k_manifest_version).le(layout).take();
     std::string out = head + std::string(ObjectId::of(head).raw());
     TRY_ASSIGN(auto table, pack::encode_section(pack::SectionKind::object_table,
                                                 pack::encode_object_table(objects), k_level));
     TRY_ASSIGN(auto metadata,
                pack::encode_section(pack::SectionKind::metadata,
-                                    pack::encode_metadata(volumes, objects), k_level));
+                                    pack::encode_metadata(volumes, objects, layout), k_level));
     return out + table + metadata;
 }
 
@@ -76,17 +78,18 @@ Result<Manifest> decode_manifest(std::string_view bytes) {
     }
     ByteReader in(bytes.substr(k_manifest_magic.size(), 8));
     std::uint32_t version = 0;
-    std::uint32_t flags = 0;
+    std::uint32_t layout = 0;
     in.le(version);
-    in.le(flags);
-    if (version > k_manifest_version) {
+    in.le(layout);
+    if (version > k_manifest_version || layout > pack::k_version) {
         return make_error(EPROTONOSUPPORT,
-                          fmt::format("the manifest has format version {}, newer than this fbfs "
-                                      "reads ({}); pull it with a newer fbfs",
-                                      version, k_manifest_version));
+                          fmt::format("the manifest has format version {} (metadata of pack format "
+                                      "{}), newer than this fbfs reads ({}, {}); pull it with a "
+                                      "newer fbfs",
+                                      version, layout, k_manifest_version, pack::k_version));
     }
-    if (version == 0 || flags != 0) {
-        return damaged(fmt::format("version {} with flags {:#x}", version, flags));
+    if (version == 0 || layout == 0) {
+        return damaged(fmt::format("version {} with metadata layout {}", version, layout));
     }
     std::string_view rest = bytes.substr(k_header_size);
     TRY_ASSIGN(auto table, take_section(rest, pack::SectionKind::object_table));
@@ -98,7 +101,7 @@ Result<Manifest> decode_manifest(std::string_view bytes) {
     if (!objects) {
         return damaged(objects.error().message);
     }
-    auto volumes = pack::decode_metadata(metadata, *objects);
+    auto volumes = pack::decode_metadata(metadata, *objects, layout);
     if (!volumes) {
         return damaged(volumes.error().message);
     }

@@ -1,7 +1,8 @@
 // The manifest: what `fbfs push` stores in a remote cache for `fbfs pull` to install — the
 // volumes' metadata without any object bytes. Format version 1 (docs/FORMAT.md):
 //
-//   header        48 bytes: "FBFSMNFT", u32 version, u32 flags (0), SHA-256 of those 16 bytes
+//   header        48 bytes: "FBFSMNFT", u32 version (1), u32 metadata layout (the pack format
+//                 version whose metadata encoding the section uses), SHA-256 of those 16 bytes
 //   object table  a pack section (store/pack/pack_format.h): every object's id and size
 //   metadata      a pack section: the volumes, naming objects by their index in the table
 //

@@ -144,6 +144,30 @@ TEST_CASE("push then pull --eager on another store gives the same volumes", "[re
     }
 }
 
+TEST_CASE("extended attributes travel through push and pull", "[remote]") {
+    NginxServer nginx;
+    TempDir a;
+    TempDir b;
+    add_volume(a / "store", "build", 2);
+    {
+        auto store = must(Store::open(a / "store", Store::Mode::open_existing));
+        auto tree = must(VolumeTree::open(*store, "build", ::geteuid(), ::getegid()));
+        must(tree.set_xattr(k_root_inode, "user.fbfs.test", "kept", XattrMode::any));
+    }
+    REQUIRE(
+        run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.url(), "--key", "x"})
+            .status == 0);
+    auto pulled =
+        run_cli({"pull", "--store", (b / "store").string(), "--remote", nginx.url(), "--key", "x"});
+    INFO(pulled.err);
+    REQUIRE(pulled.status == 0);
+    auto store = must(Store::open(b / "store", Store::Mode::open_existing));
+    auto tree = must(VolumeTree::open(*store, "build", ::geteuid(), ::getegid()));
+    auto attributes = must(tree.xattrs(k_root_inode));
+    REQUIRE(attributes.size() == 1);
+    CHECK(attributes[0].value == "kept");
+}
+
 TEST_CASE("pull without --eager moves only the manifest and records where objects are",
           "[remote]") {
     NginxServer nginx;

@@ -1,5 +1,6 @@
 // fbfs mount, fbfs umount, fbfs run.
 #include "cli/commands.h"
+#include "cli/quantities.h"
 #include "fs/mount.h"
 
 namespace fbfs::cli {
@@ -14,6 +15,7 @@ struct MountArgs {
     bool foreground = false;
     bool allow_other = false;
     bool debug = false;
+    std::string max_store_size;
 };
 
 void add_mount_options(CLI::App& command, MountArgs& args) {
@@ -27,11 +29,17 @@ void add_mount_options(CLI::App& command, MountArgs& args) {
                      "Let other users use the mount (non-root needs user_allow_other in "
                      "/etc/fuse.conf)");
     command.add_flag("--debug", args.debug, "Trace every FUSE request (with --foreground)");
+    command.add_option("--max-store-size", args.max_store_size,
+                       "When the mount ends, drop other volumes, least recently mounted first, "
+                       "until the store's objects fit this size (as fbfs gc --max-size: 10G)");
     command.add_option("MOUNTPOINT", args.mountpoint, "An empty directory to mount on")->required();
 }
 
-MountRequest request_of(const MountArgs& args) {
+Result<MountRequest> request_of(const MountArgs& args) {
     MountRequest request;
+    if (!args.max_store_size.empty()) {
+        TRY_ASSIGN(request.max_store_size, parse_size(args.max_store_size, "--max-store-size"));
+    }
     request.store = args.store;
     request.volume = args.volume;
     request.mountpoint = args.mountpoint;
@@ -52,7 +60,8 @@ void add_mount_commands(CLI::App& app, Action& action) {
                     "Stay attached and log to stderr (default: return once mounted)");
     mount->callback([&action] {
         action = [] {
-            auto mounted = mount_volume(request_of(mount_args));
+            auto request = request_of(mount_args);
+            auto mounted = request ? mount_volume(*request) : std::unexpected(request.error());
             return mounted ? 0 : fail(mounted.error().message);
         };
     });
@@ -85,7 +94,11 @@ void add_mount_commands(CLI::App& app, Action& action) {
             if (command.empty()) {
                 return fail("no command to run (give it after --: fbfs run MOUNTPOINT -- make)");
             }
-            auto status = run_in_mount(request_of(run_args), command);
+            auto request = request_of(run_args);
+            if (!request) {
+                return fail(request.error().message);
+            }
+            auto status = run_in_mount(*request, command);
             return status ? *status : fail(status.error().message);
         };
     });

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <limits>
 
+#include "store/meta/volume_times.h"
+
 namespace fbfs {
 
 namespace fs = std::filesystem;
@@ -125,6 +127,9 @@ Result<std::unique_ptr<Store>> Store::open(const fs::path& root_in, Mode mode) {
     if (auto ok = store->check_schema(); !ok) {
         return std::unexpected(ok.error());
     }
+    if (auto dated = date_untracked_volumes(*store, now_ns()); !dated) {
+        return std::unexpected(dated.error());
+    }
     return store;
 }
 
@@ -134,7 +139,7 @@ Result<void> Store::open_tables() {
         {&m_tables.inodes, "inodes"},   {&m_tables.dirents, "dirents"},
         {&m_tables.stamps, "stamps"},   {&m_tables.refs, "refs"},
         {&m_tables.orphans, "orphans"}, {&m_tables.dead, "dead"},
-        {&m_tables.xattrs, "xattrs"},
+        {&m_tables.xattrs, "xattrs"},   {&m_tables.volume_times, "volume_times"},
     };
     for (auto [dbi, name] : tables) {
         auto opened = m_env.open_dbi(name);

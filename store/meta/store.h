@@ -32,6 +32,7 @@ struct Tables {
     Dbi orphans = 0;  // volume id + inode -> "" for inodes with nlink 0 kept while open
     Dbi dead = 0;     // raw object id -> "" for objects whose last reference went
     Dbi xattrs = 0;   // volume id + inode + attribute name -> its value
+    Dbi volume_times = 0;  // volume id -> VolumeTimes (volume_times.h)
 };
 
 struct VolumeInfo {

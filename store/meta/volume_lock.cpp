@@ -37,8 +37,8 @@ struct flock whole_file(short type) {
     return lock;
 }
 
-// What process `pid` is doing with a volume, from its command line: "pack", "unpack", or "" for
-// anything else (a mount's daemon).
+// What process `pid` is doing with a volume, from its command line: "pack", "unpack", "volume",
+// "gc", or "" for anything else (a mount's daemon).
 std::string holder_command(pid_t pid) {
     std::string args;
     if (UniqueFd fd(::open(fmt::format("/proc/{}/cmdline", pid).c_str(), O_RDONLY | O_CLOEXEC));
@@ -52,7 +52,8 @@ std::string holder_command(pid_t pid) {
         std::size_t end = args.find('\0', at + 1);
         std::string arg = args.substr(at + 1, end - at - 1);
         if (!arg.starts_with("-")) {
-            return arg == "pack" || arg == "unpack" ? arg : "";
+            bool known = arg == "pack" || arg == "unpack" || arg == "volume" || arg == "gc";
+            return known ? arg : "";
         }
         at = end;
     }
@@ -109,6 +110,28 @@ std::optional<pid_t> VolumeLock::holder(const std::filesystem::path& store_root,
         return std::nullopt;
     }
     return read_pid(fd.get()).value_or(0);
+}
+
+std::string VolumeLock::holder_mountpoint(const std::filesystem::path& store_root,
+                                          const std::string& volume) {
+    if (!holder(store_root, volume)) {
+        return "";
+    }
+    UniqueFd fd(::open(lock_path(store_root, volume).c_str(), O_RDONLY | O_CLOEXEC));
+    char buf[4096] = {};
+    ssize_t n = fd ? ::pread(fd.get(), buf, sizeof buf, 0) : -1;
+    std::string_view text(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+    // "<pid>\n<mountpoint>\n"; a lock file holding only a pid was written by no mount.
+    auto first = text.find('\n');
+    auto last = text.rfind('\n');
+    return first != last ? std::string(text.substr(first + 1, last - first - 1)) : "";
+}
+
+void VolumeLock::record_mountpoint(const std::filesystem::path& mountpoint) const {
+    auto text = fmt::format("{}\n{}\n", ::getpid(), mountpoint.string());
+    if (::ftruncate(m_fd.get(), 0) == 0) {
+        [[maybe_unused]] auto n = ::pwrite(m_fd.get(), text.data(), text.size(), 0);
+    }
 }
 
 void VolumeLock::record_pid() const {

@@ -113,11 +113,11 @@ int remove(const std::string& store_path, const std::vector<std::string>& names,
     }
     const char* verb = dry_run ? "would remove" : "removed";
     for (const auto& [name, freed] : removed->volumes) {
-        fmt::print("{} volume '{}': {} objects, {} only it held\n", verb, name, freed.objects,
+        fmt::print("{} volume '{}': {} objects only it held, {}\n", verb, name, freed.objects,
                    human(freed.bytes));
     }
-    fmt::print("{} {}: {} objects freed\n", dry_run ? "would free" : "freed",
-               human(removed->total.bytes), removed->total.objects);
+    fmt::print("{} {} objects, {} bytes ({})\n", dry_run ? "would free" : "freed",
+               removed->total.objects, removed->total.bytes, human(removed->total.bytes));
     return 0;
 }
 
@@ -248,7 +248,8 @@ void add_volume_commands(CLI::App& app, Action& action) {
                            "1.5GiB (K/M/G/T powers of 1024, KB/MB/GB/TB of 1000)");
     gc_command->add_option("--older-than", args.older_than,
                            "Drop every volume not mounted for this long: 90m, 12h, 7d, 2w");
-    gc_command->add_option("--keep", args.keep, "Never drop this volume (repeatable)");
+    gc_command->add_option("--keep", args.keep, "Never drop this volume (repeatable)")
+        ->allow_extra_args(false);
     gc_command->add_flag("--dry-run", args.dry_run, "Say what would be dropped; change nothing");
     gc_command->footer("Example: fbfs gc --max-size 20G --keep main");
     gc_command->callback([&action] { action = [] { return gc(args); }; });

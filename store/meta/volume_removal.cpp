@@ -54,6 +54,20 @@ Result<VolumeId> volume_id(const LmdbTxn& txn, const Tables& tables, std::string
     return record.id;
 }
 
+// Refuses a copy from a volume the store lacks, or onto one it has.
+Result<void> check_copy(const LmdbTxn& txn, const Tables& t, const std::string& from,
+                        const std::string& to) {
+    TRY_ASSIGN(auto existing, txn.get(t.volumes, to));
+    if (existing) {
+        return make_error(EEXIST, fmt::format("volume '{}' exists already (remove it with fbfs "
+                                              "volume rm, or copy to another name); nothing "
+                                              "was copied",
+                                              to));
+    }
+    TRY(volume_id(txn, t, from, "nothing was copied"));
+    return {};
+}
+
 }  // namespace
 
 Result<void> delete_volume(LmdbTxn& txn, const Tables& tables, std::string_view name) {
@@ -143,17 +157,10 @@ Result<std::size_t> copy_volume(Store& store, const std::string& from, const std
                                               "name for the copy)",
                                               from));
     }
-    TRY_ASSIGN(auto locks, lock_volumes(store, {to}, "nothing was copied"));
     const Tables& t = store.tables();
     std::size_t copied = 0;
-    TRY(store.env().write([&](LmdbTxn& txn) -> Result<void> {
-        TRY_ASSIGN(auto existing, txn.get(t.volumes, to));
-        if (existing) {
-            return make_error(EEXIST, fmt::format("volume '{}' exists already (remove it with fbfs "
-                                                  "volume rm, or copy to another name); nothing "
-                                                  "was copied",
-                                                  to));
-        }
+    auto copy = [&](LmdbTxn& txn) -> Result<void> {
+        TRY(check_copy(txn, t, from, to));
         TRY_ASSIGN(VolumeId from_id, volume_id(txn, t, from, "nothing was copied"));
         TRY_ASSIGN(auto snapshot, read_snapshot(txn, t, from));
         snapshot.name = to;
@@ -162,7 +169,11 @@ Result<std::size_t> copy_volume(Store& store, const std::string& from, const std
         TRY(copy_xattrs(txn, t, from_id, to_id, snapshot));
         copied = snapshot.inodes.size();
         return {};
-    }));
+    };
+    // The names are checked before the lock is taken, so a refusal leaves not even a lock file.
+    TRY(store.env().read([&](LmdbTxn& txn) { return check_copy(txn, t, from, to); }));
+    TRY_ASSIGN(auto locks, lock_volumes(store, {to}, "nothing was copied"));
+    TRY(store.env().write(copy));
     return copied;
 }
 

@@ -100,13 +100,14 @@ Result<TimeNs> parse_duration(std::string_view text, std::string_view option) {
     return static_cast<TimeNs>(seconds * 1e9);
 }
 
-std::string utc_time(TimeNs when) {
+std::string utc_time(TimeNs when, bool nanoseconds) {
     std::time_t seconds = static_cast<std::time_t>(when / 1'000'000'000);
     struct tm tm {};
     ::gmtime_r(&seconds, &tm);
     char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    return nanoseconds ? fmt::format("{}.{:09}Z", buf, when % 1'000'000'000)
+                       : buf + std::string("Z");
 }
 
 }  // namespace fbfs::cli

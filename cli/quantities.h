@@ -21,7 +21,8 @@ Result<std::uint64_t> parse_size(std::string_view text, std::string_view option)
 // `option` names the option in the error.
 Result<TimeNs> parse_duration(std::string_view text, std::string_view option);
 
-// A time as UTC ISO 8601 to the second ("2026-12-03T11:40:05Z").
-std::string utc_time(TimeNs when);
+// A time as UTC ISO 8601 to the second ("2026-12-03T11:40:05Z"), or with `nanoseconds` to the
+// nanosecond ("2026-12-03T11:40:05.123456789Z"), which orders as the times do.
+std::string utc_time(TimeNs when, bool nanoseconds = false);
 
 }  // namespace fbfs::cli

@@ -34,7 +34,7 @@ std::optional<Holder> holder_of(const Store& store, const std::string& volume) {
 }
 
 std::string json_time(const std::optional<VolumeTimes>& times, TimeNs VolumeTimes::*field) {
-    return times && (*times).*field != 0 ? json_string(utc_time((*times).*field)) : "null";
+    return times && (*times).*field != 0 ? json_string(utc_time((*times).*field, true)) : "null";
 }
 
 std::string text_time(const std::optional<VolumeTimes>& times, TimeNs VolumeTimes::*field) {
@@ -201,7 +201,8 @@ void add_volume_subcommands(CLI::App& volume, Action& action) {
         "holds (what fbfs volume rm would free), source stamps, when made, when last "
         "mounted, and where and by which pid it is mounted now");
     add_store_option(*list, store);
-    list->add_flag("--json", json, "Print JSON (times as UTC ISO 8601, null when unknown)");
+    list->add_flag("--json", json,
+                   "Print JSON (times as UTC ISO 8601 to the nanosecond; null: never mounted)");
     list->callback([&action] { action = [] { return list_volumes(store, json); }; });
 
     static std::vector<std::string> names;

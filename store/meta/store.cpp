@@ -211,27 +211,39 @@ Result<std::size_t> Store::remove_dead_objects() {
     if (!counted || listed == 0) {
         return counted ? Result<std::size_t>(0) : std::unexpected(counted.error());
     }
+    // In batches: an unlink can take milliseconds on a busy disk, and every write to the store
+    // (each file a mount closes) waits for the transaction that holds the write lock.
+    constexpr std::size_t k_batch = 1024;
     std::size_t removed = 0;
-    auto reaped = m_env.write([&](LmdbTxn& txn) -> Result<void> {
-        removed = 0;
-        std::vector<std::string> keys;
-        auto walked = for_each_prefix(txn, m_tables.dead, "", [&](std::string_view key, auto) {
-            keys.emplace_back(key);
-            return true;
-        });
-        if (!walked) {
-            return walked;
-        }
-        for (const auto& key : keys) {
-            auto unlinked = remove_unreferenced(txn, key);
-            if (!unlinked) {
-                return std::unexpected(unlinked.error());
+    std::size_t batch = 0;
+    do {
+        std::size_t unlinked_now = 0;
+        auto reaped = m_env.write([&](LmdbTxn& txn) -> Result<void> {
+            unlinked_now = 0;
+            std::vector<std::string> keys;
+            auto walked = for_each_prefix(txn, m_tables.dead, "", [&](std::string_view key, auto) {
+                keys.emplace_back(key);
+                return keys.size() < k_batch;
+            });
+            if (!walked) {
+                return walked;
             }
-            removed += *unlinked ? 1 : 0;
+            for (const auto& key : keys) {
+                auto unlinked = remove_unreferenced(txn, key);
+                if (!unlinked) {
+                    return std::unexpected(unlinked.error());
+                }
+                unlinked_now += *unlinked ? 1 : 0;
+            }
+            batch = keys.size();
+            return {};
+        });
+        if (!reaped) {
+            return std::unexpected(reaped.error());
         }
-        return {};
-    });
-    return reaped ? Result<std::size_t>(removed) : std::unexpected(reaped.error());
+        removed += unlinked_now;
+    } while (batch == k_batch);
+    return removed;
 }
 
 Result<void> Store::remove_if_unreferenced(const ObjectId& id) {

@@ -285,3 +285,26 @@ TEST_CASE(
     REQUIRE(aged);
     CHECK(names(*store) == std::vector<std::string>{"busy", "kept"});
 }
+
+TEST_CASE("remove_volumes frees thousands of objects, more than one reaping transaction holds",
+          "[store][volumes]") {
+    TempDir tmp;
+    auto store = open_store(tmp / "s");
+    auto tree = fbfs::VolumeTree::open(*store, "big", 0, 0);
+    REQUIRE(tree);
+    for (int i = 0; i < 2500; ++i) {
+        fbfs::InodeRecord record;
+        record.mode = S_IFREG | 0644;
+        auto made = tree->create(fbfs::k_root_inode, "f" + std::to_string(i), record);
+        REQUIRE(made);
+        std::string bytes = "object " + std::to_string(i);
+        auto put = store->pool().put_bytes(bytes);
+        REQUIRE(tree->set_content(made->ino, put->id, bytes.size(), {}, [](fbfs::InodeRecord&) {}));
+    }
+    add_file(*store, "small", "f", "kept");
+    auto removed = fbfs::remove_volumes(*store, {"big"}, false);
+    REQUIRE(removed);
+    CHECK(removed->total.objects == 2500);
+    CHECK(pool_bytes(*store) == 4);
+    CHECK(store->remove_dead_objects().value() == 0);
+}

@@ -240,9 +240,8 @@ void add_volume_commands(CLI::App& app, Action& action) {
     static GcArgs args;
     auto* gc_command = app.add_subcommand(
         "gc",
-        "Drop whole volumes, least recently mounted first, until the store's objects fit "
-        "--max-size and none is older than --older-than. Never drops a mounted volume or "
-        "one named by --keep");
+        "Drop the least recently mounted volumes until the store fits --max-size (never a "
+        "mounted or --keep one)");
     add_store_option(*gc_command, args.store);
     gc_command->add_option("--max-size", args.max_size,
                            "Bound on the objects' bytes (as fbfs stat's 'stored'): 500M, 10G, "
@@ -252,7 +251,12 @@ void add_volume_commands(CLI::App& app, Action& action) {
     gc_command->add_option("--keep", args.keep, "Never drop this volume (repeatable)")
         ->allow_extra_args(false);
     gc_command->add_flag("--dry-run", args.dry_run, "Say what would be dropped; change nothing");
-    gc_command->footer("Example: fbfs gc --max-size 20G --keep main");
+    gc_command->footer(
+        "Volumes go whole, least recently mounted (or made, if never mounted) first, until the "
+        "objects' bytes fit --max-size and no volume is older than --older-than; the objects only "
+        "they named are deleted. A volume being mounted, packed or unpacked is passed over. fbfs "
+        "mount --max-store-size SIZE does the same when its mount ends.\n"
+        "Example: fbfs gc --max-size 20G --keep main");
     gc_command->callback([&action] { action = [] { return gc(args); }; });
 }
 

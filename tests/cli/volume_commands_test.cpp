@@ -97,6 +97,20 @@ std::string parse_json(const std::string& text) {
 
 }  // namespace
 
+TEST_CASE("cli volume: --help names volume and gc, and volume --help its list, rm and cp",
+          "[cli][volumes]") {
+    auto help = run_cli({"--help"});
+    CHECK_THAT(help.out, Catch::Contains("volume") && Catch::Contains("gc"));
+    auto volume = run_cli({"volume", "--help"});
+    CHECK(volume.status == 0);
+    for (const char* command : {"list", "rm", "cp"}) {
+        CHECK_THAT(volume.out, Catch::Contains(command));
+    }
+    auto gc = run_cli({"gc", "--help"});
+    CHECK_THAT(gc.out, Catch::Contains("--max-size") && Catch::Contains("--older-than") &&
+                           Catch::Contains("--keep") && Catch::Contains("mounted"));
+}
+
 TEST_CASE("cli volume: list --json parses and says what each volume holds on its own",
           "[cli][volumes]") {
     TempDir tmp;

@@ -117,7 +117,17 @@ Result<Removal> remove_volumes(Store& store, std::vector<std::string> names, boo
         }
         return {};
     }));
-    TRY_ASSIGN(auto locks, lock_volumes(store, names, "nothing was removed"));
+    // A dry run only asks whether each volume is free, so it leaves not even a lock file.
+    std::vector<VolumeLock> locks;
+    for (const auto& name : names) {
+        if (auto pid = dry_run ? VolumeLock::holder(store.root(), name) : std::nullopt) {
+            return std::unexpected(
+                VolumeLock::busy(store.root(), name, *pid, "unmount it with fbfs umount first"));
+        }
+    }
+    if (!dry_run) {
+        TRY_ASSIGN(locks, lock_volumes(store, names, "nothing was removed"));
+    }
     Removal removal;
     auto plan = [&](LmdbTxn& txn) -> Result<void> {
         removal = {};

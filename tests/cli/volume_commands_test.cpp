@@ -142,8 +142,10 @@ TEST_CASE("cli volume: rm gives back exactly what --dry-run said, as fbfs stat a
     add_files(root, "c", {{"f", "c only"}});
     auto stored = stat_stored(root);
     auto du = du_bytes(root);
+    auto before = snapshot(root);
     auto dry = run_cli({"volume", "rm", "--dry-run", "a", "c", "--store", root.string()});
     REQUIRE(dry.status == 0);
+    CHECK(snapshot(root) == before);
     CHECK_THAT(dry.out, Catch::Contains("would free 2 objects, 100006 bytes"));
     CHECK(stat_stored(root) == stored);
 
@@ -173,10 +175,16 @@ TEST_CASE("cli volume: rm of an unknown or busy volume is one line, exit 1, noth
 
     auto held = fbfs::VolumeLock::acquire(root, "b");
     REQUIRE(held);
-    auto busy = run_cli({"volume", "rm", "a", "b", "--store", root.string()});
-    CHECK(busy.status == 1);
-    CHECK(one_line(busy.err));
-    CHECK_THAT(busy.err, Catch::Contains("pid " + std::to_string(::getpid())));
+    for (bool dry : {true, false}) {
+        std::vector<std::string> args{"volume", "rm", "a", "b", "--store", root.string()};
+        if (dry) {
+            args.push_back("--dry-run");
+        }
+        auto busy = run_cli(args);
+        CHECK(busy.status == 1);
+        CHECK(one_line(busy.err));
+        CHECK_THAT(busy.err, Catch::Contains("pid " + std::to_string(::getpid())));
+    }
     auto list = run_cli({"volume", "list", "--json", "--store", root.string()});
     CHECK_THAT(parse_json(list.out), Catch::StartsWith("2 ['a', 'b']"));
 }

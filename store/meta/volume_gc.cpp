@@ -114,7 +114,7 @@ Result<GcReport> collect_garbage(Store& store, const GcPolicy& policy, TimeNs no
         }
         return {};
     }));
-    TRY(store.remove_dead_objects());
+    reap_after_commit(store);
     return report;
 }
 

@@ -155,7 +155,7 @@ Result<Removal> remove_volumes(Store& store, std::vector<std::string> names, boo
     for (const auto& name : names) {
         remove_logs(store, name);
     }
-    TRY(store.remove_dead_objects());
+    reap_after_commit(store);
     return removal;
 }
 

@@ -1,5 +1,7 @@
 #include "store/meta/volume_usage.h"
 
+#include <spdlog/spdlog.h>
+
 namespace fbfs {
 
 namespace {
@@ -114,6 +116,13 @@ Result<void> count_volume(const LmdbTxn& txn, const Tables& tables, VolumeUsage&
 }
 
 }  // namespace
+
+void reap_after_commit(Store& store) {
+    if (auto reaped = store.remove_dead_objects(); !reaped) {
+        spdlog::warn("the objects the removal freed stay until the next gc or mount: {}",
+                     reaped.error().message);
+    }
+}
 
 Result<std::vector<VolumeInfo>> read_volumes(const LmdbTxn& txn, const Tables& tables) {
     std::vector<VolumeInfo> volumes;

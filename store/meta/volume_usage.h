@@ -69,6 +69,10 @@ private:
     std::unordered_map<ObjectId, std::uint64_t> m_refs;  // left after drop()s
 };
 
+// After a removal committed: deletes the objects it freed (Store::remove_dead_objects). A failure
+// is logged, not returned: the removal is done, and what is left stays listed for the next one.
+void reap_after_commit(Store& store);
+
 // Every volume of the store, by name, read in `txn`.
 Result<std::vector<VolumeInfo>> read_volumes(const LmdbTxn& txn, const Tables& tables);
 

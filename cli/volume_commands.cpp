@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/display.h"
 #include "cli/quantities.h"
+#include "fs/mount_table.h"
 #include "store/meta/store.h"
 #include "store/meta/volume_gc.h"
 #include "store/meta/volume_lock.h"
@@ -19,7 +20,8 @@ namespace fbfs::cli {
 
 namespace {
 
-// Who uses a volume now: the pid holding its lock and, for a mount, where.
+// Who uses a volume now: the pid holding its lock and, for a mount, where (empty for a pack or
+// unpack, or a mount in another mount namespace).
 struct Holder {
     pid_t pid = 0;
     std::string mountpoint;
@@ -30,7 +32,10 @@ std::optional<Holder> holder_of(const Store& store, const std::string& volume) {
     if (!pid) {
         return std::nullopt;
     }
-    return Holder{*pid, VolumeLock::holder_mountpoint(store.root(), volume)};
+    // Nothing in the store names a mountpoint: a mount's daemon is found by the source it gave
+    // its mount, "fbfs:<volume>:<pid>" (where this mount namespace can see it).
+    auto where = mountpoint_of(fmt::format("fbfs:{}:{}", volume, *pid));
+    return Holder{*pid, where ? where->string() : ""};
 }
 
 std::string json_time(const std::optional<VolumeTimes>& times, TimeNs VolumeTimes::*field) {

@@ -48,12 +48,9 @@ void remove_stale_staging(const Store& store, VolumeId volume) {
     }
 }
 
-// Records in the store that `request`'s volume was mounted (or unmounted) now, and where in its
-// lock; when the mount ends, applies --max-store-size. Failures are logged: the mount goes on.
-void note_mount(Store& store, const VolumeLock& lock, const MountRequest& request, bool starts) {
-    if (starts) {
-        lock.record_mountpoint(request.mountpoint);
-    }
+// Records in the store that `request`'s volume was mounted (or unmounted) now; when the mount
+// ends, applies --max-store-size. Failures are logged: the mount goes on.
+void note_mount(Store& store, const MountRequest& request, bool starts) {
     if (auto noted = note_volume_mounted(store, request.volume, now_ns()); !noted) {
         spdlog::warn("cannot record when volume '{}' was mounted: {}", request.volume,
                      noted.error().message);
@@ -134,7 +131,7 @@ Result<void> serve_volume(const MountRequest& request, const std::function<void(
         return std::unexpected(server.error());
     }
     filesystem.attach_kernel(**server);
-    note_mount(**store, *lock, request, true);
+    note_mount(**store, request, true);
     // The watch sends the server's notifications: it stops before the server goes.
     struct StopWatching {
         Filesystem& filesystem;
@@ -158,7 +155,7 @@ Result<void> serve_volume(const MountRequest& request, const std::function<void(
         filesystem.warmed_up(warmed.directories, warmed.entries, took.count(), warmed.complete);
     });
     auto served = (*server)->run();
-    note_mount(**store, *lock, request, false);
+    note_mount(**store, request, false);
     return served;
 }
 

@@ -112,28 +112,6 @@ std::optional<pid_t> VolumeLock::holder(const std::filesystem::path& store_root,
     return read_pid(fd.get()).value_or(0);
 }
 
-std::string VolumeLock::holder_mountpoint(const std::filesystem::path& store_root,
-                                          const std::string& volume) {
-    if (!holder(store_root, volume)) {
-        return "";
-    }
-    UniqueFd fd(::open(lock_path(store_root, volume).c_str(), O_RDONLY | O_CLOEXEC));
-    char buf[4096] = {};
-    ssize_t n = fd ? ::pread(fd.get(), buf, sizeof buf, 0) : -1;
-    std::string_view text(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
-    // "<pid>\n<mountpoint>\n"; a lock file holding only a pid was written by no mount.
-    auto first = text.find('\n');
-    auto last = text.rfind('\n');
-    return first != last ? std::string(text.substr(first + 1, last - first - 1)) : "";
-}
-
-void VolumeLock::record_mountpoint(const std::filesystem::path& mountpoint) const {
-    auto text = fmt::format("{}\n{}\n", ::getpid(), mountpoint.string());
-    if (::ftruncate(m_fd.get(), 0) == 0) {
-        [[maybe_unused]] auto n = ::pwrite(m_fd.get(), text.data(), text.size(), 0);
-    }
-}
-
 void VolumeLock::record_pid() const {
     auto text = std::to_string(::getpid());
     if (::ftruncate(m_fd.get(), 0) == 0) {

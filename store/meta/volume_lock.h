@@ -33,15 +33,8 @@ public:
     static Error busy(const std::filesystem::path& store_root, const std::string& volume, pid_t pid,
                       std::string_view when_mounted);
 
-    // Where the holder of `volume`'s lock mounted it (record_mountpoint), if a mount holds it;
-    // empty for a free volume and for a holder that is no mount (pack, unpack, volume rm).
-    static std::string holder_mountpoint(const std::filesystem::path& store_root,
-                                         const std::string& volume);
-
     // Records the current process as the holder (after a daemon forked, the pid changed).
     void record_pid() const;
-    // Records the current process as the holder, serving a mount at `mountpoint`.
-    void record_mountpoint(const std::filesystem::path& mountpoint) const;
 
 private:
     explicit VolumeLock(UniqueFd fd) : m_fd(std::move(fd)) {}

@@ -92,11 +92,9 @@ Result<std::vector<VolumeLock>> lock_volumes(const Store& store,
                 return std::unexpected(lock.error());
             }
             auto pid = VolumeLock::holder(store.root(), name).value_or(0);
-            std::string mountpoint = VolumeLock::holder_mountpoint(store.root(), name);
-            std::string where = mountpoint.empty() ? "" : " " + mountpoint;
-            return std::unexpected(VolumeLock::busy(
-                store.root(), name, pid,
-                fmt::format("unmount it with fbfs umount{} first; {}", where, tail)));
+            return std::unexpected(
+                VolumeLock::busy(store.root(), name, pid,
+                                 fmt::format("unmount it with fbfs umount first; {}", tail)));
         }
         locks.push_back(std::move(*lock));
     }

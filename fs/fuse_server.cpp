@@ -127,10 +127,10 @@ void on_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
     fuse_reply_none(req);
 }
 
+// Each entry is forgotten on its own: one that fails must not leave the others' lookups counted.
 void on_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
-    for (size_t i = 0; i < count; ++i) {
-        fs_of(req).forget(forgets[i].ino, forgets[i].nlookup);
-    }
+    each_or_log("forget_multi", count,
+                [&](std::size_t i) { fs_of(req).forget(forgets[i].ino, forgets[i].nlookup); });
     fuse_reply_none(req);
 }
 

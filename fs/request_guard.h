@@ -8,6 +8,7 @@
 // after_reply(), which never throws, so no request is answered twice.
 #pragma once
 
+#include <cstddef>
 #include <string_view>
 #include <utility>
 
@@ -41,6 +42,19 @@ void after_reply(std::string_view request, Work&& work) noexcept {
         std::forward<Work>(work)();
     } catch (...) {
         log_current_exception(request, "after its answer; a lookup count or handle may leak");
+    }
+}
+
+// Runs `work(i)` for each i in [0, count), each on its own: one that throws is logged and the
+// others still run (a batch of forgets, whose entries do not depend on each other).
+template <class Work>
+void each_or_log(std::string_view request, std::size_t count, Work&& work) noexcept {
+    for (std::size_t i = 0; i < count; ++i) {
+        try {
+            work(i);
+        } catch (...) {
+            log_current_exception(request, "for one of its entries; the others go on");
+        }
     }
 }
 

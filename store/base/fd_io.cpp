@@ -152,9 +152,7 @@ Result<std::uint64_t> read_chunks(int fd, std::optional<off_t> offset,
             return total;
         }
         const char* bytes = hole > 0 ? zeros.get() : buffer.get();
-        if (auto ok = visit({bytes, static_cast<std::size_t>(n)}); !ok) {
-            return std::unexpected(ok.error());
-        }
+        TRY(visit({bytes, static_cast<std::size_t>(n)}));
         if (offset) {
             *offset += n;
         }

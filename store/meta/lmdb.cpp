@@ -77,7 +77,7 @@ LmdbEnv::LmdbEnv(MDB_env* env)
     : m_env(env),
       m_reserve_missing(std::make_unique<std::atomic<bool>>(false)),
       m_sync(std::make_unique<SyncState>()),
-      m_resize(std::make_unique<std::shared_mutex>()) {}
+      m_resize(std::make_unique<SharedMutex>()) {}
 
 LmdbEnv::LmdbEnv(LmdbEnv&& other) noexcept
     : m_env(std::exchange(other.m_env, nullptr)),
@@ -150,7 +150,11 @@ Result<Dbi> LmdbEnv::open_dbi(const char* name) {
     return dbi;
 }
 
-Result<LmdbTxn> LmdbEnv::begin(bool read_only, std::shared_lock<std::shared_mutex>& held) const {
+int LmdbEnv::set_map_size(std::size_t size) const {
+    return mdb_env_set_mapsize(m_env, size);
+}
+
+Result<LmdbTxn> LmdbEnv::begin(bool read_only) const {
     unsigned flags = read_only ? MDB_RDONLY : 0;
     MDB_txn* txn = nullptr;
     int rc = mdb_txn_begin(m_env, nullptr, flags, &txn);
@@ -158,12 +162,12 @@ Result<LmdbTxn> LmdbEnv::begin(bool read_only, std::shared_lock<std::shared_mute
         // Another process grew the map. Adopting its size remaps the file, which would pull the
         // pages from under this process's open readers (and LMDB refuses while a writer is
         // open): wait until none is open.
-        held.unlock();
+        m_resize->unlock_shared();
         {
-            std::unique_lock exclusive(*m_resize);
-            mdb_env_set_mapsize(m_env, 0);
+            ExclusiveLock exclusive(*m_resize);
+            set_map_size(0);
         }
-        held.lock();
+        m_resize->lock_shared();
         rc = mdb_txn_begin(m_env, nullptr, flags, &txn);
     }
     if (rc != 0) {
@@ -173,8 +177,8 @@ Result<LmdbTxn> LmdbEnv::begin(bool read_only, std::shared_lock<std::shared_mute
 }
 
 Result<void> LmdbEnv::read(const std::function<Result<void>(LmdbTxn&)>& body) const {
-    std::shared_lock lock(*m_resize);
-    auto txn = begin(true, lock);
+    SharedLock lock(*m_resize);
+    auto txn = begin(true);
     if (!txn) {
         return std::unexpected(txn.error());
     }
@@ -194,8 +198,8 @@ Result<void> LmdbEnv::write(const std::function<Result<void>(LmdbTxn&)>& body) {
         Result<void> outcome;
         t_map_full = false;
         {
-            std::shared_lock lock(*m_resize);
-            auto txn = begin(false, lock);
+            SharedLock lock(*m_resize);
+            auto txn = begin(false);
             if (!txn) {
                 outcome = std::unexpected(txn.error());
             } else if (outcome = body(*txn); outcome) {
@@ -226,10 +230,10 @@ Result<void> LmdbEnv::write(const std::function<Result<void>(LmdbTxn&)>& body) {
 }
 
 Result<void> LmdbEnv::grow() {
-    std::unique_lock lock(*m_resize);
+    ExclusiveLock lock(*m_resize);
     MDB_envinfo info{};
     mdb_env_info(m_env, &info);
-    if (int rc = mdb_env_set_mapsize(m_env, info.me_mapsize * 2); rc != 0) {
+    if (int rc = set_map_size(info.me_mapsize * 2); rc != 0) {
         return lmdb_error(rc, "growing the metadata map");
     }
     return {};

@@ -20,12 +20,12 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "store/base/error.h"
+#include "store/base/thread_safety.h"
 
 namespace fbfs {
 
@@ -75,10 +75,14 @@ public:
 
 private:
     explicit LmdbEnv(MDB_env* env);
-    // Begins a txn while `held` (a shared hold of m_resize) is locked. When another process grew
-    // the map, adopts its size under an exclusive hold first, then takes `held` again.
-    Result<LmdbTxn> begin(bool read_only, std::shared_lock<std::shared_mutex>& held) const;
-    Result<void> grow();
+    // Begins a txn; the caller holds m_resize shared. When another process grew the map, lets go
+    // of that hold, adopts the size under an exclusive one, and takes the shared hold again.
+    Result<LmdbTxn> begin(bool read_only) const REQUIRES_SHARED(*m_resize);
+    // Doubles the map size.
+    Result<void> grow() EXCLUDES(*m_resize);
+    // mdb_env_set_mapsize (0: the size the file has now), which LMDB allows only while this
+    // process has no transaction open: hence the exclusive hold.
+    int set_map_size(std::size_t size) const REQUIRES(*m_resize);
 
     // The id of the last transaction committed, as LMDB's meta page says.
     std::size_t last_txnid() const;
@@ -97,10 +101,10 @@ private:
         std::size_t durable_txnid = 0;
     };
     std::unique_ptr<SyncState> m_sync;
-    // Guards the map size: transactions hold it shared, grow() and adopting a size grown by
-    // another process exclusive (mdb_env_set_mapsize needs no transaction open in this process).
-    // Lock order: taken before any LMDB lock.
-    std::unique_ptr<std::shared_mutex> m_resize;
+    // Guards the map size: transactions hold it shared, set_map_size() (growing the map or
+    // adopting a size grown by another process) exclusive (mdb_env_set_mapsize needs no
+    // transaction open in this process). Lock order: taken before any LMDB lock.
+    std::unique_ptr<SharedMutex> m_resize;
 };
 
 class LmdbCursor;

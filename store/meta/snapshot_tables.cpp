@@ -11,6 +11,7 @@ namespace {
 
 constexpr std::size_t k_key_prefix = sizeof(VolumeId);
 constexpr std::size_t k_dirent_prefix = sizeof(VolumeId) + sizeof(InodeNumber);
+constexpr std::size_t k_xattr_prefix = k_dirent_prefix;  // an attribute's key: the inode's, name
 
 InodeNumber parent_of_dirent_key(std::string_view key) {
     InodeNumber parent = 0;
@@ -77,6 +78,26 @@ Result<void> read_stamps(const LmdbTxn& txn, const Tables& tables, std::string_v
     return failed;
 }
 
+// The attributes of the volume's linked inodes, in (inode, name) order (an orphan's go with it,
+// as its record does).
+Result<void> read_xattrs(const LmdbTxn& txn, const Tables& tables, std::string_view prefix,
+                         VolumeSnapshot& s) {
+    Result<void> failed;
+    TRY(for_each_prefix(txn, tables.xattrs, prefix, [&](auto key, auto value) {
+        auto ino = inode_of_key(key.substr(0, k_xattr_prefix));
+        if (!ino || key.size() <= k_xattr_prefix) {
+            failed = corrupt_key("attribute");
+            return false;
+        }
+        if (s.inodes.contains(*ino)) {
+            s.xattrs.push_back(
+                {*ino, {std::string(key.substr(k_xattr_prefix)), std::string(value)}});
+        }
+        return true;
+    }));
+    return failed;
+}
+
 // The id volume `name` has, or the one it will take if the store has no such volume yet.
 Result<VolumeId> volume_id_for(const LmdbTxn& txn, const Tables& tables, std::string_view name) {
     TRY_ASSIGN(auto raw, txn.get(tables.volumes, name));
@@ -133,6 +154,9 @@ Result<void> put_rows(LmdbTxn& txn, const Tables& tables, VolumeId id, const Vol
     for (const auto& stamp : s.stamps) {
         TRY(txn.put(tables.stamps, stamp_key(id, stamp.path), stamp.stamp.encode()));
     }
+    for (const auto& x : s.xattrs) {
+        TRY(txn.put(tables.xattrs, xattr_key(id, x.ino, x.xattr.name), x.xattr.value));
+    }
     return {};
 }
 
@@ -152,6 +176,7 @@ Result<VolumeSnapshot> read_snapshot(const LmdbTxn& txn, const Tables& tables,
     TRY(read_inodes(txn, tables, prefix, s));
     TRY(read_entries(txn, tables, prefix, s));
     TRY(read_stamps(txn, tables, prefix, s));
+    TRY(read_xattrs(txn, tables, prefix, s));
     return s;
 }
 
@@ -164,7 +189,7 @@ Result<void> replace_volume(LmdbTxn& txn, const Tables& tables, const VolumeSnap
     // Out with the old rows (orphans included: the volume is not being served), then in with
     // the new, counting references as they come and go.
     std::string prefix = volume_prefix(id);
-    for (Dbi dbi : {tables.inodes, tables.dirents, tables.stamps, tables.orphans}) {
+    for (Dbi dbi : {tables.inodes, tables.dirents, tables.stamps, tables.orphans, tables.xattrs}) {
         TRY(delete_rows(txn, tables, dbi, prefix));
     }
     TRY(put_rows(txn, tables, id, s));

@@ -16,9 +16,10 @@ Result<VolumeSnapshot> read_snapshot(const LmdbTxn& txn, const Tables& tables,
                                      std::string_view name);
 
 // Within a write transaction: replaces volume `snapshot.name` (creating it if missing) by the
-// snapshot, keeping the volume's id, and adjusts object reference counts; objects no inode names
-// any more are listed in `dead` for Store::remove_dead_objects(). The caller must hold the
-// volume's lock and must have checked the snapshot.
+// snapshot (rows of every table, attributes included), keeping the volume's id, and adjusts object
+// reference counts; objects no inode names any more are listed in `dead` for
+// Store::remove_dead_objects(). The caller must hold the volume's lock and must have checked the
+// snapshot.
 Result<void> replace_volume(LmdbTxn& txn, const Tables& tables, const VolumeSnapshot& snapshot);
 
 // Within a write transaction: deletes every row of table `dbi` that starts with `prefix`. In the

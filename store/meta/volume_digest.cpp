@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "store/meta/snapshot_tables.h"
@@ -32,7 +33,11 @@ private:
     Sha256 m_hash;
 };
 
-void write_inode(DigestWriter& out, const InodeRecord& r) {
+using XattrRange = std::pair<const SnapshotXattr*, const SnapshotXattr*>;
+
+// An inode's attributes follow its fields, under a tag of their own, only when it has some: a
+// volume without attributes keeps the digest it had before attributes were hashed.
+void write_inode(DigestWriter& out, const InodeRecord& r, XattrRange xattrs = {}) {
     out.number(r.mode);
     out.number(r.uid);
     out.number(r.gid);
@@ -41,6 +46,14 @@ void write_inode(DigestWriter& out, const InodeRecord& r) {
     out.number(r.flags & InodeRecord::k_opaque);
     out.text(r.object ? r.object->raw() : std::string_view{});
     out.text(r.symlink_target);
+    if (xattrs.first != xattrs.second) {
+        out.tag('X');
+        out.number(static_cast<std::uint64_t>(xattrs.second - xattrs.first));
+        for (const auto* x = xattrs.first; x != xattrs.second; ++x) {  // in name order
+            out.text(x->xattr.name);
+            out.text(x->xattr.value);
+        }
+    }
 }
 
 class TreeDigest {
@@ -49,13 +62,18 @@ public:
         for (std::size_t i = 0; i < s.entries.size(); ++i) {
             m_children[s.entries[i].parent].push_back(i);
         }
+        for (const auto& x : s.xattrs) {  // in (inode, name) order
+            auto& range = m_xattrs[x.ino];
+            range.first = range.first ? range.first : &x;
+            range.second = &x + 1;
+        }
     }
 
     ObjectId run() {
         auto root = m_snapshot.inodes.find(k_root_inode);
         m_out.tag('R');
         if (root != m_snapshot.inodes.end()) {
-            write_inode(m_out, root->second);
+            write_inode(m_out, root->second, xattrs_of(k_root_inode));
         }
         m_first_path[k_root_inode] = "";
         walk(k_root_inode, "");
@@ -89,15 +107,21 @@ private:
                 m_out.tag('?');
                 continue;
             }
-            write_inode(m_out, record->second);
+            write_inode(m_out, record->second, xattrs_of(entry.value.ino));
             if (record->second.is_dir()) {
                 walk(entry.value.ino, path);
             }
         }
     }
 
+    XattrRange xattrs_of(InodeNumber ino) const {
+        auto found = m_xattrs.find(ino);
+        return found == m_xattrs.end() ? XattrRange{} : found->second;
+    }
+
     const VolumeSnapshot& m_snapshot;
     DigestWriter m_out;
+    std::unordered_map<InodeNumber, XattrRange> m_xattrs;  // each inode's run of s.xattrs
     std::unordered_map<InodeNumber, std::vector<std::size_t>> m_children;
     std::unordered_map<InodeNumber, std::string> m_first_path;
 };
@@ -109,30 +133,22 @@ ObjectId content_digest(const VolumeSnapshot& snapshot) {
 }
 
 Result<ObjectId> store_content_digest(const Store& store, std::string_view only_volume) {
-    auto volumes = store.volumes();
-    if (!volumes) {
-        return std::unexpected(volumes.error());
-    }
+    TRY_ASSIGN(auto volumes, store.volumes());
     DigestWriter out;
     bool found = only_volume.empty();
     auto read = store.env().read([&](LmdbTxn& txn) -> Result<void> {
-        for (const auto& volume : *volumes) {  // in name order: LMDB's key order
+        for (const auto& volume : volumes) {  // in name order: LMDB's key order
             if (!only_volume.empty() && volume.name != only_volume) {
                 continue;
             }
-            auto snapshot = read_snapshot(txn, store.tables(), volume.name);
-            if (!snapshot) {
-                return std::unexpected(snapshot.error());
-            }
+            TRY_ASSIGN(auto snapshot, read_snapshot(txn, store.tables(), volume.name));
             found = true;
             out.text(volume.name);
-            out.text(content_digest(*snapshot).raw());
+            out.text(content_digest(snapshot).raw());
         }
         return {};
     });
-    if (!read) {
-        return std::unexpected(read.error());
-    }
+    TRY(read);
     if (!found) {
         return make_error(ENOENT, fmt::format("the store {} has no volume {}",
                                               store.root().string(), only_volume));

@@ -1,7 +1,8 @@
 // The content digest of a volume: one SHA-256 over what its own tree holds (what builds wrote),
 // with every timestamp and inode number left out. Two volumes whose trees have the same names,
-// types, modes, owners, sizes, contents (object ids), symlink targets, device numbers, hard
-// links, whiteouts and opaque directories have the same digest, whoever wrote them and when.
+// types, modes, owners, sizes, contents (object ids), symlink targets, device numbers, extended
+// attributes, hard links, whiteouts and opaque directories have the same digest, whoever wrote
+// them and when.
 // Lower-file stamps are left out too: every fresh clone's .git (its index holds stat data) would
 // make them differ although the build is the same.
 //

@@ -1,10 +1,13 @@
 #include "store/meta/volume_lock.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <charconv>
+#include <chrono>
 #include <string_view>
+#include <thread>
 
 #include "store/meta/schema.h"
 
@@ -17,6 +20,14 @@ std::filesystem::path lock_path(const std::filesystem::path& store_root,
     return store_root / "locks" / (volume + ".lock");
 }
 
+// How long holder() waits for a holder to write its pid, and how often it looks.
+constexpr auto k_pid_wait = std::chrono::seconds(1);
+constexpr auto k_pid_poll = std::chrono::milliseconds(5);
+
+// The pid written in a lock file: fixed width (digits, spaces, newline), so one pwrite replaces
+// it whole and the file is never seen empty or half written by a reader.
+constexpr std::size_t k_pid_width = 16;
+
 std::optional<pid_t> read_pid(int fd) {
     char buf[32] = {};
     ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
@@ -25,6 +36,10 @@ std::optional<pid_t> read_pid(int fd) {
         return std::nullopt;
     }
     return pid;
+}
+
+bool is_alive(pid_t pid) {
+    return ::kill(pid, 0) == 0 || errno == EPERM;
 }
 
 // A lock over the whole lock file. It is an open file description lock (F_OFD_SETLK), not
@@ -79,9 +94,7 @@ Error VolumeLock::busy(const std::filesystem::path& store_root, const std::strin
 Result<VolumeLock> VolumeLock::acquire(const std::filesystem::path& store_root,
                                        const std::string& volume) {
     // The name becomes a file name: never let "../x" put a lock outside locks/.
-    if (auto ok = check_volume_name(volume); !ok) {
-        return std::unexpected(ok.error());
-    }
+    TRY(check_volume_name(volume));
     auto path = lock_path(store_root, volume);
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     if (!fd) {
@@ -105,17 +118,33 @@ std::optional<pid_t> VolumeLock::holder(const std::filesystem::path& store_root,
         return std::nullopt;
     }
     UniqueFd fd(::open(lock_path(store_root, volume).c_str(), O_RDONLY | O_CLOEXEC));
-    struct flock lock = whole_file(F_WRLCK);
-    if (!fd || ::fcntl(fd.get(), F_OFD_GETLK, &lock) != 0 || lock.l_type == F_UNLCK) {
+    if (!fd) {
         return std::nullopt;
     }
-    return read_pid(fd.get()).value_or(0);
+    // A holder writes its pid just after it takes the lock; until then the file is empty or
+    // names the last holder, who is gone.
+    auto deadline = std::chrono::steady_clock::now() + k_pid_wait;
+    while (true) {
+        struct flock lock = whole_file(F_WRLCK);
+        if (::fcntl(fd.get(), F_OFD_GETLK, &lock) != 0 || lock.l_type == F_UNLCK) {
+            return std::nullopt;
+        }
+        if (auto pid = read_pid(fd.get()); pid && is_alive(*pid)) {
+            return pid;
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+            return std::nullopt;
+        }
+        std::this_thread::sleep_for(k_pid_poll);
+    }
 }
 
 void VolumeLock::record_pid() const {
-    auto text = std::to_string(::getpid());
-    if (::ftruncate(m_fd.get(), 0) == 0) {
-        [[maybe_unused]] auto n = ::pwrite(m_fd.get(), text.data(), text.size(), 0);
+    auto text = fmt::format("{:<{}}\n", ::getpid(), k_pid_width - 1);
+    // Written over what is there in one call (a former holder's pid is no longer), and only then
+    // cut to its length (a file from an fbfs that wrote the pid bare is shorter anyway).
+    if (::pwrite(m_fd.get(), text.data(), text.size(), 0) == static_cast<ssize_t>(text.size())) {
+        [[maybe_unused]] int ignored = ::ftruncate(m_fd.get(), static_cast<off_t>(text.size()));
     }
 }
 

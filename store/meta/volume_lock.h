@@ -24,7 +24,10 @@ public:
     // name check_volume_name refuses).
     static Result<VolumeLock> acquire(const std::filesystem::path& store_root,
                                       const std::string& volume);
-    // The pid holding the lock on `volume`, if any holds it (0 if its pid cannot be read).
+    // The pid holding the lock on `volume`, if any holds it: a live process, never 0. A holder
+    // that has just taken the lock is given up to a second to write its pid; if none comes (a
+    // holder in another pid namespace), the result is empty. So an empty result does not promise
+    // the volume is free: whoever needs that takes the lock (acquire()).
     static std::optional<pid_t> holder(const std::filesystem::path& store_root,
                                        const std::string& volume);
 

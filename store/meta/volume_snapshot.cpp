@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <limits.h>
 
+#include <algorithm>
 #include <tuple>
 
 namespace fbfs {
@@ -280,6 +281,63 @@ Result<void> check_stamps(const VolumeSnapshot& s) {
     return {};
 }
 
+// ---- Extended attributes ------------------------------------------------------------------
+
+// An attribute's name as a message shows it: up to its first NUL and k_xattr_name_max bytes,
+// each control byte as '?', so a hostile name cannot break the message's one line.
+std::string shown_xattr_name(std::string_view name) {
+    std::string shown(name.substr(0, std::min(name.find('\0'), k_xattr_name_max)));
+    std::replace_if(
+        shown.begin(), shown.end(),
+        [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }, '?');
+    return shown;
+}
+
+// An attribute is one a mount could have set: of an inode of the volume, under a name a volume
+// stores (a `user.` one only on a regular file or directory), after the one before it in
+// (inode, name) order.
+Result<void> check_xattr(const VolumeSnapshot& s, const SnapshotXattr& x,
+                         const SnapshotXattr* previous) {
+    auto inode = s.inodes.find(x.ino);
+    std::string_view name = x.xattr.name;
+    std::string shown = shown_xattr_name(name);
+    if (inode == s.inodes.end()) {
+        return bad(
+            s, fmt::format("attribute '{}' is of inode {}, which the volume lacks", shown, x.ino));
+    }
+    if (!is_stored_xattr_name(name)) {
+        return bad_inode(s, x.ino,
+                         fmt::format("has an attribute named '{}', which no mount stores", shown));
+    }
+    if (is_user_xattr_name(name) && !inode->second.is_reg() && !inode->second.is_dir()) {
+        return bad_inode(
+            s, x.ino, fmt::format("is no regular file or directory but has attribute '{}'", shown));
+    }
+    if (previous &&
+        std::tie(x.ino, x.xattr.name) <= std::tie(previous->ino, previous->xattr.name)) {
+        return bad_inode(s, x.ino, fmt::format("has attribute '{}' twice or out of order", shown));
+    }
+    return {};
+}
+
+// Every attribute on its own, and each inode's together within the room an inode has.
+Result<void> check_xattrs(const VolumeSnapshot& s) {
+    const SnapshotXattr* previous = nullptr;
+    std::size_t used = 0;
+    for (const auto& x : s.xattrs) {
+        TRY(check_xattr(s, x, previous));
+        used = (previous && previous->ino == x.ino ? used : 0) +
+               xattr_cost(x.xattr.name, x.xattr.value.size());
+        if (used > k_xattr_space) {
+            return bad_inode(s, x.ino,
+                             fmt::format("has attributes of more than the {} bytes an inode holds",
+                                         k_xattr_space));
+        }
+        previous = &x;
+    }
+    return {};
+}
+
 }  // namespace
 
 bool is_entry_name(std::string_view name) {
@@ -302,6 +360,7 @@ Result<void> check_snapshot(const VolumeSnapshot& s, const ObjectSizes& object_s
     TRY_ASSIGN(auto shape, check_entries(s));
     TRY(check_link_counts(s, shape));
     TRY(check_reachable(s, shape));
+    TRY(check_xattrs(s));
     return check_stamps(s);
 }
 

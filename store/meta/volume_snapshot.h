@@ -1,12 +1,13 @@
-// VolumeSnapshot: a whole volume as plain values — its inodes, directory entries and lower-file
-// stamps. This is what a pack carries (store/pack/pack_format.h) and what unpack puts in place of
-// a volume; snapshot_tables.h reads one from the store and writes one back, each in one
-// transaction. Nothing here touches LMDB.
+// VolumeSnapshot: a whole volume as plain values — its inodes, directory entries, extended
+// attributes and lower-file stamps. This is what a pack carries (store/pack/pack_format.h) and what
+// unpack puts in place of a volume; snapshot_tables.h reads one from the store and writes one back,
+// each in one transaction. Nothing here touches LMDB.
 //
 // check_snapshot() is the gate for anything read from outside the store: it accepts only a tree
 // a mount could have made (every name a single path component, every directory reachable from
 // the root once, link counts that add up, object sizes that match), so a hostile pack cannot
-// plant a name like "..", a loop, or a symlink the store would ever follow (targets are data).
+// plant a name like "..", a loop, or a symlink the store would ever follow (targets are data),
+// nor an attribute a mount would have refused (store/meta/xattr.h).
 #pragma once
 
 #include <cstdint>
@@ -18,6 +19,7 @@
 
 #include "store/base/error.h"
 #include "store/meta/schema.h"
+#include "store/meta/xattr.h"
 
 namespace fbfs {
 
@@ -32,12 +34,20 @@ struct SnapshotStamp {
     LowerStamp stamp;
 };
 
+// One extended attribute of inode `ino`.
+struct SnapshotXattr {
+    InodeNumber ino = 0;
+    Xattr xattr;
+    bool operator==(const SnapshotXattr&) const = default;
+};
+
 struct VolumeSnapshot {
     std::string name;
     InodeNumber next_inode = k_root_inode + 1;
     std::map<InodeNumber, InodeRecord> inodes;  // orphans (nlink 0) are left out
     std::vector<SnapshotEntry> entries;         // in (parent, name) order
     std::vector<SnapshotStamp> stamps;          // in path order
+    std::vector<SnapshotXattr> xattrs;          // in (inode, name) order; linked inodes' only
 };
 
 // Checks everything described above. `object_sizes` gives the size of every object the

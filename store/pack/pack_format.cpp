@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "store/base/byte_codec.h"
+#include "store/pack/zstd_decoder.h"
 #include "store/pack/zstd_encoder.h"
 
 namespace fbfs::pack {
@@ -25,19 +26,11 @@ ObjectId digest(std::string_view a, std::string_view b = {}) {
     return sha.finish();
 }
 
-struct DctxFree {
-    void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
-};
-
 // Decompresses the single zstd frame `stored`, which must hold exactly `raw_size` bytes. Grows
 // its output only as bytes arrive, so a lying size cannot make it allocate.
 Result<std::string> decompress_exact(std::string_view stored, std::uint64_t raw_size,
                                      std::string_view what) {
-    std::unique_ptr<ZSTD_DCtx, DctxFree> dctx(ZSTD_createDCtx());
-    if (!dctx) {
-        return make_error(ENOMEM, "cannot allocate a zstd decoder");
-    }
-    ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, k_max_window_log);
+    TRY_ASSIGN(auto dctx, make_dctx(k_max_window_log));
     std::string out;
     ZSTD_inBuffer in{stored.data(), stored.size(), 0};
     std::size_t rc = 1;
@@ -120,8 +113,34 @@ bool decode_inode(ByteReader& in, InodeNumber& ino, InodeRecord& r,
     return read_string<std::uint32_t>(in, r.symlink_target);
 }
 
+// A volume's extended attributes (version 2 on): a count, then each attribute's inode, name and
+// value.
+void encode_xattrs(ByteWriter& w, const std::vector<SnapshotXattr>& xattrs) {
+    w.le(static_cast<std::uint64_t>(xattrs.size()));
+    for (const auto& x : xattrs) {
+        w.le(x.ino).le(static_cast<std::uint16_t>(x.xattr.name.size())).bytes(x.xattr.name);
+        w.le(static_cast<std::uint32_t>(x.xattr.value.size())).bytes(x.xattr.value);
+    }
+}
+
+bool decode_xattrs(ByteReader& in, std::vector<SnapshotXattr>& xattrs) {
+    std::uint64_t count = 0;
+    if (!in.le(count)) {
+        return false;
+    }
+    for (std::uint64_t i = 0; i < count; ++i) {
+        SnapshotXattr x;
+        if (!(in.le(x.ino) && read_string<std::uint16_t>(in, x.xattr.name) &&
+              read_string<std::uint32_t>(in, x.xattr.value))) {
+            return false;
+        }
+        xattrs.push_back(std::move(x));
+    }
+    return true;
+}
+
 Result<void> decode_volume(ByteReader& in, VolumeSnapshot& v,
-                           const std::vector<PackedObject>& objects) {
+                           const std::vector<PackedObject>& objects, std::uint32_t version) {
     std::uint64_t count = 0;
     if (!(read_string<std::uint16_t>(in, v.name) && in.le(v.next_inode) && in.le(count))) {
         return short_metadata();
@@ -159,6 +178,9 @@ Result<void> decode_volume(ByteReader& in, VolumeSnapshot& v,
         }
         v.stamps.push_back(std::move(s));
     }
+    if (version >= 2 && !decode_xattrs(in, v.xattrs)) {
+        return short_metadata();
+    }
     return {};
 }
 
@@ -180,12 +202,21 @@ std::string_view section_name(SectionKind kind) {
     return "unknown section";
 }
 
-std::string encode_header() {
-    std::string head = ByteWriter().bytes(k_magic).le(k_version).le(std::uint32_t{0}).take();
+std::uint32_t version_for(const std::vector<VolumeSnapshot>& volumes) {
+    for (const auto& v : volumes) {
+        if (!v.xattrs.empty()) {
+            return 2;
+        }
+    }
+    return 1;
+}
+
+std::string encode_header(std::uint32_t version) {
+    std::string head = ByteWriter().bytes(k_magic).le(version).le(std::uint32_t{0}).take();
     return head + std::string(digest(head).raw());
 }
 
-Result<void> check_header(std::string_view bytes) {
+Result<std::uint32_t> check_header(std::string_view bytes) {
     if (bytes.substr(0, k_magic.size()) != k_magic.substr(0, bytes.size()) || bytes.empty()) {
         return make_error(EINVAL,
                           "not an fbfs pack (it does not start with FBFSPACK); give a "
@@ -210,11 +241,11 @@ Result<void> check_header(std::string_view bytes) {
                                       "reads ({}); unpack it with a newer fbfs",
                                       version, k_version));
     }
-    if (version == 0 || flags != 0) {
+    if (version < k_oldest_version || flags != 0) {
         return damaged(
             fmt::format("version {} with flags {:#x} is no valid header", version, flags));
     }
-    return {};
+    return version;
 }
 
 Result<std::string> encode_section(SectionKind kind, std::string_view raw, int level) {
@@ -265,7 +296,7 @@ Result<std::string> open_section(const SectionHeader& header, std::string_view h
 }
 
 std::string encode_metadata(const std::vector<VolumeSnapshot>& volumes,
-                            const std::vector<PackedObject>& objects) {
+                            const std::vector<PackedObject>& objects, std::uint32_t version) {
     std::unordered_map<ObjectId, std::uint64_t> index;
     for (std::size_t i = 0; i < objects.size(); ++i) {
         index.emplace(objects[i].id, i);
@@ -288,12 +319,16 @@ std::string encode_metadata(const std::vector<VolumeSnapshot>& volumes,
             w.le(static_cast<std::uint32_t>(s.path.size())).bytes(s.path);
             w.bytes(s.stamp.content.raw()).le(s.stamp.size).le(s.stamp.shown_mtime);
         }
+        if (version >= 2) {
+            encode_xattrs(w, v.xattrs);
+        }
     }
     return w.take();
 }
 
 Result<std::vector<VolumeSnapshot>> decode_metadata(std::string_view raw,
-                                                    const std::vector<PackedObject>& objects) {
+                                                    const std::vector<PackedObject>& objects,
+                                                    std::uint32_t version) {
     ByteReader in(raw);
     std::uint32_t count = 0;
     if (!in.le(count)) {
@@ -302,9 +337,7 @@ Result<std::vector<VolumeSnapshot>> decode_metadata(std::string_view raw,
     std::vector<VolumeSnapshot> volumes;
     for (std::uint32_t i = 0; i < count; ++i) {
         VolumeSnapshot v;
-        if (auto ok = decode_volume(in, v, objects); !ok) {
-            return std::unexpected(ok.error());
-        }
+        TRY(decode_volume(in, v, objects, version));
         for (const auto& other : volumes) {
             if (other.name == v.name) {
                 return damaged(fmt::format("volume '{}' is in it twice", v.name));

@@ -1,12 +1,12 @@
-// The pack format, version 1: the byte layout of every part of a pack file and how each is
+// The pack format, versions 1 and 2: the byte layout of every part of a pack file and how each is
 // encoded and checked. docs/FORMAT.md is its specification; this file and pack_format.cpp must
 // say the same. The writer (pack_writer.h) and the reader (pack_reader.h) are built from these
 // pieces; nothing here does I/O.
 //
 //   header        48 bytes: magic, version, flags, SHA-256 of the 16 bytes before it
 //   object table  a section: every object's id and size, in the order of the object stream
-//   metadata      a section: the volumes (inodes, entries, stamps); inodes name objects by
-//                 their index in the object table
+//   metadata      a section: the volumes (inodes, entries, stamps, and from version 2 extended
+//                 attributes); inodes name objects by their index in the object table
 //   frames        the object stream (all objects' bytes back to back) cut into zstd frames
 //   frame table   a section: each frame's sizes and the SHA-256 of its compressed bytes
 //   footer        80 bytes: where each part starts, its SHA-256, end magic
@@ -28,7 +28,11 @@ namespace fbfs::pack {
 
 inline constexpr std::string_view k_magic = "FBFSPACK";
 inline constexpr std::string_view k_end_magic = "FBFSEND\n";
-inline constexpr std::uint32_t k_version = 1;
+// The newest version this fbfs writes and reads; it reads every version from k_oldest_version
+// on. Version 1 is version 2 without extended attributes. A pack is written in the oldest version
+// that holds its volumes (version_for()), so older fbfs keep reading what they can.
+inline constexpr std::uint32_t k_version = 2;
+inline constexpr std::uint32_t k_oldest_version = 1;
 
 inline constexpr std::size_t k_header_size = 48;
 inline constexpr std::size_t k_section_header_size = 56;
@@ -69,11 +73,15 @@ struct SectionHeader {
     ObjectId sha256;
 };
 
-std::string encode_header();
+// The oldest version that holds `volumes`: 2 if any has extended attributes, else 1.
+std::uint32_t version_for(const std::vector<VolumeSnapshot>& volumes);
+
+std::string encode_header(std::uint32_t version);
 // Checks magic, length, digest and version, in that order, so a damaged header is reported as
 // damaged and only an intact one from a newer fbfs as newer. `bytes` may be short: the start of
 // a file shorter than a header (a prefix of the magic is a truncated pack, anything else none).
-Result<void> check_header(std::string_view bytes);
+// Returns the pack's format version.
+Result<std::uint32_t> check_header(std::string_view bytes);
 
 // A whole section: header and stored bytes, the raw bytes compressed at `level`. EFBIG if `raw`
 // is more than a reader accepts (k_max_section_raw); an Error if zstd fails. Never a section a
@@ -89,12 +97,15 @@ std::string encode_object_table(const std::vector<PackedObject>& objects);
 // Parses the object table, refusing an id listed twice.
 Result<std::vector<PackedObject>> decode_object_table(std::string_view raw);
 
+// The metadata as format `version` lays it out, which must be version_for(volumes) or newer.
 // `objects` must hold every object the volumes name.
 std::string encode_metadata(const std::vector<VolumeSnapshot>& volumes,
-                            const std::vector<PackedObject>& objects);
-// Parses the metadata; the snapshots are not checked yet (see check_snapshot()).
+                            const std::vector<PackedObject>& objects, std::uint32_t version);
+// Parses the metadata of a pack of format `version` (from check_header()); the snapshots are not
+// checked yet (see check_snapshot()).
 Result<std::vector<VolumeSnapshot>> decode_metadata(std::string_view raw,
-                                                    const std::vector<PackedObject>& objects);
+                                                    const std::vector<PackedObject>& objects,
+                                                    std::uint32_t version);
 
 std::string encode_frame_table(const std::vector<FrameInfo>& frames);
 Result<std::vector<FrameInfo>> decode_frame_table(std::string_view raw);

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "store/base/thread_safety.h"
+#include "store/pack/zstd_decoder.h"
 
 namespace fbfs {
 
@@ -79,16 +80,13 @@ private:
         }
         std::string out;
         while (out.size() < n) {
-            auto bytes = available();
-            if (!bytes) {
-                return std::unexpected(bytes.error());
-            }
-            if (bytes->empty()) {
+            TRY_ASSIGN(auto bytes, available());
+            if (bytes.empty()) {
                 return short_ok ? Result<std::string>(std::move(out)) : truncated(what);
             }
             std::size_t part =
-                static_cast<std::size_t>(std::min<std::uint64_t>(bytes->size(), n - out.size()));
-            out.append(bytes->substr(0, part));
+                static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), n - out.size()));
+            out.append(bytes.substr(0, part));
             consume(part);
         }
         return out;
@@ -103,29 +101,15 @@ private:
 };
 
 Result<std::string> read_section(Input& in, pack::SectionKind kind) {
-    auto head = in.take(pack::k_section_header_size, pack::section_name(kind));
-    if (!head) {
-        return std::unexpected(head.error());
-    }
-    auto header = pack::decode_section_header(*head, kind);
-    if (!header) {
-        return std::unexpected(header.error());
-    }
-    if (header->stored_size > ZSTD_compressBound(header->raw_size)) {
+    TRY_ASSIGN(auto head, in.take(pack::k_section_header_size, pack::section_name(kind)));
+    TRY_ASSIGN(auto header, pack::decode_section_header(head, kind));
+    if (header.stored_size > ZSTD_compressBound(header.raw_size)) {
         return damaged(fmt::format("the {} claims {} stored bytes for {} raw bytes",
-                                   pack::section_name(kind), header->stored_size,
-                                   header->raw_size));
+                                   pack::section_name(kind), header.stored_size, header.raw_size));
     }
-    auto stored = in.take(header->stored_size, pack::section_name(kind));
-    if (!stored) {
-        return std::unexpected(stored.error());
-    }
-    return pack::open_section(*header, *head, *stored);
+    TRY_ASSIGN(auto stored, in.take(header.stored_size, pack::section_name(kind)));
+    return pack::open_section(header, head, stored);
 }
-
-struct DctxFree {
-    void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
-};
 
 // Cuts the decompressed object stream into objects, hashing each and passing wanted bytes on.
 class ObjectCutter {
@@ -324,11 +308,7 @@ private:
 
 // Decompresses frames until the object stream is complete, recording each frame as it was found.
 Result<std::vector<pack::FrameInfo>> read_frames(Input& in, std::uint64_t total, ChunkPipe& pipe) {
-    std::unique_ptr<ZSTD_DCtx, DctxFree> dctx(ZSTD_createDCtx());
-    if (!dctx) {
-        return make_error(ENOMEM, "cannot allocate a zstd decoder");
-    }
-    ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, pack::k_max_window_log);
+    TRY_ASSIGN(auto dctx, pack::make_dctx(pack::k_max_window_log));
     std::vector<pack::FrameInfo> frames;
     std::uint64_t produced = 0;
     Chunk chunk = pipe.empty();
@@ -338,21 +318,18 @@ Result<std::vector<pack::FrameInfo>> read_frames(Input& in, std::uint64_t total,
         ZSTD_DCtx_reset(dctx.get(), ZSTD_reset_session_only);
         std::size_t rc = 1;
         while (rc != 0) {
-            auto bytes = in.available();
-            if (!bytes) {
-                return std::unexpected(bytes.error());
-            }
-            if (bytes->empty()) {
+            TRY_ASSIGN(auto bytes, in.available());
+            if (bytes.empty()) {
                 return in.truncated(fmt::format("frame {}", frames.size()));
             }
-            ZSTD_inBuffer src{bytes->data(), bytes->size(), 0};
+            ZSTD_inBuffer src{bytes.data(), bytes.size(), 0};
             ZSTD_outBuffer dst{chunk.data.get(), ChunkPipe::k_chunk, chunk.size};
             rc = ZSTD_decompressStream(dctx.get(), &dst, &src);
             if (ZSTD_isError(rc)) {
                 return damaged(fmt::format("frame {} does not decompress ({})", frames.size(),
                                            ZSTD_getErrorName(rc)));
             }
-            sha.update(bytes->data(), src.pos);
+            sha.update(bytes.data(), src.pos);
             in.consume(src.pos);
             frame.stored_size += src.pos;
             std::size_t out = dst.pos - chunk.size;
@@ -399,31 +376,19 @@ Result<void> check_frame_table(const std::vector<pack::FrameInfo>& listed,
     return {};
 }
 
-Result<PackContents> read_contents(Input& in, pack::Footer& found) {
+Result<PackContents> read_contents(Input& in, std::uint32_t version, pack::Footer& found) {
     found.object_table_offset = in.offset();
-    auto table = read_section(in, pack::SectionKind::object_table);
-    if (!table) {
-        return std::unexpected(table.error());
-    }
-    auto objects = pack::decode_object_table(*table);
-    if (!objects) {
-        return std::unexpected(objects.error());
-    }
+    TRY_ASSIGN(auto table, read_section(in, pack::SectionKind::object_table));
+    TRY_ASSIGN(auto objects, pack::decode_object_table(table));
     found.metadata_offset = in.offset();
-    auto metadata = read_section(in, pack::SectionKind::metadata);
-    if (!metadata) {
-        return std::unexpected(metadata.error());
-    }
-    auto volumes = pack::decode_metadata(*metadata, *objects);
-    if (!volumes) {
-        return std::unexpected(volumes.error());
-    }
+    TRY_ASSIGN(auto metadata, read_section(in, pack::SectionKind::metadata));
+    TRY_ASSIGN(auto volumes, pack::decode_metadata(metadata, objects, version));
     std::unordered_map<ObjectId, std::uint64_t> sizes;
-    for (const auto& o : *objects) {
+    for (const auto& o : objects) {
         sizes.emplace(o.id, o.size);
     }
     std::unordered_set<ObjectId> named;
-    for (const auto& v : *volumes) {
+    for (const auto& v : volumes) {
         if (auto ok = check_snapshot(v, sizes); !ok) {
             return damaged(ok.error().message);
         }
@@ -436,11 +401,12 @@ Result<PackContents> read_contents(Input& in, pack::Footer& found) {
     if (named.size() != sizes.size()) {
         return damaged("its object table lists objects that no volume names");
     }
-    return PackContents{std::move(*volumes), std::move(*objects)};
+    return PackContents{std::move(volumes), std::move(objects)};
 }
 
 // The header: what is no pack at all is told apart from a pack cut short by its first bytes.
-Result<void> read_header(Input& in) {
+// Returns the pack's format version.
+Result<std::uint32_t> read_header(Input& in) {
     TRY_ASSIGN(auto header, in.take_up_to(pack::k_header_size));
     return pack::check_header(header);
 }
@@ -497,9 +463,9 @@ Result<void> read_footer(Input& in, const pack::Footer& found) {
 
 Result<ReadSummary> read_pack(int fd, PackSink& sink, const ProgressFn& progress) {
     Input in(fd);
-    TRY(read_header(in));
+    TRY_ASSIGN(auto version, read_header(in));
     pack::Footer found;
-    TRY_ASSIGN(auto contents, read_contents(in, found));
+    TRY_ASSIGN(auto contents, read_contents(in, version, found));
     TRY_ASSIGN(auto wanted, sink.begin(contents));
     found.frames_offset = in.offset();
     if (wanted.size() != contents.objects.size()) {

@@ -67,14 +67,11 @@ std::unexpected<Error> wrong_size(const pack::PackedObject& object) {
 // Streams one object's bytes into the frames, checking them against its id on the way.
 Result<void> copy_object(const pack::PackedObject& object, const OpenObject& open,
                          pack::FrameWriter& frames, Progress& done, const ProgressFn& progress) {
-    auto fd = open(object.id);
-    if (!fd) {
-        return std::unexpected(fd.error());
-    }
+    TRY_ASSIGN(auto fd, open(object.id));
     Sha256 sha;
     std::uint64_t seen = 0;
     auto read =
-        read_chunks(fd->get(), std::nullopt, nullptr, [&](std::string_view chunk) -> Result<void> {
+        read_chunks(fd.get(), std::nullopt, nullptr, [&](std::string_view chunk) -> Result<void> {
             seen += chunk.size();
             if (seen > object.size) {
                 return wrong_size(object);  // never more bytes in the stream than the table says
@@ -86,9 +83,7 @@ Result<void> copy_object(const pack::PackedObject& object, const OpenObject& ope
             done.bytes_done += chunk.size();
             return !progress || progress(done) ? Result<void>() : cancelled();
         });
-    if (!read) {
-        return std::unexpected(read.error());
-    }
+    TRY(read);
     if (seen != object.size) {
         return wrong_size(object);
     }
@@ -133,13 +128,14 @@ Result<PackSummary> write_pack(int fd, const std::vector<VolumeSnapshot>& volume
     TRY_ASSIGN(auto frames, pack::FrameWriter::open(out, summary.object_bytes, options));
 
     pack::Footer footer;
-    TRY(out.write(pack::encode_header()));
+    const std::uint32_t version = pack::version_for(volumes);
+    TRY(out.write(pack::encode_header(version)));
     footer.object_table_offset = out.offset();
     TRY(write_section(out, pack::SectionKind::object_table, pack::encode_object_table(objects),
                       options.level));
     footer.metadata_offset = out.offset();
-    TRY(write_section(out, pack::SectionKind::metadata, pack::encode_metadata(volumes, objects),
-                      options.level));
+    TRY(write_section(out, pack::SectionKind::metadata,
+                      pack::encode_metadata(volumes, objects, version), options.level));
     footer.frames_offset = out.offset();
     Progress done{0, summary.object_bytes, 0, objects.size()};
     for (const auto& object : objects) {
@@ -156,22 +152,18 @@ Result<PackSummary> write_pack(int fd, const std::vector<VolumeSnapshot>& volume
 
 Result<PackSummary> pack_store(Store& store, const std::vector<std::string>& names_in, int fd,
                                const PackOptions& options, const ProgressFn& progress) {
-    auto all = store.volumes();
-    if (!all) {
-        return std::unexpected(all.error());
-    }
+    TRY_ASSIGN(auto all, store.volumes());
     std::vector<std::string> names = names_in;
     std::string known;
-    for (const auto& v : *all) {
+    for (const auto& v : all) {
         known += (known.empty() ? "" : ", ") + v.name;
         if (names_in.empty()) {
             names.push_back(v.name);
         }
     }
     for (const auto& name : names) {
-        auto found =
-            std::find_if(all->begin(), all->end(), [&](auto& v) { return v.name == name; });
-        if (found == all->end()) {
+        auto found = std::find_if(all.begin(), all.end(), [&](auto& v) { return v.name == name; });
+        if (found == all.end()) {
             return make_error(
                 ENOENT, fmt::format("the store {} has no volume '{}' (it has: {})",
                                     store.root().string(), name, known.empty() ? "none" : known));
@@ -186,25 +178,18 @@ Result<PackSummary> pack_store(Store& store, const std::vector<std::string>& nam
                 "unmount it with fbfs umount before packing, so the files open there are in the "
                 "pack"));
         }
-        if (!lock) {
-            return std::unexpected(lock.error());
-        }
+        TRY(lock);
         locks.push_back(std::move(*lock));
     }
     std::vector<VolumeSnapshot> volumes;
     auto read = store.env().read([&](LmdbTxn& txn) -> Result<void> {
         for (const auto& name : names) {
-            auto snapshot = read_snapshot(txn, store.tables(), name);
-            if (!snapshot) {
-                return std::unexpected(snapshot.error());
-            }
-            volumes.push_back(std::move(*snapshot));
+            TRY_ASSIGN(auto snapshot, read_snapshot(txn, store.tables(), name));
+            volumes.push_back(std::move(snapshot));
         }
         return {};
     });
-    if (!read) {
-        return std::unexpected(read.error());
-    }
+    TRY(read);
     const ObjectPool& pool = store.pool();
     return write_pack(
         fd, volumes, [&](const ObjectId& id) { return pool.open_object(id); }, options, progress);

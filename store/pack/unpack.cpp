@@ -183,11 +183,8 @@ public:
                                                           "unpacking; unpack again",
                                                           objects[i].id.hex()));
                 }
-                auto put = pool.publish(m_temps[i], objects[i].id, objects[i].size);
-                if (!put) {
-                    return std::unexpected(put.error());
-                }
-                published[i] = !put->deduped;
+                TRY_ASSIGN(auto put, pool.publish(m_temps[i], objects[i].id, objects[i].size));
+                published[i] = !put.deduped;
                 m_temps[i].clear();
             }
             for (const auto& v : contents.volumes) {
@@ -290,11 +287,8 @@ Result<UnpackSummary> unpack(Store& store, int fd, const ProgressFn& progress,
                              const std::vector<std::string>& only) {
     remove_abandoned(store.pool().tmp_dir());
     StoreSink sink(store, only);
-    auto read = read_pack(fd, sink, progress);
-    if (!read) {
-        return std::unexpected(read.error());
-    }
-    PackContents& contents = read->contents;
+    TRY_ASSIGN(auto read, read_pack(fd, sink, progress));
+    PackContents& contents = read.contents;
     std::erase_if(contents.volumes, [&](const auto& v) { return !sink.selected(v.name); });
     if (::geteuid() != 0) {
         for (auto& v : contents.volumes) {
@@ -304,16 +298,13 @@ Result<UnpackSummary> unpack(Store& store, int fd, const ProgressFn& progress,
             }
         }
     }
-    auto added = sink.commit(contents);
-    if (!added) {
-        return std::unexpected(added.error());
-    }
+    TRY_ASSIGN(auto added, sink.commit(contents));
     // The unpack is done; objects it left unnamed go now or at the next mount, so a failure
     // here is no failure of the unpack.
     (void)store.remove_dead_objects();
     UnpackSummary summary;
     summary.volumes = contents.volumes.size();
-    summary.objects_added = *added;
+    summary.objects_added = added;
     for (const auto& v : contents.volumes) {
         summary.logical_bytes += logical_bytes(v);
     }
@@ -321,7 +312,7 @@ Result<UnpackSummary> unpack(Store& store, int fd, const ProgressFn& progress,
         summary.objects += sink.needed(i) ? 1 : 0;
         summary.object_bytes += sink.needed(i) ? contents.objects[i].size : 0;
     }
-    summary.packed_bytes = read->packed_bytes;
+    summary.packed_bytes = read.packed_bytes;
     return summary;
 }
 

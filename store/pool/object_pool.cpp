@@ -219,9 +219,7 @@ Result<Hashed> copy_regular(int src, const struct stat& before, off_t offset, co
     if (!hashed && hashed.error().code != ECANCELED) {
         return hashed;
     }
-    if (!copied) {
-        return std::unexpected(copied.error());
-    }
+    TRY(copied);
     if (!hashed) {
         return hashed;
     }
@@ -257,30 +255,25 @@ Result<ObjectPool> ObjectPool::open(const fs::path& root) {
     }
     ObjectPool pool(root, root / "objects", root / "tmp");
     for (const auto& dir : {pool.m_objects, pool.m_tmp}) {
-        if (auto made = make_dir(dir); !made) {
-            return std::unexpected(made.error());
-        }
+        TRY(make_dir(dir));
     }
     return pool;
 }
 
 Result<PutResult> ObjectPool::put_bytes(std::span<const std::byte> bytes) const {
-    auto temp = TempFile::create(m_tmp);
-    if (!temp) {
-        return std::unexpected(temp.error());
-    }
+    TRY_ASSIGN(auto temp, TempFile::create(m_tmp));
     if (auto written =
-            write_all(temp->fd(), {reinterpret_cast<const char*>(bytes.data()), bytes.size()},
-                      temp->path().string());
+            write_all(temp.fd(), {reinterpret_cast<const char*>(bytes.data()), bytes.size()},
+                      temp.path().string());
         !written) {
         return std::unexpected(written.error());
     }
-    if (::fchmod(temp->fd(), k_object_mode) != 0) {
-        return errno_error(fmt::format("cannot chmod {}", temp->path().string()));
+    if (::fchmod(temp.fd(), k_object_mode) != 0) {
+        return errno_error(fmt::format("cannot chmod {}", temp.path().string()));
     }
-    auto put = publish(temp->path(), ObjectId::of(bytes), bytes.size());
+    auto put = publish(temp.path(), ObjectId::of(bytes), bytes.size());
     if (put) {
-        temp->keep();
+        temp.keep();
     }
     return put;
 }
@@ -294,23 +287,18 @@ Result<PutResult> ObjectPool::put_fd(int fd) const {
     if (::fstat(fd, &st) != 0) {
         return errno_error(fmt::format("cannot stat {}", fd_name(fd)));
     }
-    auto temp = TempFile::create(m_tmp);
-    if (!temp) {
-        return std::unexpected(temp.error());
-    }
+    TRY_ASSIGN(auto temp, TempFile::create(m_tmp));
     // Files that report no size (those in /proc) and pipes can only be read as a stream.
     off_t offset = S_ISREG(st.st_mode) ? ::lseek(fd, 0, SEEK_CUR) : -1;
     bool concurrent = offset >= 0 && st.st_size - offset >= k_concurrent_min;
-    auto hashed = concurrent ? copy_regular(fd, st, offset, *temp) : copy_stream(fd, *temp);
-    if (!hashed) {
-        return std::unexpected(hashed.error());
+    TRY_ASSIGN(auto hashed,
+               concurrent ? copy_regular(fd, st, offset, temp) : copy_stream(fd, temp));
+    if (::fchmod(temp.fd(), k_object_mode) != 0) {
+        return errno_error(fmt::format("cannot chmod {}", temp.path().string()));
     }
-    if (::fchmod(temp->fd(), k_object_mode) != 0) {
-        return errno_error(fmt::format("cannot chmod {}", temp->path().string()));
-    }
-    auto put = publish(temp->path(), hashed->id, hashed->size);
+    auto put = publish(temp.path(), hashed.id, hashed.size);
     if (put) {
-        temp->keep();
+        temp.keep();
     }
     return put;
 }
@@ -349,21 +337,15 @@ Result<PutResult> ObjectPool::seal(const fs::path& file) const {
         return make_error(EINVAL,
                           fmt::format("cannot adopt {}: not a regular file", file.string()));
     }
-    auto hashed = hash_fd(fd.get());
-    if (!hashed) {
-        return std::unexpected(hashed.error());
-    }
+    TRY_ASSIGN(auto hashed, hash_fd(fd.get()));
     if (::fchmod(fd.get(), k_object_mode) != 0) {
         return errno_error(fmt::format("cannot chmod {}", file.string()));
     }
-    return PutResult{hashed->id, hashed->size, false};
+    return PutResult{hashed.id, hashed.size, false};
 }
 
 Result<TempCopy> ObjectPool::copy_to_temp(int from, std::string_view prefix) const {
-    auto temp = TempFile::create(m_tmp, prefix);
-    if (!temp) {
-        return std::unexpected(temp.error());
-    }
+    TRY_ASSIGN(auto temp, TempFile::create(m_tmp, prefix));
     std::uint64_t size = 0;
     if (from >= 0) {
         struct stat st {};
@@ -371,23 +353,17 @@ Result<TempCopy> ObjectPool::copy_to_temp(int from, std::string_view prefix) con
             return errno_error(fmt::format("cannot stat {}", fd_name(from)));
         }
         std::atomic<bool> never{false};
-        auto copied = copy_range(from, 0, st.st_size, *temp, never);
-        if (!copied) {
-            return std::unexpected(copied.error());
-        }
-        size = *copied;
+        TRY_ASSIGN(auto copied, copy_range(from, 0, st.st_size, temp, never));
+        size = copied;
     }
-    fs::path path = temp->path();
-    return TempCopy{temp->release(), std::move(path), size};
+    fs::path path = temp.path();
+    return TempCopy{temp.release(), std::move(path), size};
 }
 
 Result<PutResult> ObjectPool::hash_fd(int fd) {
     std::atomic<bool> never{false};
-    auto hashed = hash_range(fd, 0, never);
-    if (!hashed) {
-        return std::unexpected(hashed.error());
-    }
-    return PutResult{hashed->id, hashed->size, false};
+    TRY_ASSIGN(auto hashed, hash_range(fd, 0, never));
+    return PutResult{hashed.id, hashed.size, false};
 }
 
 bool ObjectPool::contains(const ObjectId& id) const {
@@ -421,16 +397,10 @@ Result<void> ObjectPool::remove(const ObjectId& id) const {
 }
 
 Result<bool> ObjectPool::verify(const ObjectId& id) const {
-    auto fd = open_object(id);
-    if (!fd) {
-        return std::unexpected(fd.error());
-    }
+    TRY_ASSIGN(auto fd, open_object(id));
     std::atomic<bool> never{false};
-    auto hashed = hash_range(fd->get(), 0, never);
-    if (!hashed) {
-        return std::unexpected(hashed.error());
-    }
-    return hashed->id == id;
+    TRY_ASSIGN(auto hashed, hash_range(fd.get(), 0, never));
+    return hashed.id == id;
 }
 
 Result<void> ObjectPool::for_each(
@@ -498,9 +468,7 @@ Result<PutResult> ObjectPool::publish(const fs::path& temp, const ObjectId& id,
     if (rc != 0 && errno == ENOENT) {
         // The fan-out directory is made on first use (callers publish inside a metadata
         // transaction: one call, not two, in the usual case).
-        if (auto made = make_dir(target.parent_path()); !made) {
-            return std::unexpected(made.error());
-        }
+        TRY(make_dir(target.parent_path()));
         rc = move();
     }
     if (rc == 0) {

@@ -2,6 +2,7 @@
 // line; and every refusal is one line "fbfs: ...", exit status 1, with every file left as it was
 // (stores, the output directory, an existing pack file) and no temp file behind.
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -456,6 +457,30 @@ TEST_CASE("cli pack: an existing -o file is replaced only when the pack succeeds
     }
     CHECK(fbfs::test::read_path(target) == "the pack of yesterday");
     CHECK(fbfs::test::names_in(f.out) == std::set<std::string>{"ci.pack"});
+}
+
+TEST_CASE("cli pack: temp files of killed packs to the same output are removed, live ones kept",
+          "[cli][pack]") {
+    Fixture f;
+    auto target = f.out / "ci.pack";
+    // A pid no process has: a child that has exited and been reaped.
+    pid_t gone = ::fork();
+    REQUIRE(gone >= 0);
+    if (gone == 0) {
+        ::_exit(0);
+    }
+    REQUIRE(::waitpid(gone, nullptr, 0) == gone);
+    auto killed = fmt::format(".ci.pack.fbfs-{}-a1b2c3", gone);
+    auto alive = fmt::format(".ci.pack.fbfs-{}-d4e5f6", ::getpid());  // a writer still at work
+    auto other = fmt::format(".other.pack.fbfs-{}-a1b2c3", gone);     // another output's
+    for (const auto& name : {killed, alive, other, std::string("unrelated")}) {
+        fbfs::test::write_file(f.out / name, "half a pack");
+    }
+    auto result = run_cli({"pack", "--store", f.src.string(), "-o", target.string()});
+    INFO(result.err);
+    REQUIRE(result.status == 0);
+    CHECK(fbfs::test::names_in(f.out) ==
+          std::set<std::string>{"ci.pack", alive, other, "unrelated"});
 }
 
 TEST_CASE("cli pack: an existing -o file is replaced by a successful pack", "[cli][pack]") {

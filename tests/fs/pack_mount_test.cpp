@@ -1,10 +1,10 @@
 // `fbfs pack` and `fbfs unpack` around real mounts, as a CI cache uses them: a tree made through
 // a mount comes back exactly after pack, a wiped store and unpack (bytes, modes, owners, times to
-// the nanosecond, hard links, symlinks, fifos); a pack made by runner A at one path and $HOME
-// lets runner B at another path and $HOME build nothing, an overlay's deletions and copy-ups
-// included; a mounted volume is never packed or overwritten, and a volume being packed cannot be
-// mounted; a volume whose daemon was killed packs, and is unpacked over, without leftovers; and
-// unpacking replaces exactly the volumes a pack holds.
+// the nanosecond, hard links, symlinks, fifos, extended attributes); a pack made by runner A at one
+// path and $HOME lets runner B at another path and $HOME build nothing, an overlay's deletions and
+// copy-ups included; a mounted volume is never packed or overwritten, and a volume being packed
+// cannot be mounted; a volume whose daemon was killed packs, and is unpacked over, without
+// leftovers; and unpacking replaces exactly the volumes a pack holds.
 //
 // Every compiler run goes through a logging launcher that writes outside the mount, so the tests
 // count what was compiled, not what make claimed. The tools are installed by scripts/deps; a
@@ -14,6 +14,7 @@
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -110,6 +111,32 @@ RunResult pack(const fs::path& store, const fs::path& output, std::vector<std::s
 
 RunResult unpack(const fs::path& store, const fs::path& input) {
     return fbfs_cli({"unpack", "--store", store.string(), input.string()});
+}
+
+// Every extended attribute of each path under `root` (the root itself as "."), as the mount
+// lists and gets them: "path name" -> value.
+std::map<std::string, std::string> xattrs_under(const fs::path& root) {
+    std::map<std::string, std::string> out;
+    std::vector<fs::path> paths{root};
+    for (const auto& entry : fs::recursive_directory_iterator(root)) {
+        paths.push_back(entry.path());
+    }
+    for (const auto& path : paths) {
+        std::string relative = path == root ? "." : path.lexically_relative(root).string();
+        std::string names(65536, '\0');
+        ssize_t listed = ::llistxattr(path.c_str(), names.data(), names.size());
+        REQUIRE(listed >= 0);
+        names.resize(static_cast<std::size_t>(listed));
+        for (std::size_t at = 0; at < names.size(); at = names.find('\0', at) + 1) {
+            std::string name = names.substr(at, names.find('\0', at) - at);
+            std::string value(65536, '\0');
+            ssize_t got = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
+            REQUIRE(got >= 0);
+            value.resize(static_cast<std::size_t>(got));
+            out[relative + " " + name] = value;
+        }
+    }
+    return out;
 }
 
 // The number written just before `word` in a summary line ("12 objects"), if there is one.
@@ -530,6 +557,55 @@ TEST_CASE("pack mount: a tree made through a mount comes back exactly after pack
     CHECK(atimes(m.path()) == atimes_before);
     check_same_tree(before, snapshot(m.path()));
     CHECK(stat_outcome(m / "after-unpack") == "ENOENT");
+}
+
+TEST_CASE(
+    "pack mount: extended attributes of files, directories and a hard link come back in a "
+    "fresh store",
+    "[fuse]") {
+    require_root();  // trusted. attributes, which root alone may set and list
+    TempDir tmp;
+    const auto from = tmp / "from";
+    const auto to = tmp / "to";
+    const auto pack_file = tmp / "volumes.pack";
+    Mount m(from, tmp / "mnt");
+    fs::create_directories(m / "dir/sub");
+    put_file(m / "dir/file", "attributed bytes\n");
+    put_file(m / "plain", "no attributes\n");
+    REQUIRE(outcome(::link((m / "dir/file").c_str(), (m / "linked").c_str())) == "ok");
+    auto set = [&](const fs::path& path, const char* name, std::string_view value) {
+        INFO(path << " " << name);
+        REQUIRE(::lsetxattr(path.c_str(), name, value.data(), value.size(), 0) == 0);
+    };
+    set(m / "dir/file", "user.origin", "ci runner");
+    set(m / "linked", "trusted.sum", std::string_view("\0\x01\xff", 3));  // the same inode
+    set(m / "dir", "user.dir", std::string(3000, 'd'));
+    set(m / "dir/sub", "trusted.empty", "");
+    set(m.path(), "user.root", "r");
+    set(m / "dir/sub", "security.label", "fbfs");
+    const auto before = xattrs_under(m.path());
+    REQUIRE(before.size() == 8);  // the hard-linked file's two attributes show under both names
+    CHECK(before.at("linked user.origin") == "ci runner");
+    m.unmount();
+    auto digest = [](const fs::path& store) {
+        auto result = fbfs_cli({"stat", "--store", store.string(), "--digest"});
+        require_ok(result, "fbfs stat --digest");
+        return result.out;
+    };
+    const auto digest_before = digest(from);
+
+    require_ok(pack(from, pack_file), "fbfs pack");
+    require_ok(unpack(to, pack_file), "fbfs unpack");
+    CHECK(digest(to) == digest_before);
+    Mount there(to, tmp / "there");
+    CHECK(xattrs_under(there.path()) == before);
+    CHECK(lstat_of(there / "linked").st_ino == lstat_of(there / "dir/file").st_ino);
+    // What came back is the volume's own: it changes like any attribute, on every name.
+    REQUIRE(::lremovexattr((there / "linked").c_str(), "user.origin") == 0);
+    CHECK(::lgetxattr((there / "dir/file").c_str(), "user.origin", nullptr, 0) == -1);
+    CHECK(errno == ENODATA);
+    there.unmount();
+    CHECK(digest(to) != digest_before);
 }
 
 TEST_CASE("pack mount: fbfs pack -o - piped into fbfs unpack - carries a volume to another store",

@@ -80,6 +80,9 @@ public:
     void whiteout(InodeNumber parent, const std::string& name) {
         m_v.entries.push_back({parent, name, {0, DT_WHT}});
     }
+    void xattr(InodeNumber ino, const std::string& name, const std::string& value) {
+        m_v.xattrs.push_back({ino, {name, value}});
+    }
     void stamp(const std::string& path, const std::string& content) {
         m_v.stamps.push_back({path, {ObjectId::of(content), content.size(), k_time}});
     }
@@ -91,6 +94,9 @@ public:
         });
         std::sort(m_v.stamps.begin(), m_v.stamps.end(),
                   [](const auto& a, const auto& b) { return a.path < b.path; });
+        std::sort(m_v.xattrs.begin(), m_v.xattrs.end(), [](const auto& a, const auto& b) {
+            return std::tie(a.ino, a.xattr.name) < std::tie(b.ino, b.xattr.name);
+        });
         std::unordered_map<ObjectId, std::uint64_t> sizes;
         for (const auto& [id, bytes] : m_blobs) {
             sizes.emplace(id, bytes.size());
@@ -181,11 +187,12 @@ std::string section(pack::SectionKind kind, std::string_view raw) {
 std::string frameless_pack(const std::vector<pack::PackedObject>& objects,
                            const std::vector<VolumeSnapshot>& volumes) {
     pack::Footer footer;
-    std::string out = pack::encode_header();
+    std::uint32_t version = pack::version_for(volumes);
+    std::string out = pack::encode_header(version);
     footer.object_table_offset = out.size();
     out += section(pack::SectionKind::object_table, pack::encode_object_table(objects));
     footer.metadata_offset = out.size();
-    out += section(pack::SectionKind::metadata, pack::encode_metadata(volumes, objects));
+    out += section(pack::SectionKind::metadata, pack::encode_metadata(volumes, objects, version));
     footer.frames_offset = footer.frame_table_offset = out.size();
     out += section(pack::SectionKind::frame_table, pack::encode_frame_table({}));
     footer.footer_offset = out.size();
@@ -228,7 +235,10 @@ int main(int argc, char** argv) {
     }
 
     // One volume with every kind of entry: files, an empty file, a hard link, a symlink, a fifo,
-    // a whiteout, an opaque directory, nested directories and lower-file stamps.
+    // a whiteout, an opaque directory, nested directories, extended attributes (on the hard-linked
+    // file, a directory and the symlink) and lower-file stamps. valid-v1-files.pack is the same
+    // volume without attributes, which is written as format 1: the same bytes as fbfs wrote
+    // before format 2.
     std::string files_pack;
     {
         std::map<ObjectId, std::string> blobs;
@@ -241,13 +251,20 @@ int main(int argc, char** argv) {
         InodeNumber sub = v.dir(src, "sub", true);
         v.file(sub, "util.h", "#pragma once\nint util(int);\n");
         v.whiteout(sub, "gone.h");
-        v.symlink(k_root_inode, "latest", "src/main.c");
+        InodeNumber latest = v.symlink(k_root_inode, "latest", "src/main.c");
         v.fifo(k_root_inode, "pipe");
+        v.xattr(main, "user.origin", "ci");
+        v.xattr(main, "trusted.sum", std::string("\0\x7f\xff", 3));
+        v.xattr(sub, "user.dir", "");
+        v.xattr(latest, "security.selinux", "system_u:object_r:fbfs_t:s0");
         v.file(k_root_inode, "Makefile", "all:\n\tcc -o app src/main.c\n");
         v.stamp("src/main.c", main_c);
         v.stamp("src/sub/util.h", "#pragma once\n");
-        files_pack = make_pack({v.take()}, blobs);
+        VolumeSnapshot files = v.take();
+        files_pack = make_pack({files}, blobs);
         write_seed(dir, "valid-files.pack", files_pack);
+        files.xattrs.clear();
+        write_seed(dir, "valid-v1-files.pack", make_pack({files}, blobs));
     }
 
     // Two volumes sharing content, and one volume holding the same content twice: each object
@@ -293,6 +310,31 @@ int main(int argc, char** argv) {
         v.link(k_root_inode, "g", f);
         v.entry(k_root_inode, "h", f);  // a third name the link count leaves out
         write_seed(dir, "broken-link-count.pack", make_pack({v.take(false)}, blobs));
+    }
+    {
+        std::map<ObjectId, std::string> blobs;
+        VolumeBuilder v("xattrs", blobs);
+        v.file(k_root_inode, "f", "attributes of an inode the volume lacks\n");
+        v.xattr(9, "user.stray", "x");
+        write_seed(dir, "broken-xattr-no-inode.pack", make_pack({v.take(false)}, blobs));
+    }
+    {
+        std::map<ObjectId, std::string> blobs;
+        VolumeBuilder v("xattrs", blobs);
+        v.xattr(v.fifo(k_root_inode, "pipe"), "user.a", "user attributes are for files");
+        write_seed(dir, "broken-xattr-user-on-fifo.pack", make_pack({v.take(false)}, blobs));
+    }
+    {
+        std::map<ObjectId, std::string> blobs;
+        VolumeBuilder v("xattrs", blobs);
+        v.xattr(k_root_inode, "user.big", std::string(4096, 'x'));
+        write_seed(dir, "broken-xattr-too-big.pack", make_pack({v.take(false)}, blobs));
+    }
+    {
+        std::map<ObjectId, std::string> blobs;
+        VolumeBuilder v("xattrs", blobs);
+        v.xattr(k_root_inode, "system.posix_acl_access", "acl");
+        write_seed(dir, "broken-xattr-acl.pack", make_pack({v.take(false)}, blobs));
     }
     {
         std::map<ObjectId, std::string> blobs;

@@ -37,6 +37,9 @@ public:
             sizes.push_back(o.size);
         }
         volumes = contents.volumes.size();
+        for (const auto& v : contents.volumes) {
+            xattrs += v.xattrs.size();
+        }
         return std::vector<bool>(sizes.size(), true);
     }
     Result<void> object_bytes(std::size_t index, std::string_view bytes) override {
@@ -55,6 +58,7 @@ public:
 
     bool begun = false;
     std::size_t volumes = 0;
+    std::size_t xattrs = 0;
     std::vector<std::uint64_t> sizes;
     std::size_t ended = 0;
     std::uint64_t got = 0;
@@ -129,6 +133,11 @@ TEST_CASE("pack corpus: the seeds hold what their names say") {
     Replay files = replay(k_corpus / "valid-files.pack");
     CHECK(files.sink.volumes == 1);
     CHECK(files.sink.sizes.size() == 3);  // main.c (twice linked), util.h, Makefile
+    CHECK(files.sink.xattrs == 4);
+    Replay v1 = replay(k_corpus / "valid-v1-files.pack");  // format 1: no attributes
+    CHECK(v1.sink.volumes == 1);
+    CHECK(v1.sink.sizes.size() == 3);
+    CHECK(v1.sink.xattrs == 0);
 }
 
 TEST_CASE("pack corpus: the broken seeds are refused as damaged") {

@@ -167,6 +167,10 @@ std::vector<std::string> describe(const VolumeSnapshot& v) {
         out.push_back(fmt::format("stamp {} {} {} {}", s.path, s.stamp.content.hex(), s.stamp.size,
                                   s.stamp.shown_mtime));
     }
+    for (const auto& x : v.xattrs) {
+        out.push_back(fmt::format("xattr {} {} = {}", x.ino, x.xattr.name,
+                                  ObjectId::of(x.xattr.value).hex()));
+    }
     return out;
 }
 
@@ -371,7 +375,9 @@ std::string main_c(std::string_view flavor) {
 
 // Builds volume `name` of `store`: directories (one opaque), regular files with content, an empty
 // file, an executable, two inodes with the same content, a hard link across directories, a
-// symlink, a fifo, a socket, a whiteout, lower stamps and nanosecond times. `flavor` changes
+// symlink, a fifo, a socket, a whiteout, extended attributes (user. and trusted. ones on files,
+// on a hard-linked file and on directories, the root's included), lower stamps and nanosecond
+// times. `flavor` changes
 // every file's bytes, so volumes of different flavors share no object.
 void build_volume(Store& store, const std::string& name, const std::string& flavor) {
     auto tree = must(VolumeTree::open(store, name, owner_uid(), owner_gid()));
@@ -412,6 +418,17 @@ void build_volume(Store& store, const std::string& name, const std::string& flav
     make(opaque, "nested", S_IFDIR | 0700);
     must(tree.add_whiteout(k_root_inode, "deleted"));
     must(tree.add_whiteout(src, "old.c"));
+    auto set = [&](InodeNumber ino, std::string_view attribute, std::string_view value) {
+        must(tree.set_xattr(ino, attribute, value, fbfs::XattrMode::create));
+    };
+    set(main_ino, "user.origin", "built by " + flavor);
+    set(main_ino, "trusted.md5",
+        std::string("\0\x01"
+                    "binary\xff",
+                    9));
+    set(src, "user.dir", flavor);
+    set(k_root_inode, "trusted.root", "");
+    set(opaque, "user.big", std::string(2000, 'b'));
     must(tree.put_stamp("src/main.c", LowerStamp{ObjectId::of("lower " + flavor), 11, k_time + 3}));
     must(tree.put_stamp("README", LowerStamp{ObjectId::of("readme " + flavor), 22, k_time + 5}));
     for (std::size_t i = 0; i < inodes.size(); ++i) {
@@ -500,7 +517,8 @@ std::string section_raw(std::string_view bytes, std::uint64_t from, std::uint64_
 
 // A pack as values, to change one thing and encode it again with pack_format's own encoders.
 struct Parts {
-    std::string header = pack::encode_header();
+    std::uint32_t version = pack::k_version;
+    std::string header = pack::encode_header(pack::k_version);
     std::vector<pack::PackedObject> objects;
     std::vector<VolumeSnapshot> volumes;
     std::string frames;  // as stored
@@ -511,10 +529,12 @@ Parts split(std::string_view bytes) {
     Layout l = layout_of(bytes);
     Parts p;
     p.header = std::string(bytes.substr(0, pack::k_header_size));
+    p.version = must(pack::check_header(p.header));
     p.objects = must(pack::decode_object_table(
         section_raw(bytes, l.object_table, l.metadata, pack::SectionKind::object_table)));
-    p.volumes = must(pack::decode_metadata(
-        section_raw(bytes, l.metadata, l.frames, pack::SectionKind::metadata), p.objects));
+    p.volumes = must(
+        pack::decode_metadata(section_raw(bytes, l.metadata, l.frames, pack::SectionKind::metadata),
+                              p.objects, p.version));
     p.frames = std::string(bytes.substr(l.frames, l.frame_table - l.frames));
     p.frame_table = must(pack::decode_frame_table(
         section_raw(bytes, l.frame_table, l.footer, pack::SectionKind::frame_table)));
@@ -546,8 +566,8 @@ std::string frame_table_section(const std::string& raw) {
 
 std::string assemble(const Parts& p) {
     return assemble_raw(p.header, object_table_section(pack::encode_object_table(p.objects)),
-                        metadata_section(pack::encode_metadata(p.volumes, p.objects)), p.frames,
-                        frame_table_section(pack::encode_frame_table(p.frame_table)));
+                        metadata_section(pack::encode_metadata(p.volumes, p.objects, p.version)),
+                        p.frames, frame_table_section(pack::encode_frame_table(p.frame_table)));
 }
 
 std::string header_with(std::uint32_t version, std::uint32_t flags) {
@@ -638,6 +658,8 @@ TEST_CASE("pack: a store's volume comes back exactly from a pack into a new stor
     CHECK(unpacked.inodes == packed.inodes);
     CHECK(unpacked.entries.size() == packed.entries.size());
     CHECK(unpacked.stamps.size() == 2);
+    CHECK(unpacked.xattrs.size() == 5);
+    CHECK(unpacked.xattrs == packed.xattrs);
 
     // The parts that matter, spelled out, so a describe() that missed a field cannot hide them.
     bool saw_opaque = false, saw_fifo = false, saw_symlink = false, saw_nanos = false;
@@ -1072,20 +1094,23 @@ TEST_CASE("pack: a pack from a newer fbfs is refused as newer rather than damage
     Source source;
     auto bytes = pack_of(*source.store);
     Target target;
-    auto newer = header_with(2, 0) + bytes.substr(pack::k_header_size);
+    auto newer = header_with(pack::k_version + 1, 0) + bytes.substr(pack::k_header_size);
     auto error = target.refused(newer);
-    check_message(error, {"version 2", "newer", "newer fbfs"});
+    check_message(error, {fmt::format("version {}", pack::k_version + 1), "newer", "newer fbfs"});
     CHECK_THAT(error.message, !Catch::Contains("damaged"));
     CHECK(error.code == EPROTONOSUPPORT);
 
     // Even with flags this version does not know, and whatever follows the header.
     check_message(target.refused(header_with(7, 0xff) + std::string(500, '?')),
                   {"version 7", "newer"});
-    // Version 0 and unknown flags in version 1 are damage.
+    // Version 0 and unknown flags in a known version are damage.
     check_message(target.refused(header_with(0, 0) + bytes.substr(pack::k_header_size)),
                   {"damaged", "version 0"});
     check_message(target.refused(header_with(1, 4) + bytes.substr(pack::k_header_size)),
                   {"damaged", "flags"});
+    check_message(
+        target.refused(header_with(pack::k_version, 4) + bytes.substr(pack::k_header_size)),
+        {"damaged", "flags"});
 }
 
 TEST_CASE("pack: sizes and counts that run past the file are refused without reading them",
@@ -1115,14 +1140,14 @@ TEST_CASE("pack: sizes and counts that run past the file are refused without rea
         raw.replace(0, 8, fbfs::ByteWriter().le(std::uint64_t{p.objects.size() + 1}).take());
         auto crafted =
             assemble_raw(p.header, object_table_section(raw),
-                         metadata_section(pack::encode_metadata(p.volumes, p.objects)), p.frames,
-                         frame_table_section(pack::encode_frame_table(p.frame_table)));
+                         metadata_section(pack::encode_metadata(p.volumes, p.objects, p.version)),
+                         p.frames, frame_table_section(pack::encode_frame_table(p.frame_table)));
         check_message(target.refused(crafted), {"damaged", "object table", "count"});
         raw.replace(0, 8, fbfs::ByteWriter().le(~std::uint64_t{0}).take());
         crafted =
             assemble_raw(p.header, object_table_section(raw),
-                         metadata_section(pack::encode_metadata(p.volumes, p.objects)), p.frames,
-                         frame_table_section(pack::encode_frame_table(p.frame_table)));
+                         metadata_section(pack::encode_metadata(p.volumes, p.objects, p.version)),
+                         p.frames, frame_table_section(pack::encode_frame_table(p.frame_table)));
         check_message(target.refused(crafted), {"damaged", "object table", "count"});
     }
     SECTION("a frame table counting more frames than it has") {
@@ -1131,8 +1156,8 @@ TEST_CASE("pack: sizes and counts that run past the file are refused without rea
         raw.replace(0, 8, fbfs::ByteWriter().le(std::uint64_t{p.frame_table.size() + 1}).take());
         auto crafted =
             assemble_raw(p.header, object_table_section(pack::encode_object_table(p.objects)),
-                         metadata_section(pack::encode_metadata(p.volumes, p.objects)), p.frames,
-                         frame_table_section(raw));
+                         metadata_section(pack::encode_metadata(p.volumes, p.objects, p.version)),
+                         p.frames, frame_table_section(raw));
         check_message(target.refused(crafted), {"damaged", "frame table", "count"});
     }
     SECTION("a frame table listing a frame that is not there") {
@@ -1156,7 +1181,7 @@ TEST_CASE("pack: sizes and counts that run past the file are refused without rea
     }
     SECTION("metadata with a volume count larger than its volumes") {
         auto p = split(bytes);
-        auto raw = pack::encode_metadata(p.volumes, p.objects);
+        auto raw = pack::encode_metadata(p.volumes, p.objects, p.version);
         raw.replace(0, 4, fbfs::ByteWriter().le(std::uint32_t{1000}).take());
         auto crafted =
             assemble_raw(p.header, object_table_section(pack::encode_object_table(p.objects)),
@@ -1525,4 +1550,135 @@ TEST_CASE("pack: inconsistent inodes and stamps are refused", "[store][pack]") {
         check_message(target.refused(pack_snapshots({v}, base_objects())),
                       {"damaged", "vol", "root"});
     }
+}
+
+// ---- extended attributes ------------------------------------------------------------------------
+
+TEST_CASE("pack: attributes a mount would have refused are refused and change nothing",
+          "[store][pack]") {
+    Target target;
+    auto v = base_volume();
+    auto refused_with = [&](std::vector<fbfs::SnapshotXattr> xattrs,
+                            std::initializer_list<std::string_view> parts) {
+        auto bad = v;
+        bad.xattrs = std::move(xattrs);
+        check_message(target.refused(pack_snapshots({bad}, base_objects())), parts);
+    };
+    SECTION("an attribute of an inode the volume lacks") {
+        refused_with({{7, {"user.a", "1"}}}, {"damaged", "'user.a'", "inode 7", "lacks"});
+    }
+    SECTION("names no mount stores") {
+        refused_with({{2, {"user.", "1"}}}, {"damaged", "inode 2", "'user.'"});
+        refused_with({{2, {"system.posix_acl_access", "1"}}},
+                     {"damaged", "inode 2", "system.posix_acl_access"});
+        refused_with({{2, {"other.x", "1"}}}, {"damaged", "inode 2", "'other.x'"});
+        refused_with({{2, {std::string("user.a\0b", 8), "1"}}}, {"damaged", "inode 2", "'user.a'"});
+        refused_with({{2, {"user." + std::string(251, 'n'), "1"}}}, {"damaged", "inode 2"});
+    }
+    SECTION("a user. attribute on what is no file or directory") {
+        v.inodes[4] = record(S_IFIFO | 0644, 1);
+        v.entries.push_back({k_root_inode, "pipe", {4, DT_FIFO}});
+        refused_with({{4, {"user.a", "1"}}}, {"damaged", "inode 4", "'user.a'", "directory"});
+    }
+    SECTION("more than an inode holds") {
+        refused_with(
+            {{3, {"user.a", std::string(2000, 'a')}}, {3, {"user.b", std::string(2100, 'b')}}},
+            {"damaged", "inode 3", "4096"});
+        refused_with({{3, {"trusted.a", std::string(5000, 'a')}}}, {"damaged", "inode 3", "4096"});
+    }
+    SECTION("the same attribute twice, or out of order") {
+        refused_with({{2, {"user.a", "1"}}, {2, {"user.a", "2"}}}, {"damaged", "inode 2", "twice"});
+        refused_with({{2, {"user.b", "1"}}, {2, {"user.a", "2"}}},
+                     {"damaged", "'user.a'", "order"});
+        refused_with({{3, {"user.a", "1"}}, {2, {"user.b", "2"}}}, {"damaged", "inode 2", "order"});
+        // A name that breaks no rule but its order still gives a one-line message.
+        refused_with({{2, {"user.a\nb", "1"}}, {2, {"user.a\nb", "2"}}},
+                     {"damaged", "inode 2", "'user.a?b'", "twice"});
+    }
+    SECTION("a record cut short inside a sealed metadata section") {
+        v.xattrs = {{2, {"user.a", "value"}}};
+        auto p = split(pack_snapshots({v}, base_objects()));
+        auto raw = pack::encode_metadata(p.volumes, p.objects, p.version);
+        for (std::size_t cut : {1, 3, 8}) {  // in its value, in its name, in its count
+            auto bytes =
+                assemble_raw(p.header, object_table_section(pack::encode_object_table(p.objects)),
+                             metadata_section(raw.substr(0, raw.size() - cut)), p.frames,
+                             frame_table_section(pack::encode_frame_table(p.frame_table)));
+            check_message(target.refused(bytes), {"damaged", "metadata", "middle of a record"});
+        }
+    }
+}
+
+TEST_CASE("pack: attributes that fill an inode exactly come back, also on a fresh store's volume",
+          "[store][pack]") {
+    // 4096 bytes in all: two attributes of 16 + name + value each.
+    auto v = base_volume();
+    v.xattrs = {{2, {"user.a", std::string(2048 - 16 - 6, 'a')}},
+                {2, {"user.b", std::string(2048 - 16 - 6, 'b')}},
+                {3, {"security.selinux", "system_u:object_r:x_t:s0"}}};
+    TempDir dest_dir;
+    auto dest = open_store(dest_dir / "store");
+    must(unpack_file(*dest, pack_snapshots({v}, base_objects())));
+    CHECK(snapshot_of(*dest, "vol").xattrs == v.xattrs);
+    auto tree = must(VolumeTree::open(*dest, "vol", owner_uid(), owner_gid()));
+    CHECK(must(tree.xattr(2, "user.b")) == std::optional<std::string>(v.xattrs[1].xattr.value));
+    CHECK(must(tree.xattrs(3)).size() == 1);
+}
+
+TEST_CASE("pack: a version 1 pack, from before attributes, unpacks and leaves the volume none",
+          "[store][pack]") {
+    // tests/fuzz/corpus/valid-v1-files.pack: the same bytes as fbfs wrote before pack format 2.
+    auto bytes =
+        fbfs::test::read_path(fs::path(FBFS_SOURCE_DIR) / "tests/fuzz/corpus/valid-v1-files.pack");
+    fbfs::ByteReader header(std::string_view(bytes).substr(pack::k_magic.size()));
+    std::uint32_t version = 0;
+    REQUIRE(header.le(version));
+    REQUIRE(version == 1);
+
+    Target target;
+    build_volume(*target.store, "files", "old");  // attributes on inodes the pack reuses
+    REQUIRE_FALSE(snapshot_of(*target.store, "files").xattrs.empty());
+    auto other = volumes_of(*target.store)["other"];
+    auto summary = must(unpack_file(*target.store, bytes));
+    CHECK(summary.volumes == 1);
+    auto files = snapshot_of(*target.store, "files");
+    CHECK(files.xattrs.empty());
+    std::set<std::string> names;
+    for (const auto& e : files.entries) {
+        names.insert(e.name);
+    }
+    CHECK(names == std::set<std::string>{"Makefile", "empty", "gone.h", "latest", "main-link.c",
+                                         "main.c", "pipe", "src", "sub", "util.h"});
+    CHECK(files.stamps.size() == 2);
+    CHECK(volumes_of(*target.store)["other"] == other);
+    check_pool_consistent(*target.store);
+
+    // No row of the old attributes is left behind either, where no inode shows it.
+    std::size_t rows = 0;
+    must(target.store->env().read([&](LmdbTxn& txn) -> Result<void> {
+        return fbfs::for_each_prefix(txn, target.store->tables().xattrs, "", [&](auto, auto) {
+            ++rows;
+            return true;
+        });
+    }));
+    CHECK(rows == snapshot_of(*target.store, "vol").xattrs.size() +
+                      snapshot_of(*target.store, "other").xattrs.size());
+}
+
+TEST_CASE("pack: a pack is written as version 1 unless a volume has attributes", "[store][pack]") {
+    // An fbfs from before attributes keeps reading the packs it could have written itself.
+    auto version_of = [](std::string_view bytes) { return must(pack::check_header(bytes)); };
+    CHECK(version_of(pack_snapshots({base_volume()}, base_objects())) == 1);
+    auto with = base_volume("with");
+    with.xattrs = {{3, {"user.a", "1"}}};
+    CHECK(version_of(pack_snapshots({base_volume(), with}, base_objects())) == 2);
+    Source source;
+    CHECK(version_of(pack_of(*source.store)) == 2);
+
+    // A version 1 pack has no room for them: its metadata ends where version 2's attributes
+    // start, so a version 1 header on version 2 metadata is damage, not a volume without them.
+    auto p = split(pack_snapshots({with}, base_objects()));
+    p.header = pack::encode_header(1);
+    Target target;
+    check_message(target.refused(assemble(p)), {"damaged", "metadata"});
 }

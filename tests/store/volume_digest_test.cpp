@@ -154,3 +154,50 @@ TEST_CASE("store_content_digest: names each volume, and refuses one the store do
     CHECK(missing.error().code == ENOENT);
     CHECK(missing.error().message.find("no volume c") != std::string::npos);
 }
+
+TEST_CASE("content_digest: an extended attribute, its value and the inode holding it count",
+          "[store][digest]") {
+    const auto base = content_digest(volume(7));
+    auto with = [](InodeNumber ino, std::string name, std::string value) {
+        auto v = volume(7);
+        v.xattrs.push_back({ino, {std::move(name), std::move(value)}});
+        return content_digest(v);
+    };
+    auto on_app = with(3, "user.origin", "ci");
+    CHECK(on_app != base);
+    CHECK(with(3, "user.origin", "laptop") != on_app);
+    CHECK(with(3, "user.source", "ci") != on_app);
+    CHECK(with(4, "user.origin", "ci") != on_app);
+    CHECK(with(k_root_inode, "trusted.origin", "ci") != base);
+    // The same attributes written at other times, as other inodes, are the same.
+    auto later = volume(9, 50);
+    later.xattrs.push_back({51, {"user.origin", "ci"}});
+    CHECK(content_digest(later) == on_app);
+}
+
+TEST_CASE("store_content_digest: volumes that differ only in an attribute differ",
+          "[store][digest]") {
+    TempDir tmp;
+    auto store = Store::open(tmp / "store", Store::Mode::create_if_missing);
+    REQUIRE(store);
+    auto tree = fbfs::VolumeTree::open(**store, "vol", 1000, 1000);
+    REQUIRE(tree);
+    InodeRecord dir;
+    dir.mode = S_IFDIR | 0755;
+    auto made = tree->create(k_root_inode, "dir", dir);
+    REQUIRE(made);
+    auto before = store_content_digest(**store, "vol");
+    REQUIRE(before);
+    REQUIRE(tree->set_xattr(made->ino, "user.mark", "1", fbfs::XattrMode::any));
+    auto marked = store_content_digest(**store, "vol");
+    REQUIRE(marked);
+    CHECK(*marked != *before);
+    REQUIRE(tree->set_xattr(made->ino, "user.mark", "2", fbfs::XattrMode::any));
+    auto changed = store_content_digest(**store, "vol");
+    REQUIRE(changed);
+    CHECK(*changed != *marked);
+    REQUIRE(tree->remove_xattr(made->ino, "user.mark"));
+    auto removed = store_content_digest(**store, "vol");
+    REQUIRE(removed);
+    CHECK(*removed == *before);
+}

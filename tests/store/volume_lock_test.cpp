@@ -1,16 +1,19 @@
 #include "store/meta/volume_lock.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <thread>
 
+#include "store/base/unique_fd.h"
 #include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -25,7 +28,78 @@ fs::path make_root(const TempDir& tmp) {
     return tmp / "store";
 }
 
+// Holds the lock on `volume` as acquire() would, but with the lock file's content chosen by the
+// test: what a holder that has just taken the lock, and not yet written its pid, shows.
+struct BareLock {
+    fbfs::UniqueFd fd;
+    BareLock(const fs::path& root, const std::string& volume, std::string_view content) {
+        auto path = root / "locks" / (volume + ".lock");
+        fd = fbfs::UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        REQUIRE(fd);
+        REQUIRE(::pwrite(fd.get(), content.data(), content.size(), 0) ==
+                static_cast<ssize_t>(content.size()));
+        struct flock lock {};
+        lock.l_type = F_WRLCK;
+        lock.l_whence = SEEK_SET;
+        REQUIRE(::fcntl(fd.get(), F_OFD_SETLK, &lock) == 0);
+    }
+    void write_pid(pid_t pid) const {
+        auto text = std::to_string(pid);
+        REQUIRE(::ftruncate(fd.get(), 0) == 0);
+        REQUIRE(::pwrite(fd.get(), text.data(), text.size(), 0) ==
+                static_cast<ssize_t>(text.size()));
+    }
+};
+
+// A pid no process has: a child that has exited and been reaped.
+pid_t gone_pid() {
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::_exit(0);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    return child;
+}
+
 }  // namespace
+
+TEST_CASE("VolumeLock: holder() waits for a new holder's pid and never names pid 0 or a dead one",
+          "[store][volume_lock]") {
+    TempDir tmp;
+    auto root = make_root(tmp);
+    SECTION("a lock file still empty, then written") {
+        BareLock lock(root, "default", "");
+        std::thread writer([&] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+            lock.write_pid(::getpid());
+        });
+        auto holder = VolumeLock::holder(root, "default");
+        writer.join();
+        CHECK(holder == ::getpid());
+    }
+    SECTION("a lock file holding the last holder's pid, then written") {
+        BareLock lock(root, "default", std::to_string(gone_pid()));
+        std::thread writer([&] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+            lock.write_pid(::getpid());
+        });
+        auto holder = VolumeLock::holder(root, "default");
+        writer.join();
+        CHECK(holder == ::getpid());
+    }
+    SECTION("a pid that never comes: no pid at all, and acquire says unknown") {
+        BareLock lock(root, "default", "0");
+        auto holder = VolumeLock::holder(root, "default");
+        CHECK_FALSE(holder.has_value());
+        auto refused = VolumeLock::acquire(root, "default");
+        REQUIRE_FALSE(refused);
+        CHECK(refused.error().code == EBUSY);
+        CHECK_THAT(refused.error().message, Catch::Contains("pid unknown"));
+        CHECK_THAT(refused.error().message, !Catch::Contains("pid 0"));
+    }
+}
 
 TEST_CASE("VolumeLock: a second acquire of a held volume fails with EBUSY naming the holder",
           "[store][volume_lock]") {

@@ -2,7 +2,8 @@
 // of their run. What is promised (docs/RELIABILITY.md):
 //   - pack: the store is as it was (same `fbfs stat --digest`, `fbfs verify` clean, its tmp/
 //     empty) and the output file is absent or complete: it unpacks into a fresh store with the
-//     same digest, and that store verifies;
+//     same digest, and that store verifies; the next pack to the same output removes the temp
+//     file the killed one left beside it;
 //   - unpack: the store's digest is the one before or the one after, never another, `fbfs
 //     verify` is clean, and unpacking again completes with the digest after and removes the
 //     temp files the killed one left in the store's tmp/.
@@ -123,6 +124,15 @@ std::vector<std::string> pack_trial(const Fixture& fixture, const fs::path& dir,
     }
     auto beside = names_in_dir(dir / "out");
     tally.count("temp files left beside the output", beside.size() - (fs::exists(output) ? 1 : 0));
+    auto next = run_cli({"pack", "--store", fixture.before.string(), "-o", output.string()});
+    if (next.status != 0) {
+        problems.push_back("the next pack to the same output failed: " + next.err);
+    }
+    for (const auto& name : names_in_dir(dir / "out")) {
+        if (name != output.filename().string()) {
+            problems.push_back("the next pack to the same output left " + name + " beside it");
+        }
+    }
     return problems;
 }
 

@@ -10,9 +10,11 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 using fbfs::after_reply;
 using fbfs::answer_or_fail;
+using fbfs::each_or_log;
 
 namespace {
 
@@ -83,4 +85,23 @@ TEST_CASE("RequestGuard: work after an answer that throws is logged and goes no 
     CapturedLog log;
     after_reply("create", [] { throw std::bad_alloc(); });
     CHECK_THAT(log.text.str(), Catch::Contains("create request failed: std::bad_alloc"));
+}
+
+TEST_CASE("RequestGuard: in a batch, an entry that throws is logged and every other one runs") {
+    CapturedLog log;
+    std::vector<std::size_t> done;
+    each_or_log("forget_multi", 5, [&](std::size_t i) {
+        if (i == 1) {
+            throw std::bad_alloc();
+        }
+        if (i == 3) {
+            throw std::runtime_error("LMDB said no");
+        }
+        done.push_back(i);
+    });
+    CHECK(done == std::vector<std::size_t>{0, 2, 4});
+    auto text = log.text.str();
+    CHECK(std::count(text.begin(), text.end(), '\n') == 2);
+    CHECK_THAT(text, Catch::Contains("forget_multi request failed: std::bad_alloc"));
+    CHECK_THAT(text, Catch::Contains("forget_multi request failed: LMDB said no"));
 }

@@ -15,6 +15,7 @@ void add_mount_commands(CLI::App& app, Action& action);
 void add_store_commands(CLI::App& app, Action& action);
 void add_pack_commands(CLI::App& app, Action& action);
 void add_remote_commands(CLI::App& app, Action& action);
+void add_volume_commands(CLI::App& app, Action& action);
 
 // Prints "fbfs: <message>" on stderr and returns 1.
 int fail(const std::string& message);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "store/base/progress.h"
 
@@ -11,6 +12,9 @@ namespace fbfs::cli {
 
 // "512 B", "1.5 KiB", "6.8 MiB", ...
 std::string human(std::uint64_t bytes);
+
+// A JSON string literal of `text` (store paths may hold quotes or backslashes).
+std::string json_string(std::string_view text);
 
 // A one-line progress display on stderr, drawn at the first update and then at most ten times a
 // second, shown only when stderr is a terminal: "fbfs pack: 45% 120.0 MiB of 266.0 MiB, 1234/5000

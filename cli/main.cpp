@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
     fbfs::cli::add_store_commands(app, action);
     fbfs::cli::add_pack_commands(app, action);
     fbfs::cli::add_remote_commands(app, action);
+    fbfs::cli::add_volume_commands(app, action);
 
     try {
         app.parse(argc, argv);

@@ -2,6 +2,7 @@
 #include <cstdlib>
 
 #include "cli/commands.h"
+#include "cli/quantities.h"
 #include "fs/mount.h"
 
 namespace fbfs::cli {
@@ -17,6 +18,7 @@ struct MountArgs {
     bool allow_other = false;
     bool debug = false;
     std::string remote;
+    std::string max_store_size;
 };
 
 void add_mount_options(CLI::App& command, MountArgs& args) {
@@ -36,11 +38,17 @@ void add_mount_options(CLI::App& command, MountArgs& args) {
     command.add_option("--remote", args.remote,
                        "Cache to fetch files' bytes from on first read, for volumes pulled "
                        "without --eager ($FBFS_REMOTE; default: the cache they were pulled from)");
+    command.add_option("--max-store-size", args.max_store_size,
+                       "When the mount ends, drop other volumes, least recently mounted first, "
+                       "until the store's objects fit this size (as fbfs gc --max-size: 10G)");
     command.add_option("MOUNTPOINT", args.mountpoint, "An empty directory to mount on")->required();
 }
 
-MountRequest request_of(const MountArgs& args) {
+Result<MountRequest> request_of(const MountArgs& args) {
     MountRequest request;
+    if (!args.max_store_size.empty()) {
+        TRY_ASSIGN(request.max_store_size, parse_size(args.max_store_size, "--max-store-size"));
+    }
     request.store = args.store;
     request.volume = args.volume;
     request.mountpoint = args.mountpoint;
@@ -62,7 +70,8 @@ void add_mount_commands(CLI::App& app, Action& action) {
                     "Stay attached and log to stderr (default: return once mounted)");
     mount->callback([&action] {
         action = [] {
-            auto mounted = mount_volume(request_of(mount_args));
+            auto request = request_of(mount_args);
+            auto mounted = request ? mount_volume(*request) : std::unexpected(request.error());
             return mounted ? 0 : fail(mounted.error().message);
         };
     });
@@ -95,7 +104,11 @@ void add_mount_commands(CLI::App& app, Action& action) {
             if (command.empty()) {
                 return fail("no command to run (give it after --: fbfs run MOUNTPOINT -- make)");
             }
-            auto status = run_in_mount(request_of(run_args), command);
+            auto request = request_of(run_args);
+            if (!request) {
+                return fail(request.error().message);
+            }
+            auto status = run_in_mount(*request, command);
             return status ? *status : fail(status.error().message);
         };
     });

@@ -185,7 +185,8 @@ int run_pack(const PackArgs& args) {
     return 0;
 }
 
-int run_unpack(const std::string& store_path, const std::string& input) {
+int run_unpack(const std::string& store_path, const std::string& input,
+               const std::vector<std::string>& only) {
     UniqueFd fd;
     if (input != "-") {
         fd = UniqueFd(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
@@ -211,10 +212,13 @@ int run_unpack(const std::string& store_path, const std::string& input) {
     }
     stop_on_signals();
     ProgressLine line("fbfs unpack");
-    auto unpacked = unpack(**store, fd ? fd.get() : STDIN_FILENO, [&](const Progress& p) {
-        line.update(p);
-        return g_interrupted == 0;
-    });
+    auto unpacked = unpack(
+        **store, fd ? fd.get() : STDIN_FILENO,
+        [&](const Progress& p) {
+            line.update(p);
+            return g_interrupted == 0;
+        },
+        only);
     line.clear();
     if (!unpacked) {
         store->reset();
@@ -252,17 +256,23 @@ void add_pack_commands(CLI::App& app, Action& action) {
 
     static std::string unpack_store;
     static std::string unpack_input;
+    static std::vector<std::string> unpack_only;
     auto* unpack_command = app.add_subcommand(
         "unpack", "Unpack a pack file into the store, replacing the volumes it holds");
     add_store_option(*unpack_command, unpack_store);
     unpack_command->add_option("FILE", unpack_input, "The pack file, or - for stdin")->required();
+    unpack_command
+        ->add_option("--only", unpack_only,
+                     "Unpack only this volume of the pack, and the objects it names "
+                     "(repeatable; a name the pack lacks is refused)")
+        ->allow_extra_args(false);
     unpack_command->footer(
         "Checks every byte before changing anything: on any error the store is left as it was. "
         "Objects already in the store are kept; other volumes are left alone. Creates the store "
         "if missing.\n"
         "Example: fbfs unpack ~/fbfs.pack && fbfs mount --source \"$PWD\" /tmp/fbfs/ws");
     unpack_command->callback(
-        [&action] { action = [] { return run_unpack(unpack_store, unpack_input); }; });
+        [&action] { action = [] { return run_unpack(unpack_store, unpack_input, unpack_only); }; });
 }
 
 }  // namespace fbfs::cli

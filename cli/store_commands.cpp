@@ -21,22 +21,6 @@ namespace {
 
 enum class StatFormat { text, json, markdown };
 
-// A JSON string literal of `text` (store paths may hold quotes or backslashes).
-std::string json_string(std::string_view text) {
-    std::string out = "\"";
-    for (char c : text) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (static_cast<unsigned char>(c) < 0x20) {
-            out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-        } else {
-            out += c;
-        }
-    }
-    return out + "\"";
-}
-
 void print_json(const std::string& root, const StoreStats& stats,
                 const std::vector<const VolumeStats*>& volumes, std::uint64_t logical,
                 const std::string& source) {

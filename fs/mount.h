@@ -3,7 +3,9 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +22,8 @@ struct MountRequest {
     bool allow_other = false;      // let other users use the mount
     bool debug = false;            // trace every FUSE request
     std::string remote;            // cache to fetch missing objects from; empty: the store's origin
+    // When the mount ends, drop other volumes as `fbfs gc --max-size` does (volume_gc.h).
+    std::optional<std::uint64_t> max_store_size;
 };
 
 // Checks everything a user can get wrong (mountpoint, /dev/fuse, fusermount3, store, volume

@@ -24,7 +24,9 @@
 #include "fs/remote_objects.h"
 #include "store/base/unique_fd.h"
 #include "store/meta/store.h"
+#include "store/meta/volume_gc.h"
 #include "store/meta/volume_lock.h"
+#include "store/meta/volume_times.h"
 #include "store/meta/volume_tree.h"
 
 namespace fbfs {
@@ -44,6 +46,36 @@ void remove_stale_staging(const Store& store, VolumeId volume) {
         if (entry.path().filename().string().starts_with(prefix)) {
             fs::remove(entry.path(), ec);
         }
+    }
+}
+
+// Records in the store that `request`'s volume was mounted (or unmounted) now; when the mount
+// ends, applies --max-store-size. Failures are logged: the mount goes on.
+void note_mount(Store& store, const MountRequest& request, bool starts) {
+    if (auto noted = note_volume_mounted(store, request.volume, now_ns()); !noted) {
+        spdlog::warn("cannot record when volume '{}' was mounted: {}", request.volume,
+                     noted.error().message);
+    }
+    if (starts || !request.max_store_size) {
+        return;
+    }
+    GcPolicy policy;
+    policy.max_bytes = request.max_store_size;
+    policy.keep = {request.volume};
+    auto report = collect_garbage(store, policy, now_ns());
+    if (!report) {
+        spdlog::error("--max-store-size: {}", report.error().message);
+        return;
+    }
+    for (const auto& v : report->dropped) {
+        spdlog::info("--max-store-size: dropped volume '{}' ({} objects, {} bytes)", v.name,
+                     v.freed.objects, v.freed.bytes);
+    }
+    if (report->bytes_after > *request.max_store_size) {
+        spdlog::warn(
+            "--max-store-size: the store holds {} bytes, over its bound of {}: the rest "
+            "belongs to volumes in use",
+            report->bytes_after, *request.max_store_size);
     }
 }
 
@@ -103,6 +135,7 @@ Result<void> serve_volume(const MountRequest& request, const std::function<void(
         return std::unexpected(server.error());
     }
     filesystem.attach_kernel(**server);
+    note_mount(**store, request, true);
     // The watch sends the server's notifications: it stops before the server goes.
     struct StopWatching {
         Filesystem& filesystem;
@@ -125,7 +158,9 @@ Result<void> serve_volume(const MountRequest& request, const std::function<void(
         std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
         filesystem.warmed_up(warmed.directories, warmed.entries, took.count(), warmed.complete);
     });
-    return (*server)->run();
+    auto served = (*server)->run();
+    note_mount(**store, request, false);
+    return served;
 }
 
 namespace {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <vector>
 
@@ -24,15 +25,9 @@ std::string unescape(const std::string& field) {
     return out;
 }
 
-}  // namespace
-
-std::optional<MountEntry> find_mount(const std::filesystem::path& path) {
-    std::string wanted = std::filesystem::absolute(path).lexically_normal().string();
-    if (wanted.size() > 1 && wanted.back() == '/') {
-        wanted.pop_back();
-    }
+// Calls `visit` with every line of /proc/self/mountinfo: its mountpoint and its entry.
+void for_each_mount(const std::function<void(const std::string&, MountEntry)>& visit) {
     std::ifstream in("/proc/self/mountinfo");
-    std::optional<MountEntry> found;
     for (std::string line; std::getline(in, line);) {
         std::istringstream fields(line);
         std::vector<std::string> parts;
@@ -43,10 +38,33 @@ std::optional<MountEntry> find_mount(const std::filesystem::path& path) {
         if (parts.size() < 5 || dash == parts.end() || parts.end() - dash < 3) {
             continue;
         }
-        if (unescape(parts[4]) == wanted) {
-            found = MountEntry{*(dash + 1), unescape(*(dash + 2))};  // the last one is on top
-        }
+        visit(unescape(parts[4]), MountEntry{*(dash + 1), unescape(*(dash + 2))});
     }
+}
+
+}  // namespace
+
+std::optional<MountEntry> find_mount(const std::filesystem::path& path) {
+    std::string wanted = std::filesystem::absolute(path).lexically_normal().string();
+    if (wanted.size() > 1 && wanted.back() == '/') {
+        wanted.pop_back();
+    }
+    std::optional<MountEntry> found;
+    for_each_mount([&](const std::string& mountpoint, MountEntry entry) {
+        if (mountpoint == wanted) {
+            found = std::move(entry);  // the last one is on top
+        }
+    });
+    return found;
+}
+
+std::optional<std::filesystem::path> mountpoint_of(std::string_view source) {
+    std::optional<std::filesystem::path> found;
+    for_each_mount([&](const std::string& mountpoint, const MountEntry& entry) {
+        if (entry.fstype == "fuse.fbfs" && entry.source == source) {
+            found = mountpoint;
+        }
+    });
     return found;
 }
 

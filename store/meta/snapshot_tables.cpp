@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include "store/meta/volume_times.h"
+
 namespace fbfs {
 
 namespace {
@@ -106,8 +108,8 @@ Result<VolumeId> volume_id_for(const LmdbTxn& txn, const Tables& tables, std::st
     return record.id;
 }
 
-// Deletes every row of table `dbi` that starts with `prefix`. In the inodes table, each inode
-// that names an object gives its reference back.
+}  // namespace
+
 Result<void> delete_rows(LmdbTxn& txn, const Tables& tables, Dbi dbi, std::string_view prefix) {
     std::vector<std::string> keys;
     std::vector<ObjectId> objects;
@@ -135,6 +137,8 @@ Result<void> delete_rows(LmdbTxn& txn, const Tables& tables, Dbi dbi, std::strin
     }
     return {};
 }
+
+namespace {
 
 // Writes the snapshot's rows under volume `id`, each inode taking a reference to its object.
 Result<void> put_rows(LmdbTxn& txn, const Tables& tables, VolumeId id, const VolumeSnapshot& s) {
@@ -178,6 +182,10 @@ Result<VolumeSnapshot> read_snapshot(const LmdbTxn& txn, const Tables& tables,
 
 Result<void> replace_volume(LmdbTxn& txn, const Tables& tables, const VolumeSnapshot& s) {
     TRY_ASSIGN(VolumeId id, volume_id_for(txn, tables, s.name));
+    TRY_ASSIGN(auto existing, txn.get(tables.volumes, s.name));
+    if (!existing) {
+        TRY(note_volume_created(txn, tables, id, now_ns()));
+    }
     // Out with the old rows (orphans included: the volume is not being served), then in with
     // the new, counting references as they come and go.
     std::string prefix = volume_prefix(id);

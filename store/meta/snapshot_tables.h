@@ -22,4 +22,8 @@ Result<VolumeSnapshot> read_snapshot(const LmdbTxn& txn, const Tables& tables,
 // snapshot.
 Result<void> replace_volume(LmdbTxn& txn, const Tables& tables, const VolumeSnapshot& snapshot);
 
+// Within a write transaction: deletes every row of table `dbi` that starts with `prefix`. In the
+// inodes table, each inode that names an object gives its reference back.
+Result<void> delete_rows(LmdbTxn& txn, const Tables& tables, Dbi dbi, std::string_view prefix);
+
 }  // namespace fbfs

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <limits>
 
+#include "store/meta/volume_times.h"
+
 namespace fbfs {
 
 namespace fs = std::filesystem;
@@ -125,6 +127,9 @@ Result<std::unique_ptr<Store>> Store::open(const fs::path& root_in, Mode mode) {
     if (auto ok = store->check_schema(); !ok) {
         return std::unexpected(ok.error());
     }
+    if (auto dated = date_untracked_volumes(*store, now_ns()); !dated) {
+        return std::unexpected(dated.error());
+    }
     return store;
 }
 
@@ -134,7 +139,7 @@ Result<void> Store::open_tables() {
         {&m_tables.inodes, "inodes"},   {&m_tables.dirents, "dirents"},
         {&m_tables.stamps, "stamps"},   {&m_tables.refs, "refs"},
         {&m_tables.orphans, "orphans"}, {&m_tables.dead, "dead"},
-        {&m_tables.xattrs, "xattrs"},
+        {&m_tables.xattrs, "xattrs"},   {&m_tables.volume_times, "volume_times"},
     };
     for (auto [dbi, name] : tables) {
         auto opened = m_env.open_dbi(name);
@@ -206,27 +211,39 @@ Result<std::size_t> Store::remove_dead_objects() {
     if (!counted || listed == 0) {
         return counted ? Result<std::size_t>(0) : std::unexpected(counted.error());
     }
+    // In batches: an unlink can take milliseconds on a busy disk, and every write to the store
+    // (each file a mount closes) waits for the transaction that holds the write lock.
+    constexpr std::size_t k_batch = 1024;
     std::size_t removed = 0;
-    auto reaped = m_env.write([&](LmdbTxn& txn) -> Result<void> {
-        removed = 0;
-        std::vector<std::string> keys;
-        auto walked = for_each_prefix(txn, m_tables.dead, "", [&](std::string_view key, auto) {
-            keys.emplace_back(key);
-            return true;
-        });
-        if (!walked) {
-            return walked;
-        }
-        for (const auto& key : keys) {
-            auto unlinked = remove_unreferenced(txn, key);
-            if (!unlinked) {
-                return std::unexpected(unlinked.error());
+    std::size_t batch = 0;
+    do {
+        std::size_t unlinked_now = 0;
+        auto reaped = m_env.write([&](LmdbTxn& txn) -> Result<void> {
+            unlinked_now = 0;
+            std::vector<std::string> keys;
+            auto walked = for_each_prefix(txn, m_tables.dead, "", [&](std::string_view key, auto) {
+                keys.emplace_back(key);
+                return keys.size() < k_batch;
+            });
+            if (!walked) {
+                return walked;
             }
-            removed += *unlinked ? 1 : 0;
+            for (const auto& key : keys) {
+                auto unlinked = remove_unreferenced(txn, key);
+                if (!unlinked) {
+                    return std::unexpected(unlinked.error());
+                }
+                unlinked_now += *unlinked ? 1 : 0;
+            }
+            batch = keys.size();
+            return {};
+        });
+        if (!reaped) {
+            return std::unexpected(reaped.error());
         }
-        return {};
-    });
-    return reaped ? Result<std::size_t>(removed) : std::unexpected(reaped.error());
+        removed += unlinked_now;
+    } while (batch == k_batch);
+    return removed;
 }
 
 Result<void> Store::remove_if_unreferenced(const ObjectId& id) {

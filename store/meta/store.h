@@ -32,6 +32,7 @@ struct Tables {
     Dbi orphans = 0;  // volume id + inode -> "" for inodes with nlink 0 kept while open
     Dbi dead = 0;     // raw object id -> "" for objects whose last reference went
     Dbi xattrs = 0;   // volume id + inode + attribute name -> its value
+    Dbi volume_times = 0;  // volume id -> VolumeTimes (volume_times.h)
 };
 
 struct VolumeInfo {
@@ -78,7 +79,7 @@ public:
     // returns how many. The unlink happens inside the write transaction that checks `refs`, and
     // every transaction that makes an inode name an object checks that its file exists (see
     // VolumeTree::set_content), so an object is never deleted while something names it. Cheap
-    // when nothing is dead: one read transaction.
+    // when nothing is dead: one read transaction. Many go in transactions of 1024 objects each.
     Result<std::size_t> remove_dead_objects();
     // Deletes `id` from the pool if no inode names it (same transaction rule).
     Result<void> remove_if_unreferenced(const ObjectId& id);

@@ -52,8 +52,8 @@ struct flock whole_file(short type) {
     return lock;
 }
 
-// What process `pid` is doing with a volume, from its command line: "pack", "unpack", or "" for
-// anything else (a mount's daemon).
+// What process `pid` is doing with a volume, from its command line: "pack", "unpack", "volume",
+// "gc", or "" for anything else (a mount's daemon).
 std::string holder_command(pid_t pid) {
     std::string args;
     if (UniqueFd fd(::open(fmt::format("/proc/{}/cmdline", pid).c_str(), O_RDONLY | O_CLOEXEC));
@@ -67,7 +67,8 @@ std::string holder_command(pid_t pid) {
         std::size_t end = args.find('\0', at + 1);
         std::string arg = args.substr(at + 1, end - at - 1);
         if (!arg.starts_with("-")) {
-            return arg == "pack" || arg == "unpack" ? arg : "";
+            bool known = arg == "pack" || arg == "unpack" || arg == "volume" || arg == "gc";
+            return known ? arg : "";
         }
         at = end;
     }

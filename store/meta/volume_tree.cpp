@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <map>
 
+#include "store/meta/volume_times.h"
+
 namespace fbfs {
 
 namespace {
@@ -497,6 +499,9 @@ Result<VolumeTree> VolumeTree::open(Store& store, std::string_view name, std::ui
         root.atime = root.mtime = root.ctime = now_ns();
         if (auto put = txn.put(t.inodes, inode_key(id, k_root_inode), root.encode()); !put) {
             return put;
+        }
+        if (auto dated = note_volume_created(txn, t, id, root.ctime); !dated) {
+            return dated;
         }
         return txn.put(t.volumes, name, VolumeRecord{id, k_root_inode + 1}.encode());
     });

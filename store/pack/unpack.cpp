@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <unordered_set>
 #include <utility>
 
 #include "store/base/fd_io.h"
@@ -86,7 +87,7 @@ std::unexpected<Error> served(const Store& store, const std::string& volume, pid
 // Whatever it has not handed to the pool when it goes is deleted.
 class StoreSink : public PackSink {
 public:
-    explicit StoreSink(Store& store) : m_store(store) {}
+    StoreSink(Store& store, const std::vector<std::string>& only) : m_store(store), m_only(only) {}
     ~StoreSink() override {
         for (const auto& path : m_temps) {
             if (!path.empty()) {
@@ -96,20 +97,32 @@ public:
     }
 
     Result<std::vector<bool>> begin(const PackContents& contents) override {
+        TRY(check_only(contents));
         for (const auto& v : contents.volumes) {
+            if (!selected(v.name)) {
+                continue;
+            }
             if (auto pid = VolumeLock::holder(m_store.root(), v.name)) {
                 return served(m_store, v.name, *pid);
             }
         }
+        m_needed = needed_objects(contents);
         TRY_ASSIGN(auto work, WorkDir::create(m_store.pool().tmp_dir()));
         m_work.emplace(std::move(work));
         m_temps.resize(contents.objects.size());
         std::vector<bool> wanted;
-        for (const auto& o : contents.objects) {
-            wanted.push_back(!m_store.pool().contains(o.id));
+        for (std::size_t i = 0; i < contents.objects.size(); ++i) {
+            wanted.push_back(m_needed[i] && !m_store.pool().contains(contents.objects[i].id));
         }
         return wanted;
     }
+
+    // Whether volume `name` is unpacked (--only).
+    bool selected(std::string_view name) const {
+        return m_only.empty() || std::find(m_only.begin(), m_only.end(), name) != m_only.end();
+    }
+    // Whether object `index` of the pack is named by a volume being unpacked.
+    bool needed(std::size_t index) const { return m_needed[index]; }
 
     Result<void> object_bytes(std::size_t index, std::string_view bytes) override {
         if (!m_file) {
@@ -157,11 +170,12 @@ public:
             locks.push_back(std::move(*lock));
         }
         const ObjectPool& pool = m_store.pool();
+        // (contents.volumes holds the selected volumes only; objects keep the pack's indices.)
         const auto& objects = contents.objects;
         std::vector<bool> published(objects.size());
         auto ok = m_store.env().write([&](LmdbTxn& txn) -> Result<void> {
             for (std::size_t i = 0; i < objects.size(); ++i) {
-                if (published[i] || pool.contains(objects[i].id)) {
+                if (published[i] || !m_needed[i] || pool.contains(objects[i].id)) {
                     continue;
                 }
                 if (m_temps[i].empty()) {
@@ -221,7 +235,46 @@ private:
 
     static constexpr std::size_t k_block = 4096;
 
+    // A name of --only that the pack lacks is an error naming the volumes it has.
+    Result<void> check_only(const PackContents& contents) const {
+        for (const auto& name : m_only) {
+            if (std::none_of(contents.volumes.begin(), contents.volumes.end(),
+                             [&](const auto& v) { return v.name == name; })) {
+                std::string held;
+                for (const auto& v : contents.volumes) {
+                    held += (held.empty() ? "" : ", ") + v.name;
+                }
+                return make_error(ENOENT, fmt::format("the pack has no volume '{}' (it holds: {}); "
+                                                      "nothing was unpacked",
+                                                      name, held));
+            }
+        }
+        return {};
+    }
+
+    // Per object of the pack: whether a selected volume names it.
+    std::vector<bool> needed_objects(const PackContents& contents) const {
+        if (m_only.empty()) {
+            return std::vector<bool>(contents.objects.size(), true);
+        }
+        std::unordered_set<ObjectId> named;
+        for (const auto& v : contents.volumes) {
+            for (const auto& [ino, record] : v.inodes) {
+                if (selected(v.name) && record.object) {
+                    named.insert(*record.object);
+                }
+            }
+        }
+        std::vector<bool> out;
+        for (const auto& o : contents.objects) {
+            out.push_back(named.contains(o.id));
+        }
+        return out;
+    }
+
     Store& m_store;
+    const std::vector<std::string>& m_only;  // --only: the volumes to unpack; empty: all
+    std::vector<bool> m_needed;              // per object: named by a volume unpacked
     std::optional<WorkDir> m_work;     // from begin() on
     std::vector<std::string> m_temps;  // per object: its temp file until the pool has it
     UniqueFd m_file;                   // the temp file being written
@@ -230,11 +283,13 @@ private:
 
 }  // namespace
 
-Result<UnpackSummary> unpack(Store& store, int fd, const ProgressFn& progress) {
+Result<UnpackSummary> unpack(Store& store, int fd, const ProgressFn& progress,
+                             const std::vector<std::string>& only) {
     remove_abandoned(store.pool().tmp_dir());
-    StoreSink sink(store);
+    StoreSink sink(store, only);
     TRY_ASSIGN(auto read, read_pack(fd, sink, progress));
     PackContents& contents = read.contents;
+    std::erase_if(contents.volumes, [&](const auto& v) { return !sink.selected(v.name); });
     if (::geteuid() != 0) {
         for (auto& v : contents.volumes) {
             for (auto& [ino, record] : v.inodes) {
@@ -249,13 +304,13 @@ Result<UnpackSummary> unpack(Store& store, int fd, const ProgressFn& progress) {
     (void)store.remove_dead_objects();
     UnpackSummary summary;
     summary.volumes = contents.volumes.size();
-    summary.objects = contents.objects.size();
     summary.objects_added = added;
     for (const auto& v : contents.volumes) {
         summary.logical_bytes += logical_bytes(v);
     }
-    for (const auto& o : contents.objects) {
-        summary.object_bytes += o.size;
+    for (std::size_t i = 0; i < contents.objects.size(); ++i) {
+        summary.objects += sink.needed(i) ? 1 : 0;
+        summary.object_bytes += sink.needed(i) ? contents.objects[i].size : 0;
     }
     summary.packed_bytes = read.packed_bytes;
     return summary;

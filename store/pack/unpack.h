@@ -13,6 +13,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "store/base/error.h"
 #include "store/base/progress.h"
@@ -31,7 +33,9 @@ struct UnpackSummary {
 };
 
 // Reads a pack from `fd` into `store`. Refuses, before reading any object, a pack with a volume
-// that a mount of `store` is serving.
-Result<UnpackSummary> unpack(Store& store, int fd, const ProgressFn& progress);
+// that a mount of `store` is serving. With `only` not empty, installs only the volumes it names
+// (and the objects they name); a name the pack lacks is ENOENT, before anything changes.
+Result<UnpackSummary> unpack(Store& store, int fd, const ProgressFn& progress,
+                             const std::vector<std::string>& only = {});
 
 }  // namespace fbfs

@@ -56,40 +56,6 @@ void fill_volume(const fs::path& store, const std::string& volume, int count,
     mount.unmount();
 }
 
-fs::path copy_store(const fs::path& from, const fs::path& to) {
-    fs::copy(from, to, fs::copy_options::recursive);
-    return to;
-}
-
-// Runs `argv` to its end; how long it took. Throws if it fails.
-Clock::duration timed_run(const std::vector<std::string>& argv) {
-    auto start = Clock::now();
-    auto result = run(argv);
-    if (result.status != 0) {
-        throw std::runtime_error(command_line(argv) + " exited " + std::to_string(result.status) +
-                                 ": " + result.err);
-    }
-    return Clock::now() - start;
-}
-
-// Starts `argv`, kills it (SIGKILL, by pid) after `delay`, and waits for it. Returns true if it
-// had already finished by then, with exit status 0.
-bool run_and_kill(const std::vector<std::string>& argv, microseconds delay, const fs::path& log,
-                  std::vector<std::string>& problems) {
-    Child child(argv, log);
-    std::this_thread::sleep_for(delay);
-    bool finished = child.wait(std::chrono::milliseconds(0)).has_value();
-    child.kill(SIGKILL);
-    auto status = child.wait(std::chrono::seconds(30));
-    if (!status) {
-        problems.push_back(command_line(argv) + " outlived SIGKILL by 30 s");
-    } else if (finished && *status != 0) {
-        problems.push_back(command_line(argv) + " failed before the kill, status " +
-                           std::to_string(*status) + ": " + read_file(log));
-    }
-    return finished && status == 0;
-}
-
 // The problems of a store that should hold `digest`, verify clean and have nothing in tmp/.
 void check_store(const fs::path& store, const std::string& digest, const std::string& which,
                  std::vector<std::string>& problems) {
@@ -206,27 +172,6 @@ std::vector<std::string> unpack_trial(const Fixture& fixture, const fs::path& di
                            "…) are still in the store after the next unpack");
     }
     return problems;
-}
-
-// Runs `trials` trials of `trial`. Even trials are killed at a moment drawn from 0 to 1.2 x
-// `full`, odd ones from 0.85 to 1.15 x `full`: around the end, where the output is renamed into
-// place and the store's one transaction commits.
-template <class Trial>
-void run_trials(const char* experiment, Clock::duration full, std::uint64_t seed, int trials,
-                const Trial& trial) {
-    Tally tally(experiment, seed);
-    std::mt19937_64 random(seed);
-    auto span = std::chrono::duration_cast<microseconds>(full);
-    for (int i = 0; i < trials; ++i) {
-        auto delay = i % 2 == 0 ? random_between(random, microseconds(0), span * 6 / 5)
-                                : random_between(random, span * 17 / 20, span * 23 / 20);
-        std::string what = "kill after " + std::to_string(delay.count() / 1000) + " ms of a " +
-                           std::to_string(span.count() / 1000) + " ms run";
-        tally.trial(what, [&] {
-            TempDir dir;
-            return trial(dir.path(), delay, tally);
-        });
-    }
 }
 
 }  // namespace

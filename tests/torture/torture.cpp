@@ -149,8 +149,7 @@ Tally::~Tally() {
     std::fflush(stdout);
 }
 
-void Tally::trial(const std::string& what,
-                  const std::function<std::vector<std::string>()>& run) {
+void Tally::trial(const std::string& what, const std::function<std::vector<std::string>()>& run) {
     std::vector<std::string> problems;
     try {
         problems = run();
@@ -182,6 +181,37 @@ void Tally::count(const std::string& name, std::uint64_t n) {
     } else {
         it->second += n;
     }
+}
+
+fs::path copy_store(const fs::path& from, const fs::path& to) {
+    fs::copy(from, to, fs::copy_options::recursive);
+    return to;
+}
+
+std::chrono::steady_clock::duration timed_run(const std::vector<std::string>& argv) {
+    auto start = std::chrono::steady_clock::now();
+    auto result = run(argv);
+    if (result.status != 0) {
+        throw std::runtime_error(command_line(argv) + " exited " + std::to_string(result.status) +
+                                 ": " + result.err);
+    }
+    return std::chrono::steady_clock::now() - start;
+}
+
+bool run_and_kill(const std::vector<std::string>& argv, std::chrono::microseconds delay,
+                  const fs::path& log, std::vector<std::string>& problems) {
+    Child child(argv, log);
+    std::this_thread::sleep_for(delay);
+    bool finished = child.wait(std::chrono::milliseconds(0)).has_value();
+    child.kill(SIGKILL);
+    auto status = child.wait(std::chrono::seconds(30));
+    if (!status) {
+        problems.push_back(command_line(argv) + " outlived SIGKILL by 30 s");
+    } else if (finished && *status != 0) {
+        problems.push_back(command_line(argv) + " failed before the kill, status " +
+                           std::to_string(*status) + ": " + read_file(log));
+    }
+    return finished && status == 0;
 }
 
 }  // namespace fbfs::test

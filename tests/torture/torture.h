@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/temp_dir.h"
+
 namespace fbfs::test {
 
 // The integer in environment variable `name`, or `fallback` if it is unset or empty. Throws
@@ -87,5 +89,38 @@ private:
     int m_failures = 0;
     std::vector<std::pair<std::string, std::uint64_t>> m_counts;
 };
+
+// Copies the store (or any tree) at `from` to `to`, which must not exist; returns `to`.
+std::filesystem::path copy_store(const std::filesystem::path& from,
+                                 const std::filesystem::path& to);
+
+// Runs `argv` to its end; how long it took. Throws std::runtime_error if it fails.
+std::chrono::steady_clock::duration timed_run(const std::vector<std::string>& argv);
+
+// Starts `argv`, kills it (SIGKILL, by pid) after `delay`, and waits for it. Returns true if it
+// had already finished by then, with exit status 0; what went wrong goes to `problems`.
+bool run_and_kill(const std::vector<std::string>& argv, std::chrono::microseconds delay,
+                  const std::filesystem::path& log, std::vector<std::string>& problems);
+
+// Runs `trials` trials of `trial`. Even trials are killed at a moment drawn from 0 to 1.2 x
+// `full`, odd ones from 0.85 to 1.15 x `full`: around the end, where the output is renamed into
+// place and the store's one transaction commits.
+template <class Trial>
+void run_trials(const char* experiment, std::chrono::steady_clock::duration full,
+                std::uint64_t seed, int trials, const Trial& trial) {
+    Tally tally(experiment, seed);
+    std::mt19937_64 random(seed);
+    auto span = std::chrono::duration_cast<std::chrono::microseconds>(full);
+    for (int i = 0; i < trials; ++i) {
+        auto delay = i % 2 == 0 ? random_between(random, std::chrono::microseconds(0), span * 6 / 5)
+                                : random_between(random, span * 17 / 20, span * 23 / 20);
+        std::string what = "kill after " + std::to_string(delay.count() / 1000) + " ms of a " +
+                           std::to_string(span.count() / 1000) + " ms run";
+        tally.trial(what, [&] {
+            TempDir dir;
+            return trial(dir.path(), delay, tally);
+        });
+    }
+}
 
 }  // namespace fbfs::test

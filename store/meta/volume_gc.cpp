@@ -1,0 +1,121 @@
+#include "store/meta/volume_gc.h"
+
+#include <algorithm>
+
+#include "store/meta/volume_lock.h"
+#include "store/meta/volume_removal.h"
+
+namespace fbfs {
+
+namespace {
+
+struct Candidate {
+    std::string name;
+    VolumeId id = 0;
+    TimeNs last_used = 0;
+};
+
+// The volumes gc may drop, least recently used first; those without times (none once the store
+// is open: see date_untracked_volumes) count as the oldest.
+Result<std::vector<Candidate>> candidates(const LmdbTxn& txn, const Tables& tables,
+                                          const std::vector<VolumeInfo>& volumes,
+                                          const std::set<std::string>& keep) {
+    std::vector<Candidate> out;
+    for (const auto& v : volumes) {
+        if (keep.contains(v.name)) {
+            continue;
+        }
+        TRY_ASSIGN(auto times, read_volume_times(txn, tables, v.record.id));
+        out.push_back({v.name, v.record.id, times ? times->last_used() : 0});
+    }
+    std::stable_sort(out.begin(), out.end(),
+                     [](const auto& a, const auto& b) { return a.last_used < b.last_used; });
+    return out;
+}
+
+// Whether the policy wants `c` gone, with the pool at `bytes`.
+bool wanted(const GcPolicy& policy, const Candidate& c, std::uint64_t bytes, TimeNs now) {
+    bool too_old = policy.older_than && c.last_used < now - *policy.older_than;
+    bool too_big = policy.max_bytes && bytes > *policy.max_bytes;
+    return too_old || too_big;
+}
+
+// Takes `name`'s lock, or says (nullopt) that something uses it. For a dry run, only asks.
+Result<std::optional<VolumeLock>> take_if_free(const Store& store, const std::string& name,
+                                               bool dry_run, bool& free) {
+    if (dry_run) {
+        free = !VolumeLock::holder(store.root(), name);
+        return std::optional<VolumeLock>();
+    }
+    auto lock = VolumeLock::acquire(store.root(), name);
+    if (!lock && lock.error().code != EBUSY) {
+        return std::unexpected(lock.error());
+    }
+    free = lock.has_value();
+    return lock ? std::optional<VolumeLock>(std::move(*lock)) : std::nullopt;
+}
+
+}  // namespace
+
+Result<GcReport> collect_garbage(Store& store, const GcPolicy& policy, TimeNs now) {
+    GcReport report;
+    if (!policy.dry_run) {
+        TRY(store.remove_dead_objects());  // what a crash left listed
+    }
+    TRY(store.pool().for_each([&](const ObjectId&, std::uint64_t size) {
+        ++report.objects_before;
+        report.bytes_before += size;
+    }));
+    const Tables& t = store.tables();
+    std::vector<Candidate> order;
+    std::optional<ObjectUse> use;
+    TRY(store.env().read([&](LmdbTxn& txn) -> Result<void> {
+        TRY_ASSIGN(auto volumes, read_volumes(txn, t));
+        TRY_ASSIGN(order, candidates(txn, t, volumes, policy.keep));
+        TRY_ASSIGN(auto read, ObjectUse::read(txn, t, volumes));
+        use = std::move(read);
+        return {};
+    }));
+    std::uint64_t bytes = report.bytes_before;
+    std::vector<VolumeLock> locks;
+    for (const auto& c : order) {
+        if (!wanted(policy, c, bytes, now)) {
+            break;  // the rest are newer, and the store only shrinks
+        }
+        bool free = false;
+        TRY_ASSIGN(auto lock, take_if_free(store, c.name, policy.dry_run, free));
+        if (!free) {
+            report.busy.push_back(c.name);
+            continue;
+        }
+        if (lock) {
+            locks.push_back(std::move(*lock));
+        }
+        Freed freed = use->drop(c.id);
+        bytes -= std::min(bytes, freed.bytes);
+        report.dropped.push_back({c.name, c.last_used, freed});
+    }
+    report.bytes_after = bytes;
+    if (policy.dry_run || report.dropped.empty()) {
+        return report;
+    }
+    TRY(store.env().write([&](LmdbTxn& txn) -> Result<void> {
+        // Counted again inside the transaction that removes, so the figures are exact.
+        TRY_ASSIGN(auto volumes, read_volumes(txn, t));
+        TRY_ASSIGN(auto exact, ObjectUse::read(txn, t, volumes));
+        report.bytes_after = report.bytes_before;
+        for (auto& dropped : report.dropped) {
+            auto id = std::find_if(order.begin(), order.end(), [&](const auto& c) {
+                          return c.name == dropped.name;
+                      })->id;
+            dropped.freed = exact.drop(id);
+            report.bytes_after -= std::min(report.bytes_after, dropped.freed.bytes);
+            TRY(delete_volume(txn, t, dropped.name));
+        }
+        return {};
+    }));
+    reap_after_commit(store);
+    return report;
+}
+
+}  // namespace fbfs

@@ -211,6 +211,8 @@ private:
     Result<struct stat> attr(const Node& node);
     // Whether the lower layer shows through directory `dir` (it is not opaque and exists below).
     bool merges_lower(const Node& dir) const;
+    // How many lower subdirectories show through the merged directory `dir`.
+    Result<std::size_t> lower_subdirs_shown(const Node& dir) const;
     // The lower entry `name` of directory `dir`, if it shows through.
     std::optional<struct stat> lower_child(const Node& dir, std::string_view name) const;
     // Makes sure `ino` has a volume record, copying a lower file or directory up if needed.

@@ -5,7 +5,6 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <set>
 
 #include "fs/filesystem.h"
@@ -123,15 +122,11 @@ Result<struct stat> Filesystem::attr(const Node& node) {
     if (node.upper) {
         struct stat st = to_stat(node.ino, *node.upper);
         if (merges_lower(node)) {
-            // The volume's record counts only the subdirectories it holds; a merged directory
-            // shows those of both layers, and ext4 would count every one of them.
-            auto entries = merged_entries(node);
-            if (!entries) {
-                return std::unexpected(entries.error());
+            auto below = lower_subdirs_shown(node);
+            if (!below) {
+                return std::unexpected(below.error());
             }
-            st.st_nlink = 2 + static_cast<nlink_t>(
-                                  std::count_if(entries->begin(), entries->end(),
-                                                [](const auto& e) { return e.type == DT_DIR; }));
+            st.st_nlink += static_cast<nlink_t>(*below);
         }
         return st;
     }
@@ -143,6 +138,35 @@ Result<struct stat> Filesystem::attr(const Node& node) {
     }
     st.st_mtim = to_timespec(m_stamps->shown_mtime(node.path, *node.lower));
     return st;
+}
+
+Result<std::size_t> Filesystem::lower_subdirs_shown(const Node& dir) const {
+    // The volume's record counts the subdirectories it holds (nlink is 2 + those); a merged
+    // directory also shows the lower ones that no volume entry (directory, whiteout, or another
+    // file) covers, and ext4 would count every one. One listing of the lower directory and a
+    // lookup per lower subdirectory: a getattr of a merged directory follows every change in it.
+    auto entries = m_lower->list(dir.path);
+    if (!entries) {
+        return std::unexpected(entries.error());
+    }
+    std::size_t shown = 0;
+    for (const auto& e : *entries) {
+        if (e.type != DT_DIR && e.type != DT_UNKNOWN) {
+            continue;
+        }
+        if (e.type == DT_UNKNOWN) {
+            auto st = m_lower->stat(join_path(dir.path, e.name));
+            if (!st || !S_ISDIR(st->st_mode)) {
+                continue;
+            }
+        }
+        auto covering = m_tree.lookup(dir.ino, e.name);
+        if (!covering) {
+            return std::unexpected(covering.error());
+        }
+        shown += *covering ? 0 : 1;
+    }
+    return shown;
 }
 
 bool Filesystem::merges_lower(const Node& dir) const {
@@ -202,7 +226,7 @@ Result<std::vector<DirHandle::Entry>> Filesystem::merged_entries(const Node& dir
                     mode = st ? st->st_mode : S_IFREG;
                 }
                 InodeNumber ino = lower_ino(path, mode);
-                out.push_back({std::move(e.name), ino, static_cast<std::uint8_t>(IFTODT(mode))});
+                out.push_back({std::move(e.name), ino, e.type});
             }
         }
     }

@@ -45,6 +45,7 @@ Filesystem::Filesystem(VolumeTree tree, std::optional<LowerLayer> lower)
     : m_tree(std::move(tree)), m_lower(std::move(lower)) {
     if (m_lower) {
         m_stamps = std::make_unique<StampBook>(m_tree, *m_lower, GitIndex::load(*m_lower));
+        m_lower_counts_subdirs = counts_subdirs(*m_lower);
     }
 }
 

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
 
 #include "fs/filesystem.h"
@@ -140,11 +141,26 @@ Result<struct stat> Filesystem::attr(const Node& node) {
     return st;
 }
 
+bool Filesystem::counts_subdirs(const LowerLayer& lower) {
+    auto root = lower.stat("");
+    auto entries = lower.list("");
+    if (!root || !entries) {
+        return false;
+    }
+    auto subdirs = std::count_if(entries->begin(), entries->end(),
+                                 [](const LowerEntry& e) { return e.type == DT_DIR; });
+    return root->st_nlink == 2 + static_cast<nlink_t>(subdirs);
+}
+
 Result<std::size_t> Filesystem::lower_subdirs_shown(const Node& dir) const {
     // The volume's record counts the subdirectories it holds (nlink is 2 + those); a merged
     // directory also shows the lower ones that no volume entry (directory, whiteout, or another
-    // file) covers, and ext4 would count every one. One listing of the lower directory and a
-    // lookup per lower subdirectory: a getattr of a merged directory follows every change in it.
+    // file) covers, and ext4 would count every one. A getattr of a merged directory follows
+    // every change in it, so this is kept cheap: nothing for a lower directory without
+    // subdirectories, else one listing of it and a lookup per lower subdirectory.
+    if (m_lower_counts_subdirs && dir.lower->st_nlink == 2) {
+        return 0;
+    }
     auto entries = m_lower->list(dir.path);
     if (!entries) {
         return std::unexpected(entries.error());

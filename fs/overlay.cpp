@@ -242,7 +242,7 @@ Result<std::vector<DirHandle::Entry>> Filesystem::merged_entries(const Node& dir
                     mode = st ? st->st_mode : S_IFREG;
                 }
                 InodeNumber ino = lower_ino(path, mode);
-                out.push_back({std::move(e.name), ino, e.type});
+                out.push_back({std::move(e.name), ino, static_cast<std::uint8_t>(IFTODT(mode))});
             }
         }
     }

@@ -1,0 +1,67 @@
+#include "store/pool/spare_files.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace fbfs {
+
+SpareFiles::~SpareFiles() {
+    LockGuard lock(m_mutex);  // nobody else holds this object any more; the lock is for the analysis
+    for (const auto& file : m_files) {
+        ::unlink(file.c_str());
+    }
+}
+
+void SpareFiles::enable(std::string prefix, std::size_t count) {
+    LockGuard lock(m_mutex);
+    m_prefix = std::move(prefix);
+    m_limit = count;
+}
+
+bool SpareFiles::keep(const std::filesystem::path& file) {
+    std::filesystem::path spare;
+    {
+        LockGuard lock(m_mutex);
+        if (m_files.size() + m_pending >= m_limit) {
+            return false;
+        }
+        ++m_pending;
+        spare = m_dir / fmt::format("{}{}", m_prefix, m_next++);
+    }
+    struct stat st {};
+    bool kept = ::lstat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+                st.st_size <= k_largest && ::rename(file.c_str(), spare.c_str()) == 0;
+    LockGuard lock(m_mutex);
+    --m_pending;
+    if (kept) {
+        m_files.push_back(std::move(spare));
+    }
+    return kept;
+}
+
+std::optional<std::pair<UniqueFd, std::filesystem::path>> SpareFiles::take() {
+    for (;;) {
+        std::filesystem::path spare;
+        {
+            LockGuard lock(m_mutex);
+            if (m_files.empty()) {
+                return std::nullopt;
+            }
+            spare = std::move(m_files.back());
+            m_files.pop_back();
+        }
+        // Objects are read-only; O_TRUNC drops the old bytes, so none of them shows through a
+        // hole of the new content.
+        if (::chmod(spare.c_str(), 0600) == 0) {
+            UniqueFd fd(::open(spare.c_str(), O_RDWR | O_TRUNC | O_CLOEXEC | O_NOFOLLOW));
+            if (fd) {
+                return std::pair{std::move(fd), std::move(spare)};
+            }
+        }
+        ::unlink(spare.c_str());
+    }
+}
+
+}  // namespace fbfs

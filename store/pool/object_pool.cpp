@@ -359,7 +359,9 @@ void ObjectPool::keep_spares(std::string prefix, std::size_t count) const {
 }
 
 Result<TempCopy> ObjectPool::copy_to_temp(int from, std::string_view prefix) const {
-    auto spare = m_spares->take();
+    // An empty file is made new: emptying a spare would truncate it to nothing, which costs ext4
+    // a flush at its close (auto_da_alloc).
+    auto spare = from >= 0 ? m_spares->take() : std::nullopt;
     TRY_ASSIGN(auto temp, spare ? Result<TempFile>(TempFile::own(std::move(spare->first),
                                                                  spare->second))
                                 : TempFile::create(m_tmp, prefix));

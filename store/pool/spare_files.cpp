@@ -1,6 +1,7 @@
 #include "store/pool/spare_files.h"
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -52,11 +53,16 @@ std::optional<std::pair<UniqueFd, std::filesystem::path>> SpareFiles::take() {
             spare = std::move(m_files.back());
             m_files.pop_back();
         }
-        // Objects are read-only; O_TRUNC drops the old bytes, so none of them shows through a
-        // hole of the new content.
+        // Objects are read-only. The old bytes go, so none shows through a hole of the new
+        // content: as a punched hole where that works, since ext4 flushes a file truncated to
+        // nothing when it is closed (its auto_da_alloc), which a staging file need not pay.
         if (::chmod(spare.c_str(), 0600) == 0) {
-            UniqueFd fd(::open(spare.c_str(), O_RDWR | O_TRUNC | O_CLOEXEC | O_NOFOLLOW));
-            if (fd) {
+            UniqueFd fd(::open(spare.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+            struct stat st {};
+            if (fd && ::fstat(fd.get(), &st) == 0 &&
+                (::fallocate(fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                             st.st_size) == 0 ||
+                 ::ftruncate(fd.get(), 0) == 0)) {
                 return std::pair{std::move(fd), std::move(spare)};
             }
         }

@@ -296,8 +296,8 @@ Result<struct stat> Filesystem::setattr(InodeNumber ino, const AttrChange& chang
     // writes these, not older ones, and the update below writes them again.
     TimeNs ctime = change.ctime.value_or(now);
     auto open = m_inodes.find_open(ino);
-    bool times_only = !change.mode && !change.uid && !change.gid && !change.size &&
-                      !change.drop_setid;
+    bool times_only =
+        !change.mode && !change.uid && !change.gid && !change.size && !change.drop_setid;
     if (times_only && open && open->defer_times(change.atime, change.mtime, ctime)) {
         return getattr(ino);  // saved by the commit of the file's unsaved changes
     }

@@ -47,7 +47,8 @@ public:
     Result<PutResult> put_bytes(std::string_view bytes) const;
     // Reads `fd` from its current offset to its end (all of it for a freshly opened file); the
     // offset afterwards is unspecified. A regular file is hashed while the kernel copies it (a
-    // large one keeps its holes); one that changes meanwhile fails with EAGAIN. On any error no object and no temp file remain.
+    // large one keeps its holes); one that changes meanwhile fails with EAGAIN. On any error no
+    // object and no temp file remain.
     Result<PutResult> put_fd(int fd) const;
     Result<PutResult> put_path(const std::filesystem::path& path) const;
     // Moves `file`, a regular file inside tmp_dir() that nobody writes any more, into the pool
@@ -95,7 +96,8 @@ public:
     const std::filesystem::path& root() const { return m_root; }
 
 private:
-    ObjectPool(std::filesystem::path root, std::filesystem::path objects, std::filesystem::path tmp);
+    ObjectPool(std::filesystem::path root, std::filesystem::path objects,
+               std::filesystem::path tmp);
 
     std::filesystem::path m_root;
     std::filesystem::path m_objects;

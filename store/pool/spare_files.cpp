@@ -1,15 +1,16 @@
 #include "store/pool/spare_files.h"
 
 #include <fcntl.h>
-#include <linux/falloc.h>
 #include <fmt/format.h>
+#include <linux/falloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 namespace fbfs {
 
 SpareFiles::~SpareFiles() {
-    LockGuard lock(m_mutex);  // nobody else holds this object any more; the lock is for the analysis
+    // Nobody else holds this object any more; the lock is for the analysis.
+    LockGuard lock(m_mutex);
     for (const auto& file : m_files) {
         ::unlink(file.c_str());
     }
@@ -32,8 +33,8 @@ bool SpareFiles::keep(const std::filesystem::path& file) {
         spare = m_dir / fmt::format("{}{}", m_prefix, m_next++);
     }
     struct stat st {};
-    bool kept = ::lstat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-                st.st_size <= k_largest && ::rename(file.c_str(), spare.c_str()) == 0;
+    bool kept = ::lstat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= k_largest &&
+                ::rename(file.c_str(), spare.c_str()) == 0;
     LockGuard lock(m_mutex);
     --m_pending;
     if (kept) {
@@ -59,10 +60,11 @@ std::optional<std::pair<UniqueFd, std::filesystem::path>> SpareFiles::take() {
         if (::chmod(spare.c_str(), 0600) == 0) {
             UniqueFd fd(::open(spare.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
             struct stat st {};
-            if (fd && ::fstat(fd.get(), &st) == 0 &&
-                (::fallocate(fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
-                             st.st_size) == 0 ||
-                 ::ftruncate(fd.get(), 0) == 0)) {
+            constexpr int k_punch = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+            bool emptied = fd && ::fstat(fd.get(), &st) == 0 &&
+                           (::fallocate(fd.get(), k_punch, 0, st.st_size) == 0 ||
+                            ::ftruncate(fd.get(), 0) == 0);
+            if (emptied) {
                 return std::pair{std::move(fd), std::move(spare)};
             }
         }

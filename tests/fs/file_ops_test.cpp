@@ -667,9 +667,10 @@ TEST_CASE("Mount: utimensat sets exact nanosecond times", "[fuse]") {
     CHECK(time_text(stat_of(m / "f").st_mtim) == "1300000000.000000008");
 }
 
-TEST_CASE("Mount: times set on a file with unsaved changes are kept by its close, its fsync and "
-          "a remount after a killed daemon",
-          "[fuse]") {
+TEST_CASE(
+    "Mount: times set on a file with unsaved changes are kept by its close, its fsync and "
+    "a remount after a killed daemon",
+    "[fuse]") {
     MountedStore m;
     put_file(m / "closed", "a");
     put_file(m / "synced", "a");
@@ -697,13 +698,13 @@ TEST_CASE("Mount: times set on a file with unsaved changes are kept by its close
     synced.reset();
     m.mount.unmount();  // fbfs umount recovers a dead mount
     m.mount.mount();
-    for (const auto& [name, mtime] : {std::pair{"closed", "1000000000.000000002"},
-                                      {"synced", "1200000000.000000002"}}) {
+    for (const auto& [name, mtime] :
+         {std::pair{"closed", "1000000000.000000002"}, {"synced", "1200000000.000000002"}}) {
         INFO(name);
         CHECK(read_path(m / name) == "ab");
         CHECK(time_text(stat_of(m / name).st_mtim) == mtime);
-        CHECK(time_text(stat_of(m / name).st_atim).starts_with(
-            std::to_string(std::stoll(std::string(mtime).substr(0, 10)) - 1)));
+        CHECK(time_text(stat_of(m / name).st_atim)
+                  .starts_with(std::to_string(std::stoll(std::string(mtime).substr(0, 10)) - 1)));
     }
 }
 

@@ -9,8 +9,8 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
-#include <set>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -387,9 +387,10 @@ TEST_CASE("ObjectPool: copies and puts of a sparse file keep its holes, and its 
     CHECK(*verified);
 }
 
-TEST_CASE("ObjectPool: with spares kept, a removed small object's file becomes the next temp "
-          "copy, holding exactly the new bytes, and the spares go with the pool",
-          "[pool]") {
+TEST_CASE(
+    "ObjectPool: with spares kept, a removed small object's file becomes the next temp "
+    "copy, holding exactly the new bytes, and the spares go with the pool",
+    "[pool]") {
     TempDir dir;
     const fs::path tmp = dir / "store" / "tmp";
     auto inode_of = [](const fs::path& path) {

@@ -362,9 +362,9 @@ Result<TempCopy> ObjectPool::copy_to_temp(int from, std::string_view prefix) con
     // An empty file is made new: emptying a spare would truncate it to nothing, which costs ext4
     // a flush at its close (auto_da_alloc).
     auto spare = from >= 0 ? m_spares->take() : std::nullopt;
-    TRY_ASSIGN(auto temp, spare ? Result<TempFile>(TempFile::own(std::move(spare->first),
-                                                                 spare->second))
-                                : TempFile::create(m_tmp, prefix));
+    TRY_ASSIGN(auto temp,
+               spare ? Result<TempFile>(TempFile::own(std::move(spare->first), spare->second))
+                     : TempFile::create(m_tmp, prefix));
     std::uint64_t size = 0;
     if (from >= 0) {
         struct stat st {};

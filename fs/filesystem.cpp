@@ -45,6 +45,7 @@ Filesystem::Filesystem(VolumeTree tree, std::optional<LowerLayer> lower)
     : m_tree(std::move(tree)), m_lower(std::move(lower)) {
     if (m_lower) {
         m_stamps = std::make_unique<StampBook>(m_tree, *m_lower, GitIndex::load(*m_lower));
+        m_lower_counts_subdirs = counts_subdirs(*m_lower);
     }
 }
 
@@ -294,7 +295,13 @@ Result<struct stat> Filesystem::setattr(InodeNumber ino, const AttrChange& chang
     // An open file learns the times first: a commit recording its content in between then
     // writes these, not older ones, and the update below writes them again.
     TimeNs ctime = change.ctime.value_or(now);
-    if (auto open = m_inodes.find_open(ino)) {
+    auto open = m_inodes.find_open(ino);
+    bool times_only =
+        !change.mode && !change.uid && !change.gid && !change.size && !change.drop_setid;
+    if (times_only && open && open->defer_times(change.atime, change.mtime, ctime)) {
+        return getattr(ino);  // saved by the commit of the file's unsaved changes
+    }
+    if (open) {
         open->set_times(change.atime, change.mtime, ctime);
     }
     auto updated = m_tree.update(ino, [&](InodeRecord& r) -> Result<void> {

@@ -211,6 +211,11 @@ private:
     Result<struct stat> attr(const Node& node);
     // Whether the lower layer shows through directory `dir` (it is not opaque and exists below).
     bool merges_lower(const Node& dir) const;
+    // How many lower subdirectories show through the merged directory `dir`.
+    Result<std::size_t> lower_subdirs_shown(const Node& dir) const;
+    // Whether the source's filesystem gives a directory 2 + its subdirectories as link count
+    // (ext4, xfs, tmpfs; not btrfs), judged by the source's root.
+    static bool counts_subdirs(const LowerLayer& lower);
     // The lower entry `name` of directory `dir`, if it shows through.
     std::optional<struct stat> lower_child(const Node& dir, std::string_view name) const;
     // Makes sure `ino` has a volume record, copying a lower file or directory up if needed.
@@ -266,6 +271,7 @@ private:
     InodeTable m_inodes;
     std::optional<LowerLayer> m_lower;
     std::unique_ptr<StampBook> m_stamps;  // with m_lower
+    bool m_lower_counts_subdirs = false;  // see counts_subdirs()
 
     // Guards m_lower_opened: each lower file's identity when it was last opened, to tell the
     // kernel when its cached pages went stale. Never held across I/O.

@@ -37,6 +37,8 @@ namespace {
 
 // How long a new mount's warm-up may delay `fbfs mount`; the rest goes on in the background.
 constexpr std::chrono::milliseconds k_foreground_warm_up{1000};
+// How many files of dead objects the daemon keeps to fill as staging files (64 KiB each at most).
+constexpr std::size_t k_spare_files = 32;
 
 // Removes staging files a killed daemon of this volume left behind (we hold the volume's lock).
 void remove_stale_staging(const Store& store, VolumeId volume) {
@@ -115,6 +117,9 @@ Result<void> serve_volume(const MountRequest& request, const std::function<void(
     if (auto reaped = (*store)->remove_dead_objects(); !reaped) {
         return std::unexpected(reaped.error());
     }
+    // From here on, dead objects' files become this volume's staging files (removed as stale
+    // ones if the daemon is killed): a rewrite then allocates no inode.
+    (*store)->pool().keep_spares(fmt::format("staging-{}-spare-", tree->id()), k_spare_files);
     if (::geteuid() != 0) {
         auto fusermount = find_fusermount();
         if (!fusermount) {

@@ -226,6 +226,21 @@ void OpenInode::set_times(std::optional<TimeNs> atime, std::optional<TimeNs> mti
     ++m_version;
 }
 
+bool OpenInode::defer_times(std::optional<TimeNs> atime, std::optional<TimeNs> mtime,
+                            TimeNs ctime) {
+    LockGuard lock(m_mutex);
+    // The commit that seals this staging file reads the times in its transaction, after the
+    // seal: it sees these. (Once sealed, m_staging_fd is empty or a newer copy's.)
+    if (!m_staging_fd) {
+        return false;
+    }
+    m_atime = atime ? atime : m_atime;
+    m_mtime = mtime ? mtime : m_mtime;
+    m_ctime = ctime;
+    ++m_version;
+    return true;
+}
+
 Result<std::optional<PutResult>> OpenInode::seal_staging() {
     std::filesystem::path path;
     std::uint64_t version = 0;

@@ -24,7 +24,9 @@
 //   the commit is therefore either in the sealed bytes or in the new staging copy, never lost:
 //   the new copy stays changed and the next flush commits it.
 // - Times of unsaved changes are read inside the commit's LMDB transaction and dropped from
-//   memory after it only if m_version did not move meanwhile.
+//   memory after it only if m_version did not move meanwhile. Times set while a staging file
+//   exists (defer_times) are kept only in memory: the commit that seals it reads them after
+//   sealing, so it saves them.
 // Lock order: InodeTable's mutex, m_commit, m_io, m_make, LMDB, m_mutex.
 #pragma once
 
@@ -94,6 +96,11 @@ public:
     // Times set by setattr while the file is open, so a commit keeps them. Call before writing
     // them to the volume, so a commit in between cannot write older ones over them.
     void set_times(std::optional<TimeNs> atime, std::optional<TimeNs> mtime, TimeNs ctime);
+    // set_times() alone, writing nothing to the store, when the file has changes that a commit
+    // has yet to seal (that commit then saves these times with them): returns true. Returns
+    // false, changing nothing, otherwise. With the writeback cache the kernel sends such a
+    // setattr (mtime and ctime) before every flush and fsync of a written file.
+    bool defer_times(std::optional<TimeNs> atime, std::optional<TimeNs> mtime, TimeNs ctime);
 
     // Moves changed bytes into the pool and records them in `tree`; a no-op when clean.
     Result<void> commit(VolumeTree& tree);

@@ -123,15 +123,11 @@ Result<struct stat> Filesystem::attr(const Node& node) {
     if (node.upper) {
         struct stat st = to_stat(node.ino, *node.upper);
         if (merges_lower(node)) {
-            // The volume's record counts only the subdirectories it holds; a merged directory
-            // shows those of both layers, and ext4 would count every one of them.
-            auto entries = merged_entries(node);
-            if (!entries) {
-                return std::unexpected(entries.error());
+            auto below = lower_subdirs_shown(node);
+            if (!below) {
+                return std::unexpected(below.error());
             }
-            st.st_nlink = 2 + static_cast<nlink_t>(
-                                  std::count_if(entries->begin(), entries->end(),
-                                                [](const auto& e) { return e.type == DT_DIR; }));
+            st.st_nlink += static_cast<nlink_t>(*below);
         }
         return st;
     }
@@ -143,6 +139,50 @@ Result<struct stat> Filesystem::attr(const Node& node) {
     }
     st.st_mtim = to_timespec(m_stamps->shown_mtime(node.path, *node.lower));
     return st;
+}
+
+bool Filesystem::counts_subdirs(const LowerLayer& lower) {
+    auto root = lower.stat("");
+    auto entries = lower.list("");
+    if (!root || !entries) {
+        return false;
+    }
+    auto subdirs = std::count_if(entries->begin(), entries->end(),
+                                 [](const LowerEntry& e) { return e.type == DT_DIR; });
+    return root->st_nlink == 2 + static_cast<nlink_t>(subdirs);
+}
+
+Result<std::size_t> Filesystem::lower_subdirs_shown(const Node& dir) const {
+    // The volume's record counts the subdirectories it holds (nlink is 2 + those); a merged
+    // directory also shows the lower ones that no volume entry (directory, whiteout, or another
+    // file) covers, and ext4 would count every one. A getattr of a merged directory follows
+    // every change in it, so this is kept cheap: nothing for a lower directory without
+    // subdirectories, else one listing of it and a lookup per lower subdirectory.
+    if (m_lower_counts_subdirs && dir.lower->st_nlink == 2) {
+        return 0;
+    }
+    auto entries = m_lower->list(dir.path);
+    if (!entries) {
+        return std::unexpected(entries.error());
+    }
+    std::size_t shown = 0;
+    for (const auto& e : *entries) {
+        if (e.type != DT_DIR && e.type != DT_UNKNOWN) {
+            continue;
+        }
+        if (e.type == DT_UNKNOWN) {
+            auto st = m_lower->stat(join_path(dir.path, e.name));
+            if (!st || !S_ISDIR(st->st_mode)) {
+                continue;
+            }
+        }
+        auto covering = m_tree.lookup(dir.ino, e.name);
+        if (!covering) {
+            return std::unexpected(covering.error());
+        }
+        shown += *covering ? 0 : 1;
+    }
+    return shown;
 }
 
 bool Filesystem::merges_lower(const Node& dir) const {

@@ -250,20 +250,21 @@ Result<void> LmdbEnv::sync() {
     std::unique_lock lock(state.mutex);
     // Every transaction this caller committed has an id up to this one.
     const std::size_t needed = last_txnid();
-    while (state.flushing) {
+    auto covering = [&] { return !state.flushing.empty() && *state.flushing.rbegin() >= needed; };
+    while (state.durable_txnid < needed && covering()) {
         state.done.wait(lock);
     }
     if (state.durable_txnid >= needed) {
         return {};  // a flush that began after those commits has finished
     }
-    state.flushing = true;
     // Commits finish writing their pages before the meta page names them, so a flush that
     // starts now covers every transaction up to this id.
     const std::size_t covered = last_txnid();
+    auto mine = state.flushing.insert(covered);
     lock.unlock();
     int rc = mdb_env_sync(m_env, 1);
     lock.lock();
-    state.flushing = false;
+    state.flushing.erase(mine);
     if (rc == 0) {
         state.durable_txnid = std::max(state.durable_txnid, covered);
     }

@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -66,9 +67,9 @@ public:
     // again. So `body` must not have effects outside the txn, or must make them only once.
     Result<void> write(const std::function<Result<void>(LmdbTxn&)>& body);
     // Makes every transaction committed before the call durable (fdatasync of the data file),
-    // for callers that promised durability. Concurrent callers share flushes (group commit): one
-    // that started after a caller's commits covers it, so a caller may wait for a flush already
-    // under way instead of starting its own.
+    // for callers that promised durability. Concurrent callers share flushes (group commit): a
+    // caller whose commits a flush already under way covers (it began after them) waits for
+    // that flush instead of starting its own; any other caller starts its own at once.
     Result<void> sync();
 
     MDB_env* handle() const { return m_env; }
@@ -92,12 +93,12 @@ private:
     std::filesystem::path m_reserve;
     // Set while the reserve is given up or could not be made; write() makes it again.
     std::unique_ptr<std::atomic<bool>> m_reserve_missing;
-    // Guards the group-commit state of sync(): whether a flush is under way, and which
-    // transactions the last finished flush covered. Never held across the flush itself.
+    // Guards the group-commit state of sync(): the transactions each flush under way covers,
+    // and those every finished flush covered. Never held across the flush itself.
     struct SyncState {
         std::mutex mutex;
         std::condition_variable done;
-        bool flushing = false;
+        std::multiset<std::size_t> flushing;  // the last txnid each flush under way covers
         std::size_t durable_txnid = 0;
     };
     std::unique_ptr<SyncState> m_sync;

@@ -56,6 +56,10 @@ public:
         }
         return TempFile(UniqueFd(fd), fs::path(pattern));
     }
+    // Takes charge of `fd`, open on `path`, a file already made.
+    static TempFile own(UniqueFd fd, fs::path path) {
+        return TempFile(std::move(fd), std::move(path));
+    }
 
     TempFile(TempFile&& other) noexcept
         : m_fd(std::move(other.m_fd)), m_path(std::exchange(other.m_path, {})) {}
@@ -241,6 +245,12 @@ Result<Hashed> copy_regular(int src, const struct stat& before, off_t offset, co
 
 }  // namespace
 
+ObjectPool::ObjectPool(fs::path root, fs::path objects, fs::path tmp)
+    : m_root(std::move(root)),
+      m_objects(std::move(objects)),
+      m_tmp(std::move(tmp)),
+      m_spares(std::make_shared<SpareFiles>(m_tmp)) {}
+
 Result<ObjectPool> ObjectPool::open(const fs::path& root) {
     struct stat st {};
     if (::stat(root.c_str(), &st) != 0) {
@@ -345,8 +355,17 @@ Result<PutResult> ObjectPool::seal(const fs::path& file) const {
     return PutResult{hashed.id, hashed.size, false};
 }
 
+void ObjectPool::keep_spares(std::string prefix, std::size_t count) const {
+    m_spares->enable(std::move(prefix), count);
+}
+
 Result<TempCopy> ObjectPool::copy_to_temp(int from, std::string_view prefix) const {
-    TRY_ASSIGN(auto temp, TempFile::create(m_tmp, prefix));
+    // An empty file is made new: emptying a spare would truncate it to nothing, which costs ext4
+    // a flush at its close (auto_da_alloc).
+    auto spare = from >= 0 ? m_spares->take() : std::nullopt;
+    TRY_ASSIGN(auto temp,
+               spare ? Result<TempFile>(TempFile::own(std::move(spare->first), spare->second))
+                     : TempFile::create(m_tmp, prefix));
     std::uint64_t size = 0;
     if (from >= 0) {
         struct stat st {};
@@ -403,6 +422,9 @@ Result<std::uint64_t> ObjectPool::size(const ObjectId& id) const {
 
 Result<void> ObjectPool::remove(const ObjectId& id) const {
     auto path = object_path(id);
+    if (m_spares->keep(path)) {
+        return {};
+    }
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
         return errno_error(fmt::format("cannot remove object {}", path.string()));
     }

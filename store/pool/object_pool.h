@@ -21,6 +21,7 @@
 #include "store/base/object_id.h"
 #include "store/base/unique_fd.h"
 #include "store/pool/object_fetcher.h"
+#include "store/pool/spare_files.h"
 
 namespace fbfs {
 
@@ -47,7 +48,8 @@ public:
     Result<PutResult> put_bytes(std::string_view bytes) const;
     // Reads `fd` from its current offset to its end (all of it for a freshly opened file); the
     // offset afterwards is unspecified. A regular file is hashed while the kernel copies it (a
-    // large one keeps its holes); one that changes meanwhile fails with EAGAIN. On any error no object and no temp file remain.
+    // large one keeps its holes); one that changes meanwhile fails with EAGAIN. On any error no
+    // object and no temp file remain.
     Result<PutResult> put_fd(int fd) const;
     Result<PutResult> put_path(const std::filesystem::path& path) const;
     // Moves `file`, a regular file inside tmp_dir() that nobody writes any more, into the pool
@@ -61,11 +63,19 @@ public:
     Result<PutResult> publish(const std::filesystem::path& file, const ObjectId& id,
                               std::uint64_t size) const;
 
-    // Makes a new file in tmp_dir() named `prefix` and a unique suffix, holding the bytes of
-    // `from` from offset 0 to its end (nothing if `from` is -1), copied inside the kernel where
-    // the two filesystems allow it and through a buffer where they do not. Only data is copied:
-    // the holes of `from` (SEEK_HOLE) stay holes. On failure no file remains.
+    // Makes a new file in tmp_dir() named `prefix` and a unique suffix (or takes a spare, see
+    // keep_spares()), holding the bytes of `from` from offset 0 to its end (nothing if `from` is
+    // -1), copied inside the kernel where the two filesystems allow it and through a buffer where
+    // they do not. Only data is copied: the holes of `from` (SEEK_HOLE) stay holes. On failure no
+    // file remains.
     Result<TempCopy> copy_to_temp(int from, std::string_view prefix) const;
+    // From now on remove() keeps the files of up to `count` removed objects of at most 64 KiB in
+    // tmp_dir() as spares named `prefix` and a number, and copy_to_temp() empties and fills a
+    // spare instead of making a file: a rewritten file then costs no inode allocated and none
+    // freed (ext4 without a journal scans past every inode freed in the last minutes for each
+    // one it allocates). The spares left are deleted when the last copy of this pool goes; a
+    // killed process leaves them for whoever removes stale files of that prefix.
+    void keep_spares(std::string prefix, std::size_t count) const;
     // Hashes `fd` from offset 0 to its end, storing nothing: what its id would be.
     static Result<PutResult> hash_fd(int fd);
 
@@ -78,7 +88,8 @@ public:
     // Where open_or_fetch() gets missing objects. Set before the pool is shared between threads.
     void set_fetcher(std::shared_ptr<ObjectFetcher> fetcher) { m_fetcher = std::move(fetcher); }
     Result<std::uint64_t> size(const ObjectId& id) const;
-    // Removes an object; removing a missing object is not an error.
+    // Removes an object (keeping its file as a spare, see keep_spares()); removing a missing
+    // object is not an error.
     Result<void> remove(const ObjectId& id) const;
     // Re-hashes an object: true if its bytes match its id, false if not; an Error if unreadable.
     Result<bool> verify(const ObjectId& id) const;
@@ -91,13 +102,14 @@ public:
     const std::filesystem::path& root() const { return m_root; }
 
 private:
-    ObjectPool(std::filesystem::path root, std::filesystem::path objects, std::filesystem::path tmp)
-        : m_root(std::move(root)), m_objects(std::move(objects)), m_tmp(std::move(tmp)) {}
+    ObjectPool(std::filesystem::path root, std::filesystem::path objects,
+               std::filesystem::path tmp);
 
     std::filesystem::path m_root;
     std::filesystem::path m_objects;
     std::filesystem::path m_tmp;
     std::shared_ptr<ObjectFetcher> m_fetcher;  // none unless set_fetcher()
+    std::shared_ptr<SpareFiles> m_spares;  // shared by copies of this pool
 };
 
 }  // namespace fbfs

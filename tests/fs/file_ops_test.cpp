@@ -3,6 +3,7 @@
 // and that everything survives an unmount.
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -22,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "fs/process.h"
 #include "store/base/object_id.h"
 #include "store/base/unique_fd.h"
 #include "tests/support/mount.h"
@@ -663,6 +665,47 @@ TEST_CASE("Mount: utimensat sets exact nanosecond times", "[fuse]") {
     set_times(m / "l", at(1400000000, 7), at(1400000000, 9), AT_SYMLINK_NOFOLLOW);
     CHECK(time_text(lstat_of(m / "l").st_mtim) == "1400000000.000000009");
     CHECK(time_text(stat_of(m / "f").st_mtim) == "1300000000.000000008");
+}
+
+TEST_CASE(
+    "Mount: times set on a file with unsaved changes are kept by its close, its fsync and "
+    "a remount after a killed daemon",
+    "[fuse]") {
+    MountedStore m;
+    put_file(m / "closed", "a");
+    put_file(m / "synced", "a");
+    // The daemon holds the appended byte in a staging file when the times arrive (the setattr
+    // the writeback cache sends before every flush is of this kind).
+    auto append_then_set_times = [&](const fs::path& path, time_t mtime) {
+        auto fd = open_fd(path, O_WRONLY | O_APPEND);
+        write_all(fd.get(), "b");
+        REQUIRE(::sync_file_range(fd.get(), 0, 0,
+                                  SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                      SYNC_FILE_RANGE_WAIT_AFTER) == 0);
+        const timespec times[2] = {at(mtime - 1, 1), at(mtime, 2)};
+        REQUIRE(::futimens(fd.get(), times) == 0);
+        return fd;
+    };
+    append_then_set_times(m / "closed", 1000000000).reset();
+    CHECK(time_text(stat_of(m / "closed").st_mtim) == "1000000000.000000002");
+
+    auto synced = append_then_set_times(m / "synced", 1200000000);
+    REQUIRE(::fsync(synced.get()) == 0);
+    const auto pid = fbfs::test::daemon_pid(m.mount.path());
+    REQUIRE(pid);
+    REQUIRE(::kill(*pid, SIGKILL) == 0);  // the daemon this test started
+    REQUIRE(fbfs::wait_until_exited(*pid, std::chrono::seconds(10)));
+    synced.reset();
+    m.mount.unmount();  // fbfs umount recovers a dead mount
+    m.mount.mount();
+    for (const auto& [name, mtime] :
+         {std::pair{"closed", "1000000000.000000002"}, {"synced", "1200000000.000000002"}}) {
+        INFO(name);
+        CHECK(read_path(m / name) == "ab");
+        CHECK(time_text(stat_of(m / name).st_mtim) == mtime);
+        CHECK(time_text(stat_of(m / name).st_atim)
+                  .starts_with(std::to_string(std::stoll(std::string(mtime).substr(0, 10)) - 1)));
+    }
 }
 
 TEST_CASE("Mount: writing or truncating a file updates its mtime and ctime", "[fuse]") {

@@ -10,10 +10,12 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "tests/support/posix.h"
 #include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -383,4 +385,72 @@ TEST_CASE("ObjectPool: copies and puts of a sparse file keep its holes, and its 
     auto verified = pool.verify(id);
     REQUIRE(verified);
     CHECK(*verified);
+}
+
+TEST_CASE(
+    "ObjectPool: with spares kept, a removed small object's file becomes the next temp "
+    "copy, holding exactly the new bytes, and the spares go with the pool",
+    "[pool]") {
+    TempDir dir;
+    const fs::path tmp = dir / "store" / "tmp";
+    auto inode_of = [](const fs::path& path) {
+        struct stat st {};
+        REQUIRE(::lstat(path.c_str(), &st) == 0);
+        return st.st_ino;
+    };
+    // New content with a hole where the old one had bytes: none of them may show through.
+    const fs::path source = dir / "source";
+    {
+        fbfs::UniqueFd fd(::open(source.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        REQUIRE(fd);
+        REQUIRE(::pwrite(fd.get(), "new", 3, 8192) == 3);
+    }
+    const std::string expected = std::string(8192, '\0') + "new";
+    {
+        auto pool = open_pool(dir);
+        auto unkept = pool.put_bytes(std::string_view("removed before spares are kept"));
+        REQUIRE(unkept);
+        REQUIRE(pool.remove(unkept->id));
+        CHECK(fbfs::test::names_in(tmp).empty());
+
+        pool.keep_spares("spare-", 2);
+        auto old = pool.put_bytes(std::string(9000, 'x'));
+        REQUIRE(old);
+        const auto old_inode = inode_of(pool.object_path(old->id));
+        REQUIRE(pool.remove(old->id));
+        CHECK(!pool.contains(old->id));
+        CHECK(fbfs::test::names_in(tmp) == std::set<std::string>{"spare-0"});
+
+        fbfs::UniqueFd from(::open(source.c_str(), O_RDONLY | O_CLOEXEC));
+        REQUIRE(from);
+        auto copy = pool.copy_to_temp(from.get(), "copy-");
+        REQUIRE(copy);
+        CHECK(copy->path == tmp / "spare-0");
+        CHECK(inode_of(copy->path) == old_inode);
+        CHECK(read_file(copy->path) == expected);
+        CHECK((::fcntl(copy->fd.get(), F_GETFL) & O_ACCMODE) == O_RDWR);
+        // No spare left: the next copy is a new file.
+        auto fresh = pool.copy_to_temp(-1, "copy-");
+        REQUIRE(fresh);
+        CHECK(fresh->path.filename().string().starts_with("copy-"));
+        fs::remove(copy->path);
+        fs::remove(fresh->path);
+
+        // At most two spares, and none larger than 64 KiB.
+        std::vector<ObjectId> ids;
+        for (int i = 0; i < 3; ++i) {
+            auto put = pool.put_bytes(std::string(100, static_cast<char>('a' + i)));
+            REQUIRE(put);
+            ids.push_back(put->id);
+        }
+        auto large = pool.put_bytes(std::string(64 * 1024 + 1, 'L'));
+        REQUIRE(large);
+        ids.push_back(large->id);
+        for (const auto& id : ids) {
+            REQUIRE(pool.remove(id));
+            CHECK(!pool.contains(id));
+        }
+        CHECK(fbfs::test::names_in(tmp) == std::set<std::string>{"spare-1", "spare-2"});
+    }
+    CHECK(fbfs::test::names_in(tmp).empty());
 }

@@ -169,6 +169,9 @@ void Model::rename_file(std::size_t index, const std::string& to) {
 
 void Model::rename_symlink(std::size_t index, const std::string& to) {
     std::size_t replaced = find_symlink(to);
+    if (replaced == index) {
+        return;  // onto its own name: rename(2) does nothing
+    }
     if (replaced < symlinks.size()) {
         remove_symlink(replaced);
         index -= replaced < index ? 1 : 0;

@@ -2,7 +2,8 @@
 // runner B mounts the same store over a fresh checkout at another path, with new mtimes, at the
 // same mountpoint. What a user relies on: B's build finds nothing to do (content-stable mtimes,
 // DESIGN.md "Semantics that matter" 2), a change on B rebuilds exactly its dependents, and a
-// store moved elsewhere works the same (semantics 1).
+// store moved elsewhere works the same (semantics 1). The googletest test also gives runner B a
+// store of its own, pulled lazily from runner A's push to a real nginx (issue 12).
 //
 // Every compiler run goes through a logging launcher that writes outside the mount, so the tests
 // count exactly what was compiled, not what the build tool claimed.
@@ -19,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "store/base/object_id.h"
+#include "tests/support/http_servers.h"
 #include "tests/support/make_project.h"
 #include "tests/support/mount.h"
 #include "tests/support/run.h"
@@ -27,6 +30,8 @@
 namespace fs = std::filesystem;
 using fbfs::test::command_line;
 using fbfs::test::installed;
+using fbfs::test::NginxServer;
+using fbfs::test::run_cli;
 using fbfs::test::Mount;
 using fbfs::test::read_file;
 using fbfs::test::run_tool;
@@ -280,6 +285,59 @@ void require_ninja_up_to_date(const Runners& r, const std::string& build, const 
     CHECK(runs.compiled.empty());
 }
 
+
+// Runner B with a store of its own, pulled lazily from runner A's push to a real nginx: the pull
+// moves the key and the manifest only, and the no-op build fetches what ninja reads to decide,
+// never an object file or a library (issue 12, counted from nginx's access log).
+void require_up_to_date_through_nginx(const Runners& r, const fs::path& checkout,
+                                      const std::string& build) {
+    NginxServer nginx;
+    auto pushed = run_cli({"push", "--store", r.store().string(), "--remote", nginx.url(),
+                           "--key", "main"});
+    INFO("fbfs push: " << pushed.err);
+    REQUIRE(pushed.status == 0);
+    const auto store_b = r / "runner-b" / "store";
+    auto gets_since = [&](std::size_t from) {
+        std::set<std::string> ids;
+        auto requests = nginx.requests();
+        for (std::size_t i = from; i < requests.size(); ++i) {
+            if (requests[i].method == "GET" && requests[i].path.find("/cas/") != std::string::npos) {
+                ids.insert(requests[i].path.substr(requests[i].path.rfind('/') + 1));
+            }
+        }
+        return std::pair{ids, requests.size() - from};
+    };
+
+    auto before_pull = nginx.requests().size();
+    auto pulled = run_cli({"pull", "--store", store_b.string(), "--remote", nginx.url(), "--key",
+                           "main"});
+    INFO("fbfs pull: " << pulled.err);
+    REQUIRE(pulled.status == 0);
+    auto [manifest, pull_requests] = gets_since(before_pull);
+    CHECK(pull_requests == 2);  // the key and the manifest
+    CHECK(manifest.size() == 1);
+
+    auto b = r.mount(checkout, store_b);
+    auto before_build = nginx.requests().size();
+    require_ninja_up_to_date(r, build, "runner B, its store pulled lazily from nginx");
+    auto [fetched, build_requests] = gets_since(before_build);
+    INFO("requests during the no-op build: " << build_requests);
+
+    // Every object file and library of the build (reading them here fetches them: counted above).
+    std::set<std::string> outputs;
+    for (const auto& entry : fs::recursive_directory_iterator(build)) {
+        auto extension = entry.path().extension();
+        if (entry.is_regular_file() && (extension == ".o" || extension == ".a")) {
+            outputs.insert(fbfs::ObjectId::of(read_file(entry.path())).hex());
+        }
+    }
+    CHECK(outputs.size() >= 4);  // gtest-all.o, gtest_main.o and so on, and their libraries
+    for (const auto& id : outputs) {
+        CHECK_FALSE(fetched.contains(id));
+    }
+    CHECK(fetched.size() <= 6);  // .ninja_log, .ninja_deps, build.ninja and the like
+    b.unmount();
+}
 }  // namespace
 
 TEST_CASE("Two runners: make finds nothing to do on runner B after runner A built", "[fuse]") {
@@ -379,6 +437,7 @@ TEST_CASE("Two runners: ninja says no work to do on runner B", "[fuse]") {
         auto b = r.mount(y);
         require_ninja_up_to_date(r, build, "runner B, fresh checkout");
     }
+    require_up_to_date_through_nginx(r, y, build);
 
     append(y / "googletest/src/gtest-all.cc", "// changed on runner B\n");
     auto b = r.mount(y);

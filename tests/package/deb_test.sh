@@ -13,6 +13,10 @@ set -euo pipefail
 build=$(realpath "$1")
 mirror=${FBFS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")
+# The newest pack format this fbfs writes, as the source declares it.
+pack_format=$(sed -n 's/^inline constexpr std::uint32_t k_version = \([0-9]*\);$/\1/p' \
+  "$(dirname "$0")/../../store/pack/pack_format.h")
+[[ $pack_format =~ ^[0-9]+$ ]] || { echo "deb test: no k_version in store/pack/pack_format.h" >&2; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/fbfs-deb-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 fail() {
@@ -38,10 +42,11 @@ ln -sf ../proc/self/mounts "$work/root/etc/mtab"
 
 # Inside a private mount namespace: /proc for the root, then the checks.
 unshare --mount --propagation private bash -euo pipefail -s "$work/root" "$version" \
-  "$(dirname "$0")/../support" <<'EOS'
+  "$(dirname "$0")/../support" "$pack_format" <<'EOS'
 root=$1
 version=$2
 support=$3
+pack_format=$4
 "$support/let-go-of-fuse-mounts"
 mount -t proc proc "$root/proc"
 in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@"; }
@@ -54,7 +59,7 @@ if ! in_root sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get
   fail "apt could not install the .deb"
 fi
 said=$(in_root fbfs --version)
-[[ $said == "fbfs $version (pack format 1,"* ]] || fail "fbfs --version said: $said"
+[[ $said == "fbfs $version (pack format $pack_format,"* ]] || fail "fbfs --version said: $said"
 [ -f "$root/usr/share/man/man1/fbfs.1.gz" ] || fail "no man page at /usr/share/man/man1/fbfs.1.gz"
 [ -u "$root/usr/bin/fusermount3" ] || fail "the fuse3 dependency brought no setuid fusermount3"
 

@@ -15,6 +15,8 @@
 #include "store/meta/volume_lock.h"
 #include "store/meta/volume_removal.h"
 #include "store/meta/volume_usage.h"
+#include "store/remote/origin_check.h"
+#include "store/remote/remote_origin.h"
 
 namespace fbfs::cli {
 
@@ -174,11 +176,37 @@ int gc(const GcArgs& args) {
     if (!store) {
         return fail(store.error().message);
     }
+    if (!args.dry_run) {
+        auto options = RemoteOptions::from_environment();
+        if (!options) {
+            return fail(options.error().message);
+        }
+        auto check = origin_missing_check(**store, std::move(*options));
+        if (!check) {
+            return fail(check.error().message);
+        }
+        policy.remote_missing = std::move(*check);
+    }
     auto report = collect_garbage(**store, policy, now_ns());
     if (!report) {
         return fail(report.error().message);
     }
     const char* verb = args.dry_run ? "would drop" : "dropped";
+    if (report->fetchable.objects > 0) {
+        auto origin = read_remote_origin((*store)->root());
+        fmt::print("{} {} pooled objects ({}) that remote {} holds: a mount fetches them again\n",
+                   verb, report->fetchable.objects, human(report->fetchable.bytes),
+                   origin && *origin ? **origin : std::string("(none)"));
+    }
+    if (report->remote_lacked > 0) {
+        fmt::print("kept {} objects the remote no longer has\n", report->remote_lacked);
+    }
+    if (!report->remote_error.empty()) {
+        std::fprintf(stderr,
+                     "fbfs: dropped no pooled object: cannot ask the remote which it still "
+                     "holds (%s)\n",
+                     report->remote_error.c_str());
+    }
     for (const auto& v : report->dropped) {
         fmt::print("{} volume '{}' (last used {}): {} objects, {}\n", verb, v.name,
                    v.last_used != 0 ? utc_time(v.last_used) : "unknown", v.freed.objects,
@@ -245,8 +273,8 @@ void add_volume_commands(CLI::App& app, Action& action) {
     static GcArgs args;
     auto* gc_command = app.add_subcommand(
         "gc",
-        "Drop the least recently mounted volumes until the store fits --max-size (never a "
-        "mounted or --keep one)");
+        "Drop pooled objects the remote holds, then the least recently mounted volumes, until "
+        "the store fits --max-size (never a mounted or --keep volume)");
     add_store_option(*gc_command, args.store);
     gc_command->add_option("--max-size", args.max_size,
                            "Bound on the objects' bytes (as fbfs stat's 'stored'): 500M, 10G, "
@@ -257,7 +285,10 @@ void add_volume_commands(CLI::App& app, Action& action) {
         ->allow_extra_args(false);
     gc_command->add_flag("--dry-run", args.dry_run, "Say what would be dropped; change nothing");
     gc_command->footer(
-        "Volumes go whole, least recently mounted (or made, if never mounted) first, until the "
+        "Over --max-size, pooled objects that the store's remote (its origin: the cache it was "
+        "pulled from or pushed to) holds go first, least recently read through a mount first; "
+        "the remote is asked first that it still has them, and a mount fetches them again on "
+        "first read (a dry run does not ask). Then volumes go whole, least recently mounted (or made, if never mounted) first, until the "
         "objects' bytes fit --max-size and no volume is older than --older-than; the objects only "
         "they named are deleted. A volume being mounted, packed or unpacked is passed over. fbfs "
         "mount --max-store-size SIZE does the same when its mount ends.\n"

@@ -514,6 +514,9 @@ Result<std::unique_ptr<FileHandle>> Filesystem::open(InodeNumber ino, int flags)
     handle->ino = ino;
     handle->writable = writable;
     handle->inode = std::move(*inode);
+    if ((flags & O_ACCMODE) != O_WRONLY && !(flags & O_TRUNC)) {
+        handle->inode->note_read();
+    }
     if (handle->writable) {
         if (auto ok = handle->inode->open_writer((flags & O_TRUNC) != 0); !ok) {
             release(std::move(handle));

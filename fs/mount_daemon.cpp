@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstring>
+#include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string_view>
@@ -23,11 +25,13 @@
 #include "fs/process.h"
 #include "fs/remote_objects.h"
 #include "store/base/unique_fd.h"
+#include "store/meta/object_reads.h"
 #include "store/meta/store.h"
 #include "store/meta/volume_gc.h"
 #include "store/meta/volume_lock.h"
 #include "store/meta/volume_times.h"
 #include "store/meta/volume_tree.h"
+#include "store/remote/origin_check.h"
 
 namespace fbfs {
 
@@ -64,10 +68,26 @@ void note_mount(Store& store, const MountRequest& request, bool starts) {
     GcPolicy policy;
     policy.max_bytes = request.max_store_size;
     policy.keep = {request.volume};
+    auto options = RemoteOptions::from_environment();
+    auto check = options ? origin_missing_check(store, std::move(*options))
+                         : Result<RemoteMissingCheck>(std::unexpected(options.error()));
+    if (check) {
+        policy.remote_missing = std::move(*check);
+    } else {
+        spdlog::warn("--max-store-size: drops no pooled object: {}", check.error().message);
+    }
     auto report = collect_garbage(store, policy, now_ns());
     if (!report) {
         spdlog::error("--max-store-size: {}", report.error().message);
         return;
+    }
+    if (report->fetchable.objects > 0) {
+        spdlog::info("--max-store-size: dropped {} pooled objects ({} bytes) the remote holds",
+                     report->fetchable.objects, report->fetchable.bytes);
+    }
+    if (!report->remote_error.empty()) {
+        spdlog::warn("--max-store-size: dropped no pooled object: cannot ask the remote ({})",
+                     report->remote_error);
     }
     for (const auto& v : report->dropped) {
         spdlog::info("--max-store-size: dropped volume '{}' ({} objects, {} bytes)", v.name,
@@ -78,6 +98,14 @@ void note_mount(Store& store, const MountRequest& request, bool starts) {
             "--max-store-size: the store holds {} bytes, over its bound of {}: the rest "
             "belongs to volumes in use",
             report->bytes_after, *request.max_store_size);
+    }
+}
+
+// Writes the objects read through the mount since the last time (object_reads.h); a failure is
+// logged and the ids wait for the next time.
+void flush_reads(Store& store, ReadLog& reads) {
+    if (auto flushed = reads.flush(store, now_ns()); !flushed) {
+        spdlog::warn("cannot record which objects were read: {}", flushed.error().message);
     }
 }
 
@@ -95,6 +123,8 @@ Result<void> serve_volume(const MountRequest& request, const std::function<void(
     if (auto attached = attach_remote(**store, request.remote); !attached) {
         return attached;
     }
+    auto reads = std::make_shared<ReadLog>();
+    (*store)->set_read_observer(reads);
     std::optional<LowerLayer> lower;
     if (!request.source.empty()) {
         auto opened = LowerLayer::open(request.source);
@@ -163,7 +193,20 @@ Result<void> serve_volume(const MountRequest& request, const std::function<void(
         std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
         filesystem.warmed_up(warmed.directories, warmed.entries, took.count(), warmed.complete);
     });
+    // Which objects the mount reads, written every k_read_flush_interval and at the end.
+    std::jthread read_flusher([&](std::stop_token stop) {
+        std::mutex mutex;
+        std::condition_variable_any wake;
+        std::unique_lock held(mutex);
+        while (!wake.wait_for(held, stop, k_read_flush_interval, [] { return false; }) &&
+               !stop.stop_requested()) {
+            flush_reads(**store, *reads);
+        }
+    });
     auto served = (*server)->run();
+    read_flusher.request_stop();
+    read_flusher.join();
+    flush_reads(**store, *reads);
     note_mount(**store, request, false);
     return served;
 }

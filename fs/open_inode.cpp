@@ -73,6 +73,17 @@ Result<SharedFd> OpenInode::data_fd() const {
     return opened;
 }
 
+void OpenInode::note_read() const {
+    std::optional<ObjectId> object;
+    {
+        LockGuard lock(m_mutex);
+        object = m_object;
+    }
+    if (object) {
+        m_pool.note_read(*object);
+    }
+}
+
 Result<void> OpenInode::ensure_staging(bool copy) {
     LockGuard make(m_make);
     SharedFd from;

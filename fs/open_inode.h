@@ -66,6 +66,10 @@ public:
 
     // The fd to read from; nullptr when the file is empty.
     Result<SharedFd> data_fd() const;
+    // Tells the pool's read observer (store/meta/object_reads.h) that the committed content is
+    // opened for reading: at open, because the kernel may serve the reads from pages the
+    // mount's warm-up filled without asking the daemon.
+    void note_read() const EXCLUDES(m_mutex);
 
     // A write in progress: holds off commit() until it is destroyed.
     struct Write {

@@ -140,6 +140,7 @@ Result<void> Store::open_tables() {
         {&m_tables.stamps, "stamps"},   {&m_tables.refs, "refs"},
         {&m_tables.orphans, "orphans"}, {&m_tables.dead, "dead"},
         {&m_tables.xattrs, "xattrs"},   {&m_tables.volume_times, "volume_times"},
+        {&m_tables.object_reads, "object_reads"}, {&m_tables.remote_objects, "remote_objects"},
     };
     for (auto [dbi, name] : tables) {
         auto opened = m_env.open_dbi(name);
@@ -264,11 +265,18 @@ Result<bool> Store::remove_unreferenced(LmdbTxn& txn, std::string_view key) {
         if (auto gone = m_pool.remove(*id); !gone) {
             return std::unexpected(gone.error());
         }
+        TRY(txn.del(m_tables.object_reads, key));
+        TRY(txn.del(m_tables.remote_objects, key));
     }
     if (auto gone = txn.del(m_tables.dead, key); !gone) {
         return std::unexpected(gone.error());
     }
     return unlink;
+}
+
+Result<void> Store::drop_fetchable(LmdbTxn& txn, const ObjectId& id) {
+    (void)txn;  // held: no transaction can name the object again meanwhile
+    return m_pool.remove(id);
 }
 
 Result<void> adjust_object_ref(LmdbTxn& txn, const Tables& tables, const ObjectId& id, int delta) {

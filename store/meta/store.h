@@ -33,6 +33,8 @@ struct Tables {
     Dbi dead = 0;     // raw object id -> "" for objects whose last reference went
     Dbi xattrs = 0;   // volume id + inode + attribute name -> its value
     Dbi volume_times = 0;  // volume id -> VolumeTimes (volume_times.h)
+    Dbi object_reads = 0;  // raw object id -> u64 time it was last read (object_reads.h)
+    Dbi remote_objects = 0;  // raw object id -> "" for objects the remote holds (remote_objects.h)
 };
 
 struct VolumeInfo {
@@ -68,6 +70,10 @@ public:
     void set_object_fetcher(std::shared_ptr<ObjectFetcher> fetcher) {
         m_pool.set_fetcher(std::move(fetcher));
     }
+    // Who is told of each object a mount opens to read (object_reads.h); set before serving.
+    void set_read_observer(std::shared_ptr<ObjectReadObserver> observer) {
+        m_pool.set_read_observer(std::move(observer));
+    }
     LmdbEnv& env() { return m_env; }
     const LmdbEnv& env() const { return m_env; }
     const Tables& tables() const { return m_tables; }
@@ -83,6 +89,10 @@ public:
     Result<std::size_t> remove_dead_objects();
     // Deletes `id` from the pool if no inode names it (same transaction rule).
     Result<void> remove_if_unreferenced(const ObjectId& id);
+    // Within a write transaction: deletes object `id`'s file, which inodes still name, because
+    // the remote holds it (remote_objects.h) and a mount fetches it again. Every transaction that
+    // makes an inode name an object puts the file back if it is missing (VolumeTree::set_content).
+    Result<void> drop_fetchable(LmdbTxn& txn, const ObjectId& id);
 
 private:
     Store(std::filesystem::path root, ObjectPool pool, LmdbEnv env)

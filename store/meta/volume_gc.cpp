@@ -1,7 +1,12 @@
 #include "store/meta/volume_gc.h"
 
-#include <algorithm>
+#include <unistd.h>
 
+#include <algorithm>
+#include <unordered_set>
+
+#include "store/meta/fetchable_gc.h"
+#include "store/meta/remote_objects.h"
 #include "store/meta/volume_lock.h"
 #include "store/meta/volume_removal.h"
 
@@ -55,6 +60,81 @@ Result<std::optional<VolumeLock>> take_if_free(const Store& store, const std::st
     return lock ? std::optional<VolumeLock>(std::move(*lock)) : std::nullopt;
 }
 
+// Whether a mount other than this process serves volume `id`'s `name`.
+bool served_elsewhere(const Store& store, const std::string& name) {
+    auto pid = VolumeLock::holder(store.root(), name);
+    return pid && *pid != ::getpid();
+}
+
+// The objects phase: drops the least recently read pooled objects the remote holds while the
+// pool is over policy.max_bytes; `bytes` and `pooled` follow what went.
+Result<void> drop_fetchable(Store& store, const GcPolicy& policy, const ObjectUse& use,
+                            const std::vector<VolumeInfo>& volumes,
+                            std::unordered_map<ObjectId, std::uint64_t>& pooled,
+                            std::uint64_t& bytes, GcReport& report) {
+    if (!policy.max_bytes || bytes <= *policy.max_bytes ||
+        (!policy.remote_missing && !policy.dry_run)) {
+        return {};
+    }
+    std::vector<VolumeId> serving;
+    for (const auto& v : volumes) {
+        if (served_elsewhere(store, v.name)) {
+            serving.push_back(v.record.id);
+        }
+    }
+    std::vector<Fetchable> candidates;
+    TRY(store.env().read([&](LmdbTxn& txn) -> Result<void> {
+        TRY_ASSIGN(candidates, fetchable_objects(txn, store.tables(), pooled,
+                                                 [&](const ObjectId& id) {
+                                                     return std::any_of(
+                                                         serving.begin(), serving.end(),
+                                                         [&](VolumeId v) { return use.names(v, id); });
+                                                 }));
+        return {};
+    }));
+    std::vector<Fetchable> chosen;
+    std::uint64_t left = bytes;
+    for (const auto& c : candidates) {
+        if (left <= *policy.max_bytes) {
+            break;
+        }
+        chosen.push_back(c);
+        left -= std::min(left, c.size);
+    }
+    if (!policy.dry_run && !chosen.empty()) {
+        std::vector<ObjectId> ids;
+        for (const auto& c : chosen) {
+            ids.push_back(c.id);
+        }
+        auto missing = policy.remote_missing(ids);
+        if (!missing) {
+            report.remote_error = missing.error().message;
+            return {};
+        }
+        std::unordered_set<ObjectId> lacked(missing->begin(), missing->end());
+        if (!lacked.empty()) {
+            TRY(store.env().write([&](LmdbTxn& txn) -> Result<void> {
+                for (const auto& id : lacked) {
+                    TRY(forget_remote_object(txn, store.tables(), id));
+                }
+                return {};
+            }));
+            std::erase_if(chosen, [&](const auto& c) { return lacked.contains(c.id); });
+        }
+        report.remote_lacked = lacked.size();
+        TRY_ASSIGN(report.fetchable, drop_fetchable_objects(store, chosen));
+    } else {
+        for (const auto& c : chosen) {
+            report.fetchable += Freed{1, c.size};
+        }
+    }
+    for (const auto& c : chosen) {
+        pooled.erase(c.id);
+    }
+    bytes -= std::min(bytes, report.fetchable.bytes);
+    return {};
+}
+
 }  // namespace
 
 Result<GcReport> collect_garbage(Store& store, const GcPolicy& policy, TimeNs now) {
@@ -62,21 +142,27 @@ Result<GcReport> collect_garbage(Store& store, const GcPolicy& policy, TimeNs no
     if (!policy.dry_run) {
         TRY(store.remove_dead_objects());  // what a crash left listed
     }
-    TRY(store.pool().for_each([&](const ObjectId&, std::uint64_t size) {
+    std::unordered_map<ObjectId, std::uint64_t> pooled;
+    TRY(store.pool().for_each([&](const ObjectId& id, std::uint64_t size) {
         ++report.objects_before;
         report.bytes_before += size;
+        pooled.emplace(id, size);
     }));
     const Tables& t = store.tables();
     std::vector<Candidate> order;
+    std::vector<VolumeInfo> volumes;
     std::optional<ObjectUse> use;
     TRY(store.env().read([&](LmdbTxn& txn) -> Result<void> {
-        TRY_ASSIGN(auto volumes, read_volumes(txn, t));
+        TRY_ASSIGN(volumes, read_volumes(txn, t));
         TRY_ASSIGN(order, candidates(txn, t, volumes, policy.keep));
         TRY_ASSIGN(auto read, ObjectUse::read(txn, t, volumes));
         use = std::move(read);
         return {};
     }));
     std::uint64_t bytes = report.bytes_before;
+    TRY(drop_fetchable(store, policy, *use, volumes, pooled, bytes, report));
+    auto is_pooled = [&](const ObjectId& id) { return pooled.contains(id); };
+    use->count_only(is_pooled);
     std::vector<VolumeLock> locks;
     for (const auto& c : order) {
         if (!wanted(policy, c, bytes, now)) {
@@ -101,9 +187,10 @@ Result<GcReport> collect_garbage(Store& store, const GcPolicy& policy, TimeNs no
     }
     TRY(store.env().write([&](LmdbTxn& txn) -> Result<void> {
         // Counted again inside the transaction that removes, so the figures are exact.
-        TRY_ASSIGN(auto volumes, read_volumes(txn, t));
-        TRY_ASSIGN(auto exact, ObjectUse::read(txn, t, volumes));
-        report.bytes_after = report.bytes_before;
+        TRY_ASSIGN(auto now_volumes, read_volumes(txn, t));
+        TRY_ASSIGN(auto exact, ObjectUse::read(txn, t, now_volumes));
+        exact.count_only(is_pooled);
+        report.bytes_after = report.bytes_before - report.fetchable.bytes;
         for (auto& dropped : report.dropped) {
             auto id = std::find_if(order.begin(), order.end(), [&](const auto& c) {
                           return c.name == dropped.name;

@@ -1,6 +1,7 @@
 // Keeping a store within a size: `fbfs gc` and `fbfs mount --max-store-size`.
 //
-// gc drops whole volumes, least recently used first (volume_times.h: the last time each was
+// Over --max-size, gc first drops pooled objects the remote holds, least recently read first
+// (fetchable_gc.h): nothing is lost, a mount fetches them again. Then it drops whole volumes, least recently used first (volume_times.h: the last time each was
 // mounted, or made if never mounted), passing over the volumes it is told to keep and any a
 // mount, pack or unpack is using, until the store fits its bound and no volume left is older than
 // the age given. The size it keeps is what `fbfs stat` calls stored: the bytes of the pool's
@@ -10,7 +11,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <span>
 #include <set>
 #include <string>
 #include <vector>
@@ -27,6 +30,10 @@ struct GcPolicy {
     std::optional<TimeNs> older_than;        // drop every volume unused for this long
     std::set<std::string> keep;              // never dropped
     bool dry_run = false;                    // say what would go, change nothing
+    // Which of these objects the store's remote lacks (HttpCas::missing), asked before any
+    // pooled object is dropped. Unset: gc drops no pooled object, only volumes. A dry run never
+    // asks, and counts every object the store lists as the remote's.
+    std::function<Result<std::vector<ObjectId>>(std::span<const ObjectId>)> remote_missing;
 };
 
 struct GcVolume {
@@ -36,6 +43,9 @@ struct GcVolume {
 };
 
 struct GcReport {
+    Freed fetchable;                 // pooled objects dropped because the remote holds them
+    std::uint64_t remote_lacked = 0;  // objects listed as the remote's that it no longer had
+    std::string remote_error;        // why the remote could not be asked (then no object went)
     std::vector<GcVolume> dropped;
     std::vector<std::string> busy;   // volumes it would have dropped but that were in use
     std::uint64_t bytes_before = 0;  // the pool's bytes before and after

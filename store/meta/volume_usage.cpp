@@ -68,6 +68,17 @@ Freed ObjectUse::exclusive(VolumeId id) const {
     return freed;
 }
 
+bool ObjectUse::names(VolumeId id, const ObjectId& object) const {
+    auto volume = m_held.find(id);
+    return volume != m_held.end() && volume->second.contains(object);
+}
+
+void ObjectUse::count_only(const std::function<bool(const ObjectId&)>& present) {
+    for (auto& [volume, held] : m_held) {
+        std::erase_if(held, [&](const auto& entry) { return !present(entry.first); });
+    }
+}
+
 Freed ObjectUse::drop(VolumeId id) {
     Freed freed;
     auto volume = m_held.find(id);

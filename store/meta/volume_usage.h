@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -56,6 +57,11 @@ public:
 
     // What removing volume `id` alone would give back.
     Freed exclusive(VolumeId id) const;
+    // Whether volume `id` names `object`.
+    bool names(VolumeId id, const ObjectId& object) const;
+    // From now on counts only the objects `present` says the pool holds: a lazily pulled
+    // volume's objects not fetched yet (or dropped by gc) free nothing.
+    void count_only(const std::function<bool(const ObjectId&)>& present);
     // Takes volume `id`'s references away and returns the objects no volume still names (so
     // repeated calls say what removing all those volumes gives back).
     Freed drop(VolumeId id);

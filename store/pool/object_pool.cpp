@@ -401,14 +401,14 @@ Result<UniqueFd> ObjectPool::open_object(const ObjectId& id) const {
 
 Result<UniqueFd> ObjectPool::open_or_fetch(const ObjectId& id) const {
     auto fd = open_object(id);
-    if (fd || fd.error().code != ENOENT || !m_fetcher) {
-        return fd;
+    if (!fd && fd.error().code == ENOENT && m_fetcher) {
+        if (auto fetched = m_fetcher->fetch(id, *this); !fetched) {
+            spdlog::error("cannot fetch object {}: {}", id.hex(), fetched.error().message);
+            return make_error(EIO, fetched.error().message);
+        }
+        fd = open_object(id);
     }
-    if (auto fetched = m_fetcher->fetch(id, *this); !fetched) {
-        spdlog::error("cannot fetch object {}: {}", id.hex(), fetched.error().message);
-        return make_error(EIO, fetched.error().message);
-    }
-    return open_object(id);
+    return fd;
 }
 
 Result<std::uint64_t> ObjectPool::size(const ObjectId& id) const {

@@ -21,6 +21,7 @@
 #include "store/base/object_id.h"
 #include "store/base/unique_fd.h"
 #include "store/pool/object_fetcher.h"
+#include "store/pool/read_observer.h"
 #include "store/pool/spare_files.h"
 
 namespace fbfs {
@@ -85,8 +86,18 @@ public:
     // open_object(), but an object the pool lacks is first fetched through the fetcher, if one
     // is set (a store pulled lazily from a remote cache). A failed fetch is logged and is EIO.
     Result<UniqueFd> open_or_fetch(const ObjectId& id) const;
+    // Tells the read observer, if one is set, that a mount opened `id` for reading.
+    void note_read(const ObjectId& id) const {
+        if (m_reads) {
+            m_reads->object_read(id);
+        }
+    }
     // Where open_or_fetch() gets missing objects. Set before the pool is shared between threads.
     void set_fetcher(std::shared_ptr<ObjectFetcher> fetcher) { m_fetcher = std::move(fetcher); }
+    // Who note_read() tells. Set before the pool is shared.
+    void set_read_observer(std::shared_ptr<ObjectReadObserver> observer) {
+        m_reads = std::move(observer);
+    }
     Result<std::uint64_t> size(const ObjectId& id) const;
     // Removes an object (keeping its file as a spare, see keep_spares()); removing a missing
     // object is not an error.
@@ -109,6 +120,7 @@ private:
     std::filesystem::path m_objects;
     std::filesystem::path m_tmp;
     std::shared_ptr<ObjectFetcher> m_fetcher;  // none unless set_fetcher()
+    std::shared_ptr<ObjectReadObserver> m_reads;  // none unless set_read_observer()
     std::shared_ptr<SpareFiles> m_spares;  // shared by copies of this pool
 };
 

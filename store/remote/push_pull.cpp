@@ -6,6 +6,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "store/meta/remote_objects.h"
 #include "store/meta/snapshot_tables.h"
 #include "store/meta/store.h"
 #include "store/meta/volume_lock.h"
@@ -123,6 +124,14 @@ Result<PushSummary> push_volumes(Store& store, HttpCas& cas, const std::vector<s
     TRY_ASSIGN(auto manifest, encode_manifest(volumes));
     TRY_ASSIGN(auto manifest_id, cas.put_content(manifest));
     TRY(cas.put_entry(manifest_key(key), encode_manifest_ref({manifest_id, manifest.size()})));
+    // The remote holds every object of these volumes now. If it is the store's origin (or the
+    // store had none, and now has it), gc may drop them from the pool.
+    if (!origin || *origin == cas.base_url()) {
+        if (!origin) {
+            TRY(write_remote_origin(store.root(), cas.base_url()));
+        }
+        TRY(note_remote_objects(store, ids));
+    }
     summary.volumes = volumes.size();
     summary.objects = ids.size();
     summary.objects_uploaded = uploads.size();
@@ -204,12 +213,23 @@ Result<PullSummary> pull_volumes(Store& store, HttpCas& cas, std::string_view ke
     }
     auto install = [&]() -> Result<void> {
         TRY_ASSIGN(auto locks, lock_volumes(store, summary.names, fix));
-        if (!absent.empty() && !eager) {
+        TRY_ASSIGN(auto origin, read_remote_origin(store.root()));
+        bool new_origin = !absent.empty() && !eager && origin != cas.base_url();
+        if (new_origin) {
             TRY(write_remote_origin(store.root(), cas.base_url()));
         }
         return store.env().write([&](LmdbTxn& txn) -> Result<void> {
             for (const auto& v : manifest.volumes) {
                 TRY(replace_volume(txn, store.tables(), v));
+            }
+            // What the store's origin holds (remote_objects.h): gc may drop it from the pool.
+            if (new_origin) {
+                TRY(forget_remote_objects(txn, store.tables()));
+            }
+            if (new_origin || origin == cas.base_url()) {
+                for (const auto& o : manifest.objects) {
+                    TRY(note_remote_object(txn, store.tables(), o.id));
+                }
             }
             return {};
         });

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <sstream>
 #include <string>
@@ -351,5 +352,101 @@ TEST_CASE(
         CHECK(relinks == 1);
         auto ran = run({(mountpoint / "build" / "app").string()});
         CHECK(ran.status == 0);
+    }
+}
+
+namespace {
+
+std::set<std::string> pooled_objects(const fs::path& store) {
+    std::set<std::string> ids;
+    for (const auto& entry : fs::recursive_directory_iterator(store / "objects")) {
+        if (entry.is_regular_file()) {
+            ids.insert(entry.path().parent_path().filename().string() +
+                       entry.path().filename().string());
+        }
+    }
+    return ids;
+}
+
+std::string id_of(int i) {
+    return ObjectId::of(content_of(i)).hex();
+}
+
+}  // namespace
+
+TEST_CASE("remote gc: pooled objects the remote holds go least recently read first, and come back",
+          "[fuse]") {
+    NginxServer nginx;
+    TempDir tmp;
+    auto b = tmp / "b";
+    push_five_files(tmp / "a", tmp / "mnt", nginx.url());
+    // A push makes the remote the origin of a store that had none.
+    CHECK(read_file(tmp / "a" / "remote-origin") == nginx.url() + "\n");
+    require_ok(run_cli({"pull", "--store", b.string(), "--remote", nginx.url(), "--key", "main"}),
+               "fbfs pull");
+    {
+        Mount m(b, tmp / "mnt");
+        for (int i = 0; i < 5; ++i) {
+            REQUIRE(read_outcome(m / ("f" + std::to_string(i))).bytes == content_of(i));
+        }
+        m.unmount();
+        m.mount();  // a later mount reads f3 and f4 only: the others were read longer ago
+        CHECK(read_outcome(m / "f3").bytes == content_of(3));
+        CHECK(read_outcome(m / "f4").bytes == content_of(4));
+        m.unmount();
+    }
+    REQUIRE(pooled_objects(b).size() == 5);
+    auto two = std::to_string(content_of(3).size() + content_of(4).size());
+
+    auto dry = run_cli({"gc", "--store", b.string(), "--max-size", two, "--dry-run"});
+    require_ok(dry, "fbfs gc --dry-run");
+    CHECK(dry.out.find("would drop 3 pooled objects") != std::string::npos);
+    CHECK(pooled_objects(b).size() == 5);
+
+    auto gc = run_cli({"gc", "--store", b.string(), "--max-size", two});
+    require_ok(gc, "fbfs gc");
+    CHECK(gc.out.find("dropped 3 pooled objects") != std::string::npos);
+    CHECK(gc.out.find("dropped volume") == std::string::npos);
+    CHECK(pooled_objects(b) == std::set<std::string>{id_of(3), id_of(4)});
+    auto verified = run_cli({"verify", "--store", b.string()});
+    CHECK(verified.status == 0);
+    CHECK(verified.out.find("3 objects remote, not fetched yet") != std::string::npos);
+
+    SECTION("an object the server evicted stays in the pool") {
+        fs::remove(nginx.root() / "cache" / "cas" / id_of(3));
+        auto again =
+            run_cli({"gc", "--store", b.string(), "--max-size", "0", "--keep", "default"});
+        require_ok(again, "fbfs gc --max-size 0");
+        CHECK(again.out.find("dropped 1 pooled objects") != std::string::npos);
+        CHECK(again.out.find("kept 1 objects the remote no longer has") != std::string::npos);
+        CHECK(pooled_objects(b) == std::set<std::string>{id_of(3)});
+    }
+    SECTION("a mount fetches the dropped objects again") {
+        Mount m(b, tmp / "mnt");
+        for (int i = 0; i < 5; ++i) {
+            CHECK(read_outcome(m / ("f" + std::to_string(i))).bytes == content_of(i));
+        }
+        CHECK(pooled_objects(b).size() == 5);
+
+        // While the volume is mounted, gc leaves its objects alone.
+        auto busy = run_cli({"gc", "--store", b.string(), "--max-size", "0"});
+        require_ok(busy, "fbfs gc while mounted");
+        CHECK(busy.out.find("pooled objects") == std::string::npos);
+        CHECK(pooled_objects(b).size() == 5);
+        m.unmount();
+    }
+    SECTION("with the remote unreachable, gc drops no pooled object and says why") {
+        auto store = b.string();
+        {
+            std::ofstream origin(b / "remote-origin");
+            origin << "http://127.0.0.1:1/cache\n";  // nothing listens on port 1
+        }
+        RunOptions quick;
+        quick.env["FBFS_REMOTE_TIMEOUT"] = "1";
+        auto down = run_cli({"gc", "--store", store, "--max-size", "0", "--keep", "default"}, quick);
+        CHECK(down.status == 0);
+        CHECK(down.err.find("dropped no pooled object: cannot ask the remote") !=
+              std::string::npos);
+        CHECK(pooled_objects(b).size() == 2);
     }
 }

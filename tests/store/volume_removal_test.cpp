@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <string>
 
+#include "store/meta/object_reads.h"
+#include "store/meta/remote_objects.h"
 #include "store/meta/snapshot_tables.h"
 #include "store/meta/volume_gc.h"
 #include "store/meta/volume_lock.h"
@@ -307,4 +309,114 @@ TEST_CASE("remove_volumes frees thousands of objects, more than one reaping tran
     CHECK(removed->total.objects == 2500);
     CHECK(pool_bytes(*store) == 4);
     CHECK(store->remove_dead_objects().value() == 0);
+}
+
+namespace {
+
+std::optional<fbfs::TimeNs> last_read(Store& store, const fbfs::ObjectId& id) {
+    std::optional<fbfs::TimeNs> out;
+    REQUIRE(store.env().read([&](fbfs::LmdbTxn& txn) -> fbfs::Result<void> {
+        auto when = fbfs::read_last_read(txn, store.tables(), id);
+        REQUIRE(when);
+        out = *when;
+        return {};
+    }));
+    return out;
+}
+
+bool listed_as_remote(Store& store, const fbfs::ObjectId& id) {
+    bool held = false;
+    REQUIRE(store.env().read([&](fbfs::LmdbTxn& txn) -> fbfs::Result<void> {
+        auto h = fbfs::remote_holds(txn, store.tables(), id);
+        REQUIRE(h);
+        held = *h;
+        return {};
+    }));
+    return held;
+}
+
+fbfs::ObjectId id_of(std::string_view bytes) {
+    return fbfs::ObjectId::of(bytes);
+}
+
+}  // namespace
+
+TEST_CASE("a read log writes the objects read, each with the time of its flush", "[store]") {
+    TempDir tmp;
+    auto store = open_store(tmp / "store");
+    fbfs::ReadLog log;
+    log.object_read(id_of("a"));
+    log.object_read(id_of("b"));
+    log.object_read(id_of("a"));
+    auto first = log.flush(*store, 100);
+    REQUIRE(first);
+    CHECK(*first == 2);
+    auto none = log.flush(*store, 150);
+    REQUIRE(none);
+    CHECK(*none == 0);
+    log.object_read(id_of("a"));
+    REQUIRE(log.flush(*store, 200));
+    CHECK(last_read(*store, id_of("a")) == 200);
+    CHECK(last_read(*store, id_of("b")) == 100);
+    CHECK(last_read(*store, id_of("c")) == std::nullopt);
+}
+
+TEST_CASE("gc drops pooled objects the remote holds, least recently read first", "[store]") {
+    TempDir tmp;
+    auto store = open_store(tmp / "store");
+    std::vector<std::string> contents;
+    for (int i = 0; i < 4; ++i) {
+        contents.push_back("object " + std::to_string(i) + std::string(1000, 'x'));
+        add_file(*store, "pulled", "f" + std::to_string(i), contents.back());
+    }
+    add_file(*store, "local", "mine", "only here" + std::string(1000, 'y'));
+    std::vector<fbfs::ObjectId> remote;
+    for (const auto& c : contents) {
+        remote.push_back(id_of(c));
+    }
+    REQUIRE(fbfs::note_remote_objects(*store, remote));
+    // f3 read last, f2 before it; f0 and f1 never.
+    fbfs::ReadLog log;
+    log.object_read(remote[2]);
+    REQUIRE(log.flush(*store, 100));
+    log.object_read(remote[3]);
+    REQUIRE(log.flush(*store, 200));
+    auto pooled = [&](int i) { return store->pool().contains(remote[static_cast<std::size_t>(i)]); };
+
+    fbfs::GcPolicy policy;
+    policy.max_bytes = 3500;  // 5041 bytes in all: two of the four 1008-byte objects must go
+    policy.keep = {"pulled", "local"};
+
+    SECTION("without a way to ask the remote, no pooled object goes") {
+        auto report = fbfs::collect_garbage(*store, policy, 1000);
+        REQUIRE(report);
+        CHECK(report->fetchable.objects == 0);
+        for (int i = 0; i < 4; ++i) {
+            CHECK(pooled(i));
+        }
+    }
+    SECTION("the least recently read go until the store fits, and only those the remote has") {
+        std::vector<fbfs::ObjectId> asked;
+        policy.remote_missing = [&](std::span<const fbfs::ObjectId> ids)
+            -> fbfs::Result<std::vector<fbfs::ObjectId>> {
+            asked.assign(ids.begin(), ids.end());
+            return std::vector<fbfs::ObjectId>{remote[0]};  // evicted by the server
+        };
+        auto report = fbfs::collect_garbage(*store, policy, 1000);
+        REQUIRE(report);
+        CHECK(asked.size() == 2);  // f0 and f1: never read, and enough to fit
+        CHECK(report->remote_lacked == 1);
+        CHECK(report->fetchable.objects == 1);
+        CHECK(pooled(0));  // the remote lacks it: kept, and no longer listed as the remote's
+        CHECK_FALSE(listed_as_remote(*store, remote[0]));
+        CHECK_FALSE(pooled(1));
+        CHECK(pooled(2));
+        CHECK(pooled(3));
+        CHECK(names(*store).size() == 2);  // metadata untouched: the volume still names f1
+    }
+    SECTION("an object that leaves the store takes its rows with it") {
+        REQUIRE(fbfs::remove_volumes(*store, {"pulled"}, false));
+        CHECK_FALSE(listed_as_remote(*store, remote[2]));
+        CHECK(last_read(*store, remote[2]) == std::nullopt);
+    }
 }

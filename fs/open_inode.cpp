@@ -61,11 +61,8 @@ Result<SharedFd> OpenInode::data_fd() const {
         }
         object = m_object;
     }
-    auto fd = m_pool.open_or_fetch(*object);
-    if (!fd) {
-        return std::unexpected(fd.error());
-    }
-    auto opened = std::make_shared<const UniqueFd>(std::move(*fd));
+    TRY_ASSIGN(auto fd, m_pool.open_or_fetch(*object));
+    auto opened = std::make_shared<const UniqueFd>(std::move(fd));
     LockGuard lock(m_mutex);
     if (m_object == object && !m_object_fd) {
         m_object_fd = opened;  // kept for the next reads, unless another reader was first
@@ -106,11 +103,7 @@ Result<void> OpenInode::ensure_staging(bool copy) {
     // the old content meanwhile, and no commit starts until the copy is the staging file.
     UniqueFd opened;
     if (object && !from) {
-        auto fd = m_pool.open_or_fetch(*object);
-        if (!fd) {
-            return std::unexpected(fd.error());
-        }
-        opened = std::move(*fd);
+        TRY_ASSIGN(opened, m_pool.open_or_fetch(*object));
     }
     int source = from ? from->get() : opened ? opened.get() : -1;
     auto staged = m_pool.copy_to_temp(source, fmt::format("staging-{}-", m_volume));
@@ -131,9 +124,7 @@ void OpenInode::mark_changed() {
 Result<OpenInode::Write> OpenInode::begin_write() {
     std::shared_lock io(m_io);  // handed to the Write, which the analysis cannot follow
     m_io.assert_held_shared();
-    if (auto ok = ensure_staging(true); !ok) {
-        return std::unexpected(ok.error());
-    }
+    TRY(ensure_staging(true));
     LockGuard lock(m_mutex);
     mark_changed();
     return Write{std::move(io), m_staging_fd};
@@ -325,9 +316,7 @@ Result<void> OpenInode::commit(VolumeTree& tree) {
         return std::unexpected(updated.error());
     }
     // The content this file had may be named by nothing now.
-    if (auto reaped = tree.store().remove_dead_objects(); !reaped) {
-        return std::unexpected(reaped.error());
-    }
+    TRY(tree.store().remove_dead_objects());
     return {};
 }
 

@@ -102,34 +102,16 @@ fs::path Store::default_root() {
 Result<std::unique_ptr<Store>> Store::open(const fs::path& root_in, Mode mode) {
     fs::path root = root_in.is_absolute() ? root_in : fs::absolute(root_in);
     if (mode == Mode::create_if_missing) {
-        if (auto made = create_store_dirs(root); !made) {
-            return std::unexpected(made.error());
-        }
+        TRY(create_store_dirs(root));
     }
-    if (auto ok = check_store(root); !ok) {
-        return std::unexpected(ok.error());
-    }
-    auto pool = ObjectPool::open(root);
-    if (!pool) {
-        return std::unexpected(pool.error());
-    }
-    if (auto made = make_dir(root / "locks"); !made) {
-        return std::unexpected(made.error());
-    }
-    auto env = LmdbEnv::open(root / "meta", 16);
-    if (!env) {
-        return std::unexpected(env.error());
-    }
-    std::unique_ptr<Store> store(new Store(root, std::move(*pool), std::move(*env)));
-    if (auto ok = store->open_tables(); !ok) {
-        return std::unexpected(ok.error());
-    }
-    if (auto ok = store->check_schema(); !ok) {
-        return std::unexpected(ok.error());
-    }
-    if (auto dated = date_untracked_volumes(*store, now_ns()); !dated) {
-        return std::unexpected(dated.error());
-    }
+    TRY(check_store(root));
+    TRY_ASSIGN(auto pool, ObjectPool::open(root));
+    TRY(make_dir(root / "locks"));
+    TRY_ASSIGN(auto env, LmdbEnv::open(root / "meta", 16));
+    std::unique_ptr<Store> store(new Store(root, std::move(pool), std::move(env)));
+    TRY(store->open_tables());
+    TRY(store->check_schema());
+    TRY(date_untracked_volumes(*store, now_ns()));
     return store;
 }
 
@@ -143,25 +125,18 @@ Result<void> Store::open_tables() {
         {&m_tables.object_reads, "object_reads"}, {&m_tables.remote_objects, "remote_objects"},
     };
     for (auto [dbi, name] : tables) {
-        auto opened = m_env.open_dbi(name);
-        if (!opened) {
-            return std::unexpected(opened.error());
-        }
-        *dbi = *opened;
+        TRY_ASSIGN(*dbi, m_env.open_dbi(name));
     }
     return {};
 }
 
 Result<void> Store::check_schema() {
     return m_env.write([&](LmdbTxn& txn) -> Result<void> {
-        auto stored = txn.get(m_tables.meta, "schema");
+        TRY_ASSIGN(auto stored, txn.get(m_tables.meta, "schema"));
         if (!stored) {
-            return std::unexpected(stored.error());
-        }
-        if (!*stored) {
             return txn.put(m_tables.meta, "schema", encode_u64(k_schema_version));
         }
-        auto version = decode_u64(**stored);
+        auto version = decode_u64(*stored);
         if (!version) {
             return make_error(EIO, fmt::format("store {} has a corrupt metadata schema record "
                                                "(run fbfs verify, or use another --store)",
@@ -230,18 +205,13 @@ Result<std::size_t> Store::remove_dead_objects() {
                 return walked;
             }
             for (const auto& key : keys) {
-                auto unlinked = remove_unreferenced(txn, key);
-                if (!unlinked) {
-                    return std::unexpected(unlinked.error());
-                }
-                unlinked_now += *unlinked ? 1 : 0;
+                TRY_ASSIGN(bool unlinked, remove_unreferenced(txn, key));
+                unlinked_now += unlinked ? 1 : 0;
             }
             batch = keys.size();
             return {};
         });
-        if (!reaped) {
-            return std::unexpected(reaped.error());
-        }
+        TRY(reaped);
         removed += unlinked_now;
     } while (batch == k_batch);
     return removed;
@@ -255,27 +225,20 @@ Result<void> Store::remove_if_unreferenced(const ObjectId& id) {
 }
 
 Result<bool> Store::remove_unreferenced(LmdbTxn& txn, std::string_view key) {
-    auto refs = txn.get(m_tables.refs, key);
-    if (!refs) {
-        return std::unexpected(refs.error());
-    }
+    TRY_ASSIGN(auto refs, txn.get(m_tables.refs, key));
     auto id = ObjectId::from_raw(key);
-    bool unlink = !*refs && id;
+    bool unlink = !refs && id;
     if (unlink) {
-        if (auto gone = m_pool.remove(*id); !gone) {
-            return std::unexpected(gone.error());
-        }
+        TRY(m_pool.remove(*id));
         TRY(txn.del(m_tables.object_reads, key));
         TRY(txn.del(m_tables.remote_objects, key));
     }
-    if (auto gone = txn.del(m_tables.dead, key); !gone) {
-        return std::unexpected(gone.error());
-    }
+    TRY(txn.del(m_tables.dead, key));
     return unlink;
 }
 
-Result<void> Store::drop_fetchable(LmdbTxn& txn, const ObjectId& id) {
-    (void)txn;  // held: no transaction can name the object again meanwhile
+Result<void> Store::drop_fetchable(LmdbTxn& /*held: nothing names it anew meanwhile*/,
+                                   const ObjectId& id) {
     return m_pool.remove(id);
 }
 

@@ -129,9 +129,7 @@ Result<void> unmount_volume(const fs::path& mountpoint_in, std::chrono::millisec
 Result<int> run_in_mount(const MountRequest& request, const std::vector<std::string>& command) {
     MountRequest background = request;
     background.foreground = false;
-    if (auto mounted = mount_volume(background); !mounted) {
-        return std::unexpected(mounted.error());
-    }
+    TRY(mount_volume(background));
     // The command gets the terminal's signals; this process waits and then unmounts.
     std::signal(SIGINT, SIG_IGN);
     std::signal(SIGTERM, SIG_IGN);

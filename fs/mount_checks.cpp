@@ -68,9 +68,7 @@ Result<void> check_fuse_available() {
         return device;
     }
     if (::geteuid() != 0) {
-        if (auto fusermount = find_fusermount(); !fusermount) {
-            return std::unexpected(fusermount.error());
-        }
+        TRY(find_fusermount());
     }
     return {};
 }
@@ -78,9 +76,7 @@ Result<void> check_fuse_available() {
 // The source must be a directory that neither is, nor holds, nor sits inside the mountpoint:
 // each of those would make the mount serve itself.
 Result<void> check_source(const fs::path& source, const fs::path& mountpoint) {
-    if (auto lower = LowerLayer::open(source); !lower) {
-        return std::unexpected(lower.error());
-    }
+    TRY(LowerLayer::open(source));
     std::error_code ec;
     auto src = fs::weakly_canonical(source, ec).string() + "/";
     auto mnt = fs::weakly_canonical(mountpoint, ec).string() + "/";
@@ -117,9 +113,7 @@ Result<void> check_mount_request(const MountRequest& request) {
     }
     // Opening the store here (and closing it before any fork: LMDB must not cross one) creates
     // a missing store and reports an unusable one while the user still reads stderr.
-    if (auto store = Store::open(request.store, Store::Mode::create_if_missing); !store) {
-        return std::unexpected(store.error());
-    }
+    TRY(Store::open(request.store, Store::Mode::create_if_missing));
     if (auto pid = VolumeLock::holder(request.store, request.volume)) {
         return std::unexpected(VolumeLock::busy(request.store, request.volume, *pid,
                                                 "unmount it with fbfs umount, or mount another "

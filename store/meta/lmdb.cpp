@@ -144,9 +144,7 @@ Result<Dbi> LmdbEnv::open_dbi(const char* name) {
     if (int rc = mdb_dbi_open(txn->handle(), name, MDB_CREATE, &dbi); rc != 0) {
         return lmdb_error(rc, fmt::format("opening table {}", name));
     }
-    if (auto ok = txn->commit(); !ok) {
-        return std::unexpected(ok.error());
-    }
+    TRY(txn->commit());
     return dbi;
 }
 

@@ -18,6 +18,8 @@
 #include "store/meta/store.h"
 #include "store/pack/pack_writer.h"
 #include "store/pack/unpack.h"
+#include "store/remote/remote_fetcher.h"
+#include "store/remote/remote_origin.h"
 
 namespace fbfs::cli {
 
@@ -136,6 +138,17 @@ private:
     fs::path m_target;
 };
 
+Result<void> fetch_from_origin(Store& store) {
+    TRY_ASSIGN(auto origin, read_remote_origin(store.root()));
+    if (!origin) {
+        return {};
+    }
+    TRY_ASSIGN(auto options, RemoteOptions::from_environment());
+    TRY_ASSIGN(auto fetcher, RemoteFetcher::open(*origin, std::move(options)));
+    store.set_object_fetcher(std::move(fetcher));
+    return {};
+}
+
 int run_pack(const PackArgs& args) {
     bool to_stdout = args.output == "-";
     if (to_stdout && ::isatty(STDOUT_FILENO)) {
@@ -147,6 +160,11 @@ int run_pack(const PackArgs& args) {
     auto store = Store::open(args.store, Store::Mode::open_existing);
     if (!store) {
         return fail(store.error().message);
+    }
+    // Objects a lazy pull did not fetch, or gc dropped because the remote holds them, come from
+    // the store's origin as the pack needs them.
+    if (auto attached = fetch_from_origin(**store); !attached) {
+        return fail(attached.error().message);
     }
     std::optional<TempOutput> file;
     if (!to_stdout) {

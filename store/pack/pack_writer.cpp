@@ -192,7 +192,7 @@ Result<PackSummary> pack_store(Store& store, const std::vector<std::string>& nam
     TRY(read);
     const ObjectPool& pool = store.pool();
     return write_pack(
-        fd, volumes, [&](const ObjectId& id) { return pool.open_object(id); }, options, progress);
+        fd, volumes, [&](const ObjectId& id) { return pool.open_or_fetch(id); }, options, progress);
 }
 
 }  // namespace fbfs

@@ -46,7 +46,8 @@ Result<PackSummary> write_pack(int fd, const std::vector<VolumeSnapshot>& volume
 
 // Packs volumes `names` of `store` (all of them if empty) to `fd`. Refuses a volume that a mount
 // is serving (its open files are not in the store yet) and keeps any mount from starting until
-// the pack is written.
+// the pack is written. An object the pool lacks comes through the pool's fetcher, if the caller
+// set one (ObjectPool::open_or_fetch: the store's remote origin).
 Result<PackSummary> pack_store(Store& store, const std::vector<std::string>& names, int fd,
                                const PackOptions& options, const ProgressFn& progress);
 

@@ -412,6 +412,18 @@ TEST_CASE("remote gc: pooled objects the remote holds go least recently read fir
     CHECK(verified.status == 0);
     CHECK(verified.out.find("3 objects remote, not fetched yet") != std::string::npos);
 
+    SECTION("a pack of the collected store fetches what it lacks from the origin") {
+        auto pack = tmp / "b.pack";
+        require_ok(run_cli({"pack", "--store", b.string(), "-o", pack.string()}), "fbfs pack");
+        CHECK(pooled_objects(b).size() == 5);
+        require_ok(run_cli({"unpack", "--store", (tmp / "c").string(), pack.string()}),
+                   "fbfs unpack");
+        auto digest = [](const fs::path& store) {
+            return run_cli({"stat", "--digest", "--store", store.string()}).out;
+        };
+        CHECK(digest(tmp / "c") == digest(b));
+        CHECK(pooled_objects(tmp / "c").size() == 5);
+    }
     SECTION("an object the server evicted stays in the pool") {
         fs::remove(nginx.root() / "cache" / "cas" / id_of(3));
         auto again =

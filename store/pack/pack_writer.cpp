@@ -9,6 +9,7 @@
 #include "store/meta/snapshot_tables.h"
 #include "store/meta/store.h"
 #include "store/meta/volume_lock.h"
+#include "store/meta/volume_selection.h"
 #include "store/pack/frame_writer.h"
 #include "store/pack/pack_format.h"
 
@@ -152,23 +153,7 @@ Result<PackSummary> write_pack(int fd, const std::vector<VolumeSnapshot>& volume
 
 Result<PackSummary> pack_store(Store& store, const std::vector<std::string>& names_in, int fd,
                                const PackOptions& options, const ProgressFn& progress) {
-    TRY_ASSIGN(auto all, store.volumes());
-    std::vector<std::string> names = names_in;
-    std::string known;
-    for (const auto& v : all) {
-        known += (known.empty() ? "" : ", ") + v.name;
-        if (names_in.empty()) {
-            names.push_back(v.name);
-        }
-    }
-    for (const auto& name : names) {
-        auto found = std::find_if(all.begin(), all.end(), [&](auto& v) { return v.name == name; });
-        if (found == all.end()) {
-            return make_error(
-                ENOENT, fmt::format("the store {} has no volume '{}' (it has: {})",
-                                    store.root().string(), name, known.empty() ? "none" : known));
-        }
-    }
+    TRY_ASSIGN(auto names, select_volumes(store, names_in));
     std::vector<VolumeLock> locks;
     for (const auto& name : names) {
         auto lock = VolumeLock::acquire(store.root(), name);

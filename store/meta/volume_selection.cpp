@@ -27,4 +27,21 @@ Result<std::vector<std::string>> select_volumes(const Store& store,
     return names;
 }
 
+Result<std::vector<VolumeLock>> lock_volumes(const Store& store,
+                                             const std::vector<std::string>& names,
+                                             std::string_view when_mounted) {
+    std::vector<VolumeLock> locks;
+    for (const auto& name : names) {
+        auto lock = VolumeLock::acquire(store.root(), name);
+        if (!lock && lock.error().code == EBUSY) {
+            return std::unexpected(
+                VolumeLock::busy(store.root(), name,
+                                 VolumeLock::holder(store.root(), name).value_or(0), when_mounted));
+        }
+        TRY(lock);
+        locks.push_back(std::move(*lock));
+    }
+    return locks;
+}
+
 }  // namespace fbfs

@@ -9,7 +9,6 @@
 #include "store/meta/remote_objects.h"
 #include "store/meta/snapshot_tables.h"
 #include "store/meta/store.h"
-#include "store/meta/volume_lock.h"
 #include "store/meta/volume_selection.h"
 #include "store/remote/manifest.h"
 #include "store/remote/remote_origin.h"
@@ -17,26 +16,6 @@
 namespace fbfs {
 
 namespace {
-
-// Locks every volume of `names` against mounts; EBUSY naming the one being served.
-Result<std::vector<VolumeLock>> lock_volumes(const Store& store,
-                                             const std::vector<std::string>& names,
-                                             std::string_view fix) {
-    std::vector<VolumeLock> locks;
-    for (const auto& name : names) {
-        auto lock = VolumeLock::acquire(store.root(), name);
-        if (!lock && lock.error().code == EBUSY) {
-            return std::unexpected(VolumeLock::busy(
-                store.root(), name, VolumeLock::holder(store.root(), name).value_or(0),
-                std::string(fix)));
-        }
-        if (!lock) {
-            return std::unexpected(lock.error());
-        }
-        locks.push_back(std::move(*lock));
-    }
-    return locks;
-}
 
 // The names to push (select_volumes()): ENOENT if that is none.
 Result<std::vector<std::string>> volume_names(const Store& store,

@@ -50,14 +50,11 @@ Filesystem::Filesystem(VolumeTree tree, std::optional<LowerLayer> lower)
 }
 
 Result<InodeRecord> Filesystem::record(InodeNumber ino) const {
-    auto got = m_tree.get(ino);
+    TRY_ASSIGN(auto got, m_tree.get(ino));
     if (!got) {
-        return std::unexpected(got.error());
-    }
-    if (!*got) {
         return make_error(ENOENT, fmt::format("inode {} does not exist", ino));
     }
-    InodeRecord r = std::move(**got);
+    InodeRecord r = std::move(*got);
     if (auto open = m_inodes.find_open(ino)) {
         open->overlay(r);
     }
@@ -101,9 +98,7 @@ Filesystem::~Filesystem() {
 }
 
 Result<struct stat> Filesystem::lookup(InodeNumber parent, std::string_view name) {
-    if (auto ok = check_name(name); !ok) {
-        return std::unexpected(ok.error());
-    }
+    TRY(check_name(name));
     // The hot path of every build: one record read and one lstat for a lower file.
     auto dir = record(parent);
     if (!dir && dir.error().code != ENOENT) {
@@ -111,15 +106,12 @@ Result<struct stat> Filesystem::lookup(InodeNumber parent, std::string_view name
     }
     std::optional<InodeNumber> found;
     if (dir) {
-        auto entry = m_tree.lookup(parent, name);
-        if (!entry) {
-            return std::unexpected(entry.error());
-        }
-        if (*entry && (*entry)->is_whiteout()) {
+        TRY_ASSIGN(auto entry, m_tree.lookup(parent, name));
+        if (entry && entry->is_whiteout()) {
             return make_error(ENOENT, fmt::format("no entry '{}'", name));
         }
-        if (*entry) {
-            found = (*entry)->ino;
+        if (entry) {
+            found = entry->ino;
         }
     }
     std::string path = child_path(parent, name);
@@ -157,64 +149,47 @@ Result<void> Filesystem::drop_if_unused(InodeNumber ino) {
         return {};
     }
     // A read first: most forgotten inodes still have links, and need no write transaction.
-    auto r = m_tree.get(ino);
-    if (!r || !*r || (*r)->nlink > 0) {
-        return r ? Result<void>() : std::unexpected(r.error());
+    TRY_ASSIGN(auto r, m_tree.get(ino));
+    if (!r || r->nlink > 0) {
+        return {};
     }
     return drop(ino);
 }
 
 Result<void> Filesystem::drop(InodeNumber ino) {
-    if (auto dropped = m_tree.drop(ino); !dropped) {
-        return dropped;
-    }
+    TRY(m_tree.drop(ino));
     // Its content may be named by nothing now: give the space back.
-    auto reaped = m_tree.store().remove_dead_objects();
-    return reaped ? Result<void>() : std::unexpected(reaped.error());
+    TRY(m_tree.store().remove_dead_objects());
+    return {};
 }
 
 Result<struct stat> Filesystem::make_node(InodeNumber parent, std::string_view name, InodeRecord r,
                                           const Caller& caller) {
-    if (auto ok = check_name(name); !ok) {
-        return std::unexpected(ok.error());
-    }
-    auto dir_node = resolve(parent);
-    if (!dir_node) {
-        return std::unexpected(dir_node.error());
-    }
-    if (auto free = check_free(*dir_node, name); !free) {
-        return std::unexpected(free.error());
-    }
-    if (auto up = copy_up(parent); !up) {
-        return std::unexpected(up.error());
-    }
+    TRY(check_name(name));
+    TRY_ASSIGN(auto dir_node, resolve(parent));
+    TRY(check_free(dir_node, name));
+    TRY(copy_up(parent));
     // A directory made where a whiteout hides a lower one must not show the lower contents.
-    if (r.is_dir() && merges_lower(*dir_node)) {
+    if (r.is_dir() && merges_lower(dir_node)) {
         auto whiteout = m_tree.lookup(parent, name);
         if (whiteout && *whiteout && (*whiteout)->is_whiteout()) {
             r.flags |= InodeRecord::k_opaque;
         }
     }
-    auto dir = record(parent);
-    if (!dir) {
-        return std::unexpected(dir.error());
-    }
+    TRY_ASSIGN(auto dir, record(parent));
     r.uid = caller.uid;
     r.gid = caller.gid;
     // A set-group-ID directory gives its group to new entries, and its bit to new directories.
-    if (dir->mode & S_ISGID) {
-        r.gid = dir->gid;
+    if (dir.mode & S_ISGID) {
+        r.gid = dir.gid;
         if (r.is_dir()) {
             r.mode |= S_ISGID;
         }
     }
     r.atime = r.mtime = r.ctime = now_ns();
-    auto made = m_tree.create(parent, name, std::move(r));
-    if (!made) {
-        return std::unexpected(made.error());
-    }
-    m_inodes.remember(made->ino, child_path(parent, name));
-    return to_stat(made->ino, made->record);
+    TRY_ASSIGN(auto made, m_tree.create(parent, name, std::move(r)));
+    m_inodes.remember(made.ino, child_path(parent, name));
+    return to_stat(made.ino, made.record);
 }
 
 Result<struct stat> Filesystem::mknod(InodeNumber parent, std::string_view name, std::uint32_t mode,
@@ -245,29 +220,15 @@ Result<struct stat> Filesystem::symlink(std::string_view target, InodeNumber par
 }
 
 Result<struct stat> Filesystem::link(InodeNumber ino, InodeNumber parent, std::string_view name) {
-    if (auto ok = check_name(name); !ok) {
-        return std::unexpected(ok.error());
-    }
-    auto dir = resolve(parent);
-    if (!dir) {
-        return std::unexpected(dir.error());
-    }
-    if (auto free = check_free(*dir, name); !free) {
-        return std::unexpected(free.error());
-    }
-    if (auto up = copy_up(ino); !up) {
-        return std::unexpected(up.error());
-    }
-    if (auto up = copy_up(parent); !up) {
-        return std::unexpected(up.error());
-    }
-    auto linked = m_tree.link(ino, parent, name);
-    if (!linked) {
-        return std::unexpected(linked.error());
-    }
+    TRY(check_name(name));
+    TRY_ASSIGN(auto dir, resolve(parent));
+    TRY(check_free(dir, name));
+    TRY(copy_up(ino));
+    TRY(copy_up(parent));
+    TRY_ASSIGN(auto linked, m_tree.link(ino, parent, name));
     // The record as the link wrote it, with what only an open file knows: nothing after this
     // can fail, so the lookup is counted only for an entry the reply will carry.
-    InodeRecord r = std::move(*linked);
+    InodeRecord r = std::move(linked);
     if (auto open = m_inodes.find_open(ino)) {
         open->overlay(r);
     }
@@ -276,21 +237,17 @@ Result<struct stat> Filesystem::link(InodeNumber ino, InodeNumber parent, std::s
 }
 
 Result<struct stat> Filesystem::getattr(InodeNumber ino) {
-    auto node = resolve(ino);
-    return node ? attr(*node) : std::unexpected(node.error());
+    TRY_ASSIGN(auto node, resolve(ino));
+    return attr(node);
 }
 
 Result<struct stat> Filesystem::setattr(InodeNumber ino, const AttrChange& change,
                                         const Caller& caller) {
     (void)caller;  // the kernel checked permissions (default_permissions)
-    if (auto up = copy_up(ino); !up) {
-        return std::unexpected(up.error());
-    }
+    TRY(copy_up(ino));
     TimeNs now = now_ns();
     if (change.size) {
-        if (auto cut = truncate(ino, *change.size); !cut) {
-            return std::unexpected(cut.error());
-        }
+        TRY(truncate(ino, *change.size));
     }
     // An open file learns the times first: a commit recording its content in between then
     // writes these, not older ones, and the update below writes them again.
@@ -326,27 +283,19 @@ Result<struct stat> Filesystem::setattr(InodeNumber ino, const AttrChange& chang
         r.ctime = ctime;
         return {};
     });
-    if (!updated) {
-        return std::unexpected(updated.error());
-    }
+    TRY(updated);
     return getattr(ino);
 }
 
 Result<void> Filesystem::drop_setid(InodeNumber ino) {
-    auto current = record(ino);
-    if (!current) {
-        return std::unexpected(current.error());
-    }
-    InodeRecord dropped = *current;
+    TRY_ASSIGN(auto current, record(ino));
+    InodeRecord dropped = current;
     if (!drop_setid_bits(dropped)) {
         return {};
     }
     AttrChange change;
     change.drop_setid = true;
-    auto changed = setattr(ino, change, Caller{});
-    if (!changed) {
-        return std::unexpected(changed.error());
-    }
+    TRY(setattr(ino, change, Caller{}));
     // No reply carries the new mode: the kernel would show the bits it cached.
     if (m_kernel != nullptr) {
         m_kernel->forget_attributes(ino);
@@ -355,38 +304,29 @@ Result<void> Filesystem::drop_setid(InodeNumber ino) {
 }
 
 Result<void> Filesystem::truncate(InodeNumber ino, std::uint64_t size) {
-    auto current = record(ino);
-    if (!current) {
-        return std::unexpected(current.error());
-    }
-    if (current->is_dir()) {
+    TRY_ASSIGN(auto current, record(ino));
+    if (current.is_dir()) {
         return make_error(EISDIR, "cannot truncate a directory");
     }
     // Through the file's OpenInode, registered for the while even if nobody has it open.
-    auto inode = open_inode(ino);
-    if (!inode) {
-        return std::unexpected(inode.error());
-    }
-    auto cut = (*inode)->truncate(size);
-    if (cut && !(*inode)->has_writers()) {
-        cut = (*inode)->commit(m_tree);
+    TRY_ASSIGN(auto inode, open_inode(ino));
+    auto cut = inode->truncate(size);
+    if (cut && !inode->has_writers()) {
+        cut = inode->commit(m_tree);
     }
     m_inodes.release(ino);
     return cut;
 }
 
 Result<std::string> Filesystem::readlink(InodeNumber ino) {
-    auto node = resolve(ino);
-    if (!node) {
-        return std::unexpected(node.error());
+    TRY_ASSIGN(auto node, resolve(ino));
+    if (!node.upper) {
+        return m_lower->readlink(node.path);
     }
-    if (!node->upper) {
-        return m_lower->readlink(node->path);
-    }
-    if (!node->upper->is_symlink()) {
+    if (!node.upper->is_symlink()) {
         return make_error(EINVAL, "not a symlink");
     }
-    return node->upper->symlink_target;
+    return node.upper->symlink_target;
 }
 
 Result<void> Filesystem::unlink(InodeNumber parent, std::string_view name) {
@@ -398,82 +338,59 @@ Result<void> Filesystem::rmdir(InodeNumber parent, std::string_view name) {
 }
 
 Result<void> Filesystem::remove_entry(InodeNumber parent, std::string_view name, bool dir) {
-    auto parent_node = resolve(parent);
-    if (!parent_node) {
-        return std::unexpected(parent_node.error());
-    }
-    auto below = lower_child(*parent_node, name);
-    auto entry = parent_node->upper ? m_tree.lookup(parent, name)
-                                    : Result<std::optional<DirentValue>>(std::nullopt);
-    if (!entry) {
-        return std::unexpected(entry.error());
-    }
-    bool in_upper = *entry && !(*entry)->is_whiteout();
-    bool in_lower = below && !(*entry && (*entry)->is_whiteout());
+    TRY_ASSIGN(auto parent_node, resolve(parent));
+    auto below = lower_child(parent_node, name);
+    TRY_ASSIGN(auto entry, parent_node.upper ? m_tree.lookup(parent, name)
+                                             : Result<std::optional<DirentValue>>(std::nullopt));
+    bool in_upper = entry && !entry->is_whiteout();
+    bool in_lower = below && !(entry && entry->is_whiteout());
     if (!in_upper && !in_lower) {
         return make_error(ENOENT, fmt::format("no entry '{}'", name));
     }
     if (dir && in_lower) {
         // A directory that shows lower entries is not empty, whatever its upper part holds.
         auto child =
-            resolve(in_upper ? (*entry)->ino : lower_ino(child_path(parent, name), below->st_mode));
+            resolve(in_upper ? entry->ino : lower_ino(child_path(parent, name), below->st_mode));
         if (child && !child->path.empty()) {
-            if (auto empty = check_empty(*child); !empty) {
-                return empty;
-            }
+            TRY(check_empty(*child));
         }
     }
-    if (auto up = copy_up(parent); !up) {
-        return up;
-    }
+    TRY(copy_up(parent));
     if (!in_upper) {
         if (S_ISDIR(below->st_mode) != dir) {
             return make_error(dir ? ENOTDIR : EISDIR, fmt::format("'{}' has the wrong type", name));
         }
-        if (auto hidden = m_tree.add_whiteout(parent, name); !hidden) {
-            return hidden;
-        }
+        TRY(m_tree.add_whiteout(parent, name));
         // The kernel may still ask about the inode (a ctime update): it must not come back.
         m_inodes.clear_path(lower_ino(child_path(parent, name), below->st_mode));
         return {};
     }
     // A file is kept as an orphan while the kernel or a handle may still use it.
-    auto removed = m_tree.remove(parent, name, dir, in_lower, !dir);
-    if (!removed) {
-        return std::unexpected(removed.error());
-    }
-    if (!dir && removed->record.nlink == 0 && m_inodes.unused(removed->ino)) {
-        return drop(removed->ino);
+    TRY_ASSIGN(auto removed, m_tree.remove(parent, name, dir, in_lower, !dir));
+    if (!dir && removed.record.nlink == 0 && m_inodes.unused(removed.ino)) {
+        return drop(removed.ino);
     }
     return {};
 }
 
 Result<void> Filesystem::rename(InodeNumber parent, std::string_view name, InodeNumber new_parent,
                                 std::string_view new_name, unsigned flags) {
-    if (auto ok = check_name(new_name); !ok) {
-        return ok;
-    }
+    TRY(check_name(new_name));
     if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
         return make_error(EINVAL, "unsupported rename flags");
     }
-    auto moved = m_lower ? prepare_rename(parent, name, new_parent, new_name, flags)
-                         : Result<RenamePlan>(RenamePlan{});
-    if (!moved) {
-        return std::unexpected(moved.error());
-    }
+    TRY_ASSIGN(auto moved, m_lower ? prepare_rename(parent, name, new_parent, new_name, flags)
+                                   : Result<RenamePlan>(RenamePlan{}));
     // One transaction with what the overlay needs (a whiteout, an opaque directory): a crash
     // can never leave the entry moved and a lower file showing again at its old name.
-    auto replaced =
-        m_tree.rename(parent, name, new_parent, new_name, flags, [](InodeNumber) { return true; },
-                      {moved->whiteout_source, moved->opaque});
-    if (!replaced) {
-        return std::unexpected(replaced.error());
-    }
+    TRY_ASSIGN(auto replaced, m_tree.rename(parent, name, new_parent, new_name, flags,
+                                            [](InodeNumber) { return true; },
+                                            {moved.whiteout_source, moved.opaque}));
     if (m_lower) {
-        finish_rename(*moved, parent, name, new_parent, new_name);
+        finish_rename(moved, parent, name, new_parent, new_name);
     }
-    if (*replaced && (*replaced)->record.nlink == 0 && m_inodes.unused((*replaced)->ino)) {
-        return drop((*replaced)->ino);
+    if (replaced && replaced->record.nlink == 0 && m_inodes.unused(replaced->ino)) {
+        return drop(replaced->ino);
     }
     return {};
 }
@@ -493,27 +410,19 @@ Result<std::shared_ptr<OpenInode>> Filesystem::open_inode(InodeNumber ino) {
 
 Result<std::unique_ptr<FileHandle>> Filesystem::open(InodeNumber ino, int flags) {
     bool writable = (flags & O_ACCMODE) != O_RDONLY;
-    auto node = resolve(ino);
-    if (!node) {
-        return std::unexpected(node.error());
-    }
-    if (node->is_dir()) {
+    TRY_ASSIGN(auto node, resolve(ino));
+    if (node.is_dir()) {
         return make_error(EISDIR, "is a directory");
     }
-    if (!node->upper && !writable && !(flags & O_TRUNC)) {
-        return open_lower(*node);
+    if (!node.upper && !writable && !(flags & O_TRUNC)) {
+        return open_lower(node);
     }
-    if (auto up = copy_up(ino); !up) {
-        return std::unexpected(up.error());
-    }
-    auto inode = open_inode(ino);
-    if (!inode) {
-        return std::unexpected(inode.error());
-    }
+    TRY(copy_up(ino));
+    TRY_ASSIGN(auto inode, open_inode(ino));
     auto handle = std::make_unique<FileHandle>();
     handle->ino = ino;
     handle->writable = writable;
-    handle->inode = std::move(*inode);
+    handle->inode = std::move(inode);
     if ((flags & O_ACCMODE) != O_WRONLY && !(flags & O_TRUNC)) {
         handle->inode->note_read();
     }
@@ -529,16 +438,13 @@ Result<std::unique_ptr<FileHandle>> Filesystem::open(InodeNumber ino, int flags)
 Result<Filesystem::Created> Filesystem::create(InodeNumber parent, std::string_view name,
                                                std::uint32_t mode, int flags,
                                                const Caller& caller) {
-    auto attr = mknod(parent, name, S_IFREG | (mode & 07777), 0, caller);
-    if (!attr) {
-        return std::unexpected(attr.error());
-    }
-    auto handle = open(attr->st_ino, flags & ~O_TRUNC);
+    TRY_ASSIGN(auto attr, mknod(parent, name, S_IFREG | (mode & 07777), 0, caller));
+    auto handle = open(attr.st_ino, flags & ~O_TRUNC);
     if (!handle) {
-        forget(attr->st_ino, 1);
+        forget(attr.st_ino, 1);
         return std::unexpected(handle.error());
     }
-    return Created{*attr, std::move(*handle)};
+    return Created{attr, std::move(*handle)};
 }
 
 Result<void> Filesystem::flush(FileHandle& handle) {
@@ -634,24 +540,18 @@ Result<off_t> Filesystem::seek(FileHandle& handle, off_t offset, int whence) {
 }
 
 Result<std::unique_ptr<DirHandle>> Filesystem::opendir(InodeNumber ino) {
-    auto node = resolve(ino);
-    if (!node) {
-        return std::unexpected(node.error());
-    }
-    if (!node->is_dir()) {
+    TRY_ASSIGN(auto node, resolve(ino));
+    if (!node.is_dir()) {
         return make_error(ENOTDIR, "not a directory");
     }
-    auto entries = merged_entries(*node);
-    if (!entries) {
-        return std::unexpected(entries.error());
-    }
+    TRY_ASSIGN(auto entries, merged_entries(node));
     auto handle = std::make_unique<DirHandle>();
-    handle->cacheable = !merges_lower(*node) || source_watched();
-    handle->entries.reserve(entries->size() + 2);
+    handle->cacheable = !merges_lower(node) || source_watched();
+    handle->entries.reserve(entries.size() + 2);
     handle->entries.push_back({".", ino, DT_DIR});
     // The kernel answers ".." itself; the entry only needs a non-zero inode to be listed.
     handle->entries.push_back({"..", k_root_inode, DT_DIR});
-    std::move(entries->begin(), entries->end(), std::back_inserter(handle->entries));
+    std::move(entries.begin(), entries.end(), std::back_inserter(handle->entries));
     return handle;
 }
 

@@ -112,65 +112,40 @@ void flush_reads(Store& store, ReadLog& reads) {
 }  // namespace
 
 Result<void> serve_volume(const MountRequest& request, const std::function<void()>& ready) {
-    auto store = Store::open(request.store, Store::Mode::create_if_missing);
-    if (!store) {
-        return std::unexpected(store.error());
-    }
-    auto lock = VolumeLock::acquire((*store)->root(), request.volume);
-    if (!lock) {
-        return std::unexpected(lock.error());
-    }
-    if (auto attached = attach_remote(**store, request.remote); !attached) {
-        return attached;
-    }
+    TRY_ASSIGN(auto store, Store::open(request.store, Store::Mode::create_if_missing));
+    TRY_ASSIGN(auto lock, VolumeLock::acquire(store->root(), request.volume));  // held to the end
+    TRY(attach_remote(*store, request.remote));
     auto reads = std::make_shared<ReadLog>();
-    (*store)->set_read_observer(reads);
+    store->set_read_observer(reads);
     std::optional<LowerLayer> lower;
     if (!request.source.empty()) {
-        auto opened = LowerLayer::open(request.source);
-        if (!opened) {
-            return std::unexpected(opened.error());
-        }
-        lower = std::move(*opened);
+        TRY_ASSIGN(auto opened, LowerLayer::open(request.source));
+        lower = std::move(opened);
     }
-    auto tree = VolumeTree::open(**store, request.volume, ::getuid(), ::getgid());
-    if (!tree) {
-        return std::unexpected(tree.error());
+    TRY_ASSIGN(auto tree, VolumeTree::open(*store, request.volume, ::getuid(), ::getgid()));
+    TRY_ASSIGN(auto dropped, tree.drop_orphans());
+    if (dropped > 0) {
+        spdlog::info("removed {} files a previous daemon left open and unlinked", dropped);
     }
-    if (auto dropped = tree->drop_orphans(); !dropped) {
-        return std::unexpected(dropped.error());
-    } else if (*dropped > 0) {
-        spdlog::info("removed {} files a previous daemon left open and unlinked", *dropped);
-    }
-    remove_stale_staging(**store, tree->id());
+    remove_stale_staging(*store, tree.id());
     // Objects a killed daemon freed but had not deleted yet.
-    if (auto reaped = (*store)->remove_dead_objects(); !reaped) {
-        return std::unexpected(reaped.error());
-    }
+    TRY(store->remove_dead_objects());
     // From here on, dead objects' files become this volume's staging files (removed as stale
     // ones if the daemon is killed): a rewrite then allocates no inode.
-    (*store)->pool().keep_spares(fmt::format("staging-{}-spare-", tree->id()), k_spare_files);
+    store->pool().keep_spares(fmt::format("staging-{}-spare-", tree.id()), k_spare_files);
     if (::geteuid() != 0) {
-        auto fusermount = find_fusermount();
-        if (!fusermount) {
-            return std::unexpected(fusermount.error());
-        }
-        if (auto preferred = prefer_fusermount(*fusermount); !preferred) {
-            return preferred;
-        }
+        TRY_ASSIGN(auto fusermount, find_fusermount());
+        TRY(prefer_fusermount(fusermount));
     }
-    Filesystem filesystem(std::move(*tree), std::move(lower));
+    Filesystem filesystem(std::move(tree), std::move(lower));
     ServeOptions options;
     options.mountpoint = request.mountpoint.string();
     options.fsname = fmt::format("fbfs:{}:{}", request.volume, ::getpid());
     options.allow_other = request.allow_other;
     options.debug = request.debug;
-    auto server = FuseServer::mount(filesystem, options);
-    if (!server) {
-        return std::unexpected(server.error());
-    }
-    filesystem.attach_kernel(**server);
-    note_mount(**store, request, true);
+    TRY_ASSIGN(auto server, FuseServer::mount(filesystem, options));
+    filesystem.attach_kernel(*server);
+    note_mount(*store, request, true);
     // The watch sends the server's notifications: it stops before the server goes.
     struct StopWatching {
         Filesystem& filesystem;
@@ -200,14 +175,14 @@ Result<void> serve_volume(const MountRequest& request, const std::function<void(
         std::unique_lock held(mutex);
         while (!wake.wait_for(held, stop, k_read_flush_interval, [] { return false; }) &&
                !stop.stop_requested()) {
-            flush_reads(**store, *reads);
+            flush_reads(*store, *reads);
         }
     });
-    auto served = (*server)->run();
+    auto served = server->run();
     read_flusher.request_stop();
     read_flusher.join();
-    flush_reads(**store, *reads);
-    note_mount(**store, request, false);
+    flush_reads(*store, *reads);
+    note_mount(*store, request, false);
     return served;
 }
 

@@ -28,11 +28,8 @@ constexpr InodeNumber k_lower_ino_bit = InodeNumber{1} << 63;
 // as volume `volume`'s staging files are, so a killed daemon's leftovers go at the next mount.
 Result<PutResult> stage_copy(const ObjectPool& pool, VolumeId volume, int from,
                              std::filesystem::path& staged) {
-    auto copy = pool.copy_to_temp(from, fmt::format("staging-{}-up-", volume));
-    if (!copy) {
-        return std::unexpected(copy.error());
-    }
-    staged = copy->path;
+    TRY_ASSIGN(auto copy, pool.copy_to_temp(from, fmt::format("staging-{}-up-", volume)));
+    staged = copy.path;
     auto sealed = pool.seal(staged);
     if (!sealed) {
         ::unlink(staged.c_str());
@@ -123,11 +120,8 @@ Result<struct stat> Filesystem::attr(const Node& node) {
     if (node.upper) {
         struct stat st = to_stat(node.ino, *node.upper);
         if (merges_lower(node)) {
-            auto below = lower_subdirs_shown(node);
-            if (!below) {
-                return std::unexpected(below.error());
-            }
-            st.st_nlink += static_cast<nlink_t>(*below);
+            TRY_ASSIGN(auto below, lower_subdirs_shown(node));
+            st.st_nlink += static_cast<nlink_t>(below);
         }
         return st;
     }
@@ -161,12 +155,9 @@ Result<std::size_t> Filesystem::lower_subdirs_shown(const Node& dir) const {
     if (m_lower_counts_subdirs && dir.lower->st_nlink == 2) {
         return 0;
     }
-    auto entries = m_lower->list(dir.path);
-    if (!entries) {
-        return std::unexpected(entries.error());
-    }
+    TRY_ASSIGN(auto entries, m_lower->list(dir.path));
     std::size_t shown = 0;
-    for (const auto& e : *entries) {
+    for (const auto& e : entries) {
         if (e.type != DT_DIR && e.type != DT_UNKNOWN) {
             continue;
         }
@@ -176,11 +167,8 @@ Result<std::size_t> Filesystem::lower_subdirs_shown(const Node& dir) const {
                 continue;
             }
         }
-        auto covering = m_tree.lookup(dir.ino, e.name);
-        if (!covering) {
-            return std::unexpected(covering.error());
-        }
-        shown += *covering ? 0 : 1;
+        TRY_ASSIGN(auto covering, m_tree.lookup(dir.ino, e.name));
+        shown += covering ? 0 : 1;
     }
     return shown;
 }
@@ -203,11 +191,8 @@ Result<void> Filesystem::check_free(const Node& dir, std::string_view name) cons
         return {};
     }
     // A lower entry shows unless a volume entry (a whiteout, or a file) covers the name.
-    auto covering = m_tree.lookup(dir.ino, name);
+    TRY_ASSIGN(auto covering, m_tree.lookup(dir.ino, name));
     if (!covering) {
-        return std::unexpected(covering.error());
-    }
-    if (!*covering) {
         return make_error(EEXIST, fmt::format("'{}' exists", name));
     }
     return {};
@@ -217,11 +202,8 @@ Result<std::vector<DirHandle::Entry>> Filesystem::merged_entries(const Node& dir
     std::vector<DirHandle::Entry> out;
     std::set<std::string> upper_names;
     if (dir.upper) {
-        auto entries = m_tree.list(dir.ino);
-        if (!entries) {
-            return std::unexpected(entries.error());
-        }
-        for (auto& e : *entries) {
+        TRY_ASSIGN(auto entries, m_tree.list(dir.ino));
+        for (auto& e : entries) {
             upper_names.insert(e.name);
             if (!e.value.is_whiteout()) {
                 out.push_back({std::move(e.name), e.value.ino, e.value.type});
@@ -229,11 +211,8 @@ Result<std::vector<DirHandle::Entry>> Filesystem::merged_entries(const Node& dir
         }
     }
     if (merges_lower(dir)) {
-        auto entries = m_lower->list(dir.path);
-        if (!entries) {
-            return std::unexpected(entries.error());
-        }
-        for (auto& e : *entries) {
+        TRY_ASSIGN(auto entries, m_lower->list(dir.path));
+        for (auto& e : entries) {
             if (!upper_names.contains(e.name)) {
                 std::string path = join_path(dir.path, e.name);
                 mode_t mode = DTTOIF(e.type);
@@ -250,11 +229,8 @@ Result<std::vector<DirHandle::Entry>> Filesystem::merged_entries(const Node& dir
 }
 
 Result<void> Filesystem::check_empty(const Node& dir) const {
-    auto entries = merged_entries(dir);
-    if (!entries) {
-        return std::unexpected(entries.error());
-    }
-    if (!entries->empty()) {
+    TRY_ASSIGN(auto entries, merged_entries(dir));
+    if (!entries.empty()) {
         return make_error(ENOTEMPTY, fmt::format("directory {} is not empty", dir.path));
     }
     return {};
@@ -269,15 +245,12 @@ Result<InodeNumber> Filesystem::upper_dir(const std::string& path) {
         return parent;
     }
     std::string name = base_of(path);
-    auto entry = m_tree.lookup(*parent, name);
-    if (!entry) {
-        return std::unexpected(entry.error());
-    }
-    if (*entry && !(*entry)->is_whiteout()) {
-        return (*entry)->ino;
+    TRY_ASSIGN(auto entry, m_tree.lookup(*parent, name));
+    if (entry && !entry->is_whiteout()) {
+        return entry->ino;
     }
     auto st = m_lower->stat(path);
-    if (*entry || !st || !S_ISDIR(st->st_mode)) {
+    if (entry || !st || !S_ISDIR(st->st_mode)) {
         return make_error(ENOENT, fmt::format("directory {} is gone", path));
     }
     InodeRecord r;
@@ -295,55 +268,46 @@ Result<InodeNumber> Filesystem::upper_dir(const std::string& path) {
     if (!made && made.error().code == EEXIST) {
         return upper_dir(path);  // another thread copied it up first
     }
-    return made ? Result<InodeNumber>(made->ino) : std::unexpected(made.error());
+    TRY(made);
+    return made->ino;
 }
 
 Result<void> Filesystem::copy_up(InodeNumber ino) {
-    auto node = resolve(ino);
-    if (!node || node->upper) {
-        return node ? Result<void>() : std::unexpected(node.error());
+    TRY_ASSIGN(auto node, resolve(ino));
+    if (node.upper) {
+        return {};
     }
-    if (S_ISDIR(node->lower->st_mode)) {
-        auto made = upper_dir(node->path);
-        return made ? Result<void>() : std::unexpected(made.error());
+    if (S_ISDIR(node.lower->st_mode)) {
+        TRY(upper_dir(node.path));
+        return {};
     }
-    auto parent = upper_dir(parent_of(node->path));
-    if (!parent) {
-        return std::unexpected(parent.error());
-    }
-    const struct stat& st = *node->lower;
+    TRY_ASSIGN(auto parent, upper_dir(parent_of(node.path)));
+    const struct stat& st = *node.lower;
     InodeRecord r;
     r.mode = st.st_mode;
     r.uid = st.st_uid;
     r.gid = st.st_gid;
     r.rdev = st.st_rdev;
     r.atime = to_ns(st.st_atim);
-    r.mtime = m_stamps->shown_mtime(node->path, st);
+    r.mtime = m_stamps->shown_mtime(node.path, st);
     r.ctime = to_ns(st.st_ctim);
     VolumeTree::CreateOptions options;
     options.ino = ino;
     options.touch_parent = false;
-    options.xattrs = lower_xattrs(node->path, st.st_mode);
+    options.xattrs = lower_xattrs(node.path, st.st_mode);
     if (S_ISLNK(st.st_mode)) {
-        auto target = m_lower->readlink(node->path);
-        if (!target) {
-            return std::unexpected(target.error());
-        }
-        r.symlink_target = *target;
-        r.size = target->size();
+        TRY_ASSIGN(auto target, m_lower->readlink(node.path));
+        r.symlink_target = target;
+        r.size = target.size();
     } else if (S_ISREG(st.st_mode)) {
-        auto from = m_lower->open_file(node->path);
-        auto sealed = from ? stage_copy(pool(), m_tree.id(), from->get(), options.sealed)
-                           : Result<PutResult>(std::unexpected(from.error()));
-        if (!sealed) {
-            return std::unexpected(sealed.error());
-        }
-        r.size = sealed->size;
-        if (sealed->size > 0) {
-            r.object = sealed->id;
+        TRY_ASSIGN(auto from, m_lower->open_file(node.path));
+        TRY_ASSIGN(auto sealed, stage_copy(pool(), m_tree.id(), from.get(), options.sealed));
+        r.size = sealed.size;
+        if (sealed.size > 0) {
+            r.object = sealed.id;
         }
     }
-    auto made = m_tree.create(*parent, base_of(node->path), std::move(r), options);
+    auto made = m_tree.create(parent, base_of(node.path), std::move(r), options);
     if (!options.sealed.empty()) {
         ::unlink(options.sealed.c_str());  // an empty file, or a failed create
     }
@@ -356,13 +320,10 @@ Result<void> Filesystem::copy_up(InodeNumber ino) {
 }
 
 Result<std::unique_ptr<FileHandle>> Filesystem::open_lower(const Node& node) {
-    auto fd = m_lower->open_file(node.path);
-    if (!fd) {
-        return std::unexpected(fd.error());
-    }
+    TRY_ASSIGN(auto fd, m_lower->open_file(node.path));
     auto handle = std::make_unique<FileHandle>();
     handle->ino = node.ino;
-    handle->lower = std::make_shared<UniqueFd>(std::move(*fd));
+    handle->lower = std::make_shared<UniqueFd>(std::move(fd));
     // The kernel's cached pages are right only if the file did not change since it last opened.
     FileIdentity now = FileIdentity::of(*node.lower);
     LockGuard lock(m_lower_mutex);
@@ -388,41 +349,29 @@ Result<Filesystem::RenamePlan> Filesystem::prepare_rename(InodeNumber parent, st
         bool exists() const { return upper || (lower && !whiteout); }
     };
     auto side_of = [&](InodeNumber dir, std::string_view entry) -> Result<Side> {
-        auto node = resolve(dir);
-        if (!node) {
-            return std::unexpected(node.error());
-        }
+        TRY_ASSIGN(auto node, resolve(dir));
         Side side;
         side.path = child_path(dir, entry);
-        if (node->upper) {
-            auto found = m_tree.lookup(dir, entry);
-            if (!found) {
-                return std::unexpected(found.error());
-            }
-            side.whiteout = *found && (*found)->is_whiteout();
-            if (*found && !side.whiteout) {
-                side.upper = **found;
+        if (node.upper) {
+            TRY_ASSIGN(auto found, m_tree.lookup(dir, entry));
+            side.whiteout = found && found->is_whiteout();
+            if (found && !side.whiteout) {
+                side.upper = *found;
             }
         }
-        side.lower = lower_child(*node, entry);
+        side.lower = lower_child(node, entry);
         return side;
     };
     auto src = side_of(parent, name);
-    auto dst = src ? side_of(new_parent, new_name) : src;
-    if (!dst) {
-        return std::unexpected(dst.error());
-    }
+    TRY_ASSIGN(auto dst, src ? side_of(new_parent, new_name) : src);
     if (!src->exists()) {
         return make_error(ENOENT, fmt::format("no entry '{}'", name));
     }
-    auto src_node = resolve(src->ino());
-    if (!src_node) {
-        return std::unexpected(src_node.error());
-    }
-    bool src_dir = src_node->is_dir();
+    TRY_ASSIGN(auto src_node, resolve(src->ino()));
+    bool src_dir = src_node.is_dir();
     // A directory with lower entries cannot move: they stay at their path (overlayfs says
     // EXDEV too, and mv falls back to copying).
-    if (src_dir && src_node->lower) {
+    if (src_dir && src_node.lower) {
         return make_error(EXDEV,
                           fmt::format("cannot move directory {} of the source tree", src->path));
     }
@@ -430,14 +379,11 @@ Result<Filesystem::RenamePlan> Filesystem::prepare_rename(InodeNumber parent, st
     plan.moved = src->ino();
     plan.opaque = src_dir;
     plan.whiteout_source = src->lower.has_value() && !(flags & RENAME_EXCHANGE);
-    if (dst->exists()) {
-        Node dst_node{dst->ino(), dst->path, {}, dst->lower};
-        if (dst->upper) {
-            auto resolved = resolve(dst->ino());
-            if (!resolved) {
-                return std::unexpected(resolved.error());
-            }
-            dst_node = *resolved;
+    if (dst.exists()) {
+        Node dst_node{dst.ino(), dst.path, {}, dst.lower};
+        if (dst.upper) {
+            TRY_ASSIGN(auto resolved, resolve(dst.ino()));
+            dst_node = resolved;
         }
         bool dst_dir = dst_node.is_dir();
         if (flags & RENAME_NOREPLACE) {
@@ -447,28 +393,22 @@ Result<Filesystem::RenamePlan> Filesystem::prepare_rename(InodeNumber parent, st
             if (dst_dir && dst_node.lower) {
                 return make_error(EXDEV, fmt::format("cannot move directory {} of the source "
                                                      "tree",
-                                                     dst->path));
+                                                     dst.path));
             }
-            if (auto up = copy_up(dst->ino()); !up) {
-                return std::unexpected(up.error());
-            }
-            plan.exchanged = dst->ino();
+            TRY(copy_up(dst.ino()));
+            plan.exchanged = dst.ino();
         } else if (src_dir != dst_dir) {
             return make_error(src_dir ? ENOTDIR : EISDIR,
                               fmt::format("'{}' and '{}' differ in type", name, new_name));
         } else if (dst_dir && dst_node.lower &&
                    !(dst_node.upper && (dst_node.upper->flags & InodeRecord::k_opaque))) {
-            if (auto empty = check_empty(dst_node); !empty) {
-                return std::unexpected(empty.error());
-            }
+            TRY(check_empty(dst_node));
         }
     } else if (flags & RENAME_EXCHANGE) {
         return make_error(ENOENT, fmt::format("no entry '{}' to exchange", new_name));
     }
     for (InodeNumber ino : {src->ino(), parent, new_parent}) {
-        if (auto up = copy_up(ino); !up) {
-            return std::unexpected(up.error());
-        }
+        TRY(copy_up(ino));
     }
     return plan;
 }

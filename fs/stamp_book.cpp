@@ -58,52 +58,37 @@ ObjectId content_of(const GitBlobId& blob) {
 
 Result<ObjectId> StampBook::content_hash(const std::string& path, const struct stat& st) {
     if (S_ISDIR(st.st_mode)) {
-        auto entries = m_lower.list(path);
-        if (!entries) {
-            return std::unexpected(entries.error());
-        }
+        TRY_ASSIGN(auto entries, m_lower.list(path));
         Sha256 hasher;
-        for (const auto& entry : *entries) {
+        for (const auto& entry : entries) {
             hasher.update(entry.name.data(), entry.name.size() + 1);  // with its NUL
             hasher.update(&entry.type, 1);
         }
         return hasher.finish();
     }
     if (S_ISLNK(st.st_mode)) {
-        auto target = m_lower.readlink(path);
-        return target ? Result<ObjectId>(content_of(git_blob_id(*target)))
-                      : std::unexpected(target.error());
+        TRY_ASSIGN(auto target, m_lower.readlink(path));
+        return content_of(git_blob_id(target));
     }
     if (auto blob = m_git.vouch(path, st)) {
         m_counts.vouched.fetch_add(1, std::memory_order_relaxed);
         return content_of(*blob);
     }
-    auto fd = m_lower.open_file(path);
-    if (!fd) {
-        return std::unexpected(fd.error());
-    }
+    TRY_ASSIGN(auto fd, m_lower.open_file(path));
     m_counts.hashed.fetch_add(1, std::memory_order_relaxed);
-    auto blob = git_blob_id(fd->get(), static_cast<std::uint64_t>(st.st_size));
-    return blob ? Result<ObjectId>(content_of(*blob)) : std::unexpected(blob.error());
+    TRY_ASSIGN(auto blob, git_blob_id(fd.get(), static_cast<std::uint64_t>(st.st_size)));
+    return content_of(blob);
 }
 
 Result<TimeNs> StampBook::decide(const std::string& path, const struct stat& st) {
     TimeNs real = to_ns(st.st_mtim);
-    auto hash = content_hash(path, st);
-    if (!hash) {
-        return std::unexpected(hash.error());
-    }
+    TRY_ASSIGN(auto hash, content_hash(path, st));
     auto size = static_cast<std::uint64_t>(st.st_size);
-    auto recorded = m_tree.stamp(path);
-    if (!recorded) {
-        return std::unexpected(recorded.error());
+    TRY_ASSIGN(auto recorded, m_tree.stamp(path));
+    if (recorded && recorded->content == hash && recorded->size == size) {
+        return recorded->shown_mtime;
     }
-    if (*recorded && (*recorded)->content == *hash && (*recorded)->size == size) {
-        return (*recorded)->shown_mtime;
-    }
-    if (auto put = m_tree.put_stamp(path, LowerStamp{*hash, size, real}); !put) {
-        return std::unexpected(put.error());
-    }
+    TRY(m_tree.put_stamp(path, LowerStamp{hash, size, real}));
     return real;
 }
 

@@ -79,22 +79,14 @@ Result<std::vector<Xattr>> Filesystem::shown_xattrs(const Node& node) const {
 }
 
 Result<std::string> Filesystem::getxattr(InodeNumber ino, std::string_view name) {
-    if (auto ok = check_name(name); !ok) {
-        return std::unexpected(ok.error());
-    }
-    auto node = resolve(ino);
-    if (!node) {
-        return std::unexpected(node.error());
-    }
-    if (node->upper) {
+    TRY(check_name(name));
+    TRY_ASSIGN(auto node, resolve(ino));
+    if (node.upper) {
         // The kernel asks this of security.capability before a file's first write: one read.
-        auto value = m_tree.xattr(ino, name);
-        if (!value) {
-            return std::unexpected(value.error());
-        }
-        return *value ? Result<std::string>(std::move(**value)) : no_attribute(ino, name);
+        TRY_ASSIGN(auto value, m_tree.xattr(ino, name));
+        return value ? Result<std::string>(std::move(*value)) : no_attribute(ino, name);
     }
-    for (auto& x : lower_xattrs(node->path, node->lower->st_mode)) {
+    for (auto& x : lower_xattrs(node.path, node.lower->st_mode)) {
         if (x.name == name) {
             return std::move(x.value);
         }
@@ -103,13 +95,10 @@ Result<std::string> Filesystem::getxattr(InodeNumber ino, std::string_view name)
 }
 
 Result<std::vector<std::string>> Filesystem::listxattr(InodeNumber ino, const Caller& caller) {
-    auto node = resolve(ino);
-    auto all = node ? shown_xattrs(*node) : std::unexpected(node.error());
-    if (!all) {
-        return std::unexpected(all.error());
-    }
+    TRY_ASSIGN(auto node, resolve(ino));
+    TRY_ASSIGN(auto all, shown_xattrs(node));
     std::vector<std::string> names;
-    for (auto& x : *all) {
+    for (auto& x : all) {
         if (caller.uid == 0 || !x.name.starts_with("trusted.")) {
             names.push_back(std::move(x.name));
         }
@@ -119,9 +108,7 @@ Result<std::vector<std::string>> Filesystem::listxattr(InodeNumber ino, const Ca
 
 Result<void> Filesystem::setxattr(InodeNumber ino, std::string_view name, std::string_view value,
                                   int flags) {
-    if (auto ok = check_name(name); !ok) {
-        return ok;
-    }
+    TRY(check_name(name));
     if (value.size() > XATTR_SIZE_MAX) {
         return make_error(E2BIG, "attribute value larger than 64 KiB");
     }
@@ -137,38 +124,24 @@ Result<void> Filesystem::setxattr(InodeNumber ino, std::string_view name, std::s
         return present ? make_error(EEXIST, fmt::format("attribute '{}' exists", name))
                        : std::unexpected(present.error());
     }
-    if (auto up = copy_up(ino); !up) {
-        return up;
-    }
+    TRY(copy_up(ino));
     XattrMode mode = (flags & XATTR_CREATE)    ? XattrMode::create
                      : (flags & XATTR_REPLACE) ? XattrMode::replace
                                                : XattrMode::any;
-    auto written = m_tree.set_xattr(ino, name, value, mode);
-    if (!written) {
-        return std::unexpected(written.error());
-    }
+    TRY_ASSIGN(auto written, m_tree.set_xattr(ino, name, value, mode));
     if (auto open = m_inodes.find_open(ino)) {
-        open->set_times(std::nullopt, std::nullopt, written->ctime);
+        open->set_times(std::nullopt, std::nullopt, written.ctime);
     }
     return {};
 }
 
 Result<void> Filesystem::removexattr(InodeNumber ino, std::string_view name) {
-    if (auto ok = check_name(name); !ok) {
-        return ok;
-    }
-    if (auto present = getxattr(ino, name); !present) {
-        return std::unexpected(present.error());  // nothing to copy up for
-    }
-    if (auto up = copy_up(ino); !up) {
-        return up;
-    }
-    auto written = m_tree.remove_xattr(ino, name);
-    if (!written) {
-        return std::unexpected(written.error());
-    }
+    TRY(check_name(name));
+    TRY(getxattr(ino, name));  // nothing to copy up for
+    TRY(copy_up(ino));
+    TRY_ASSIGN(auto written, m_tree.remove_xattr(ino, name));
     if (auto open = m_inodes.find_open(ino)) {
-        open->set_times(std::nullopt, std::nullopt, written->ctime);
+        open->set_times(std::nullopt, std::nullopt, written.ctime);
     }
     return {};
 }

@@ -29,31 +29,22 @@ Result<void> for_each_inode(const Store& store, VolumeId volume,
 }  // namespace
 
 Result<std::vector<ObjectId>> referenced_objects(const Store& store) {
-    auto volumes = store.volumes();
-    if (!volumes) {
-        return std::unexpected(volumes.error());
-    }
+    TRY_ASSIGN(auto volumes, store.volumes());
     std::set<ObjectId> ids;
-    for (const auto& volume : *volumes) {
-        auto ok = for_each_inode(store, volume.record.id, [&](const InodeRecord& r) {
+    for (const auto& volume : volumes) {
+        TRY(for_each_inode(store, volume.record.id, [&](const InodeRecord& r) {
             if (r.object) {
                 ids.insert(*r.object);
             }
-        });
-        if (!ok) {
-            return std::unexpected(ok.error());
-        }
+        }));
     }
     return std::vector<ObjectId>(ids.begin(), ids.end());
 }
 
 Result<std::vector<LeakedXattr>> leaked_xattrs(const Store& store) {
-    auto volumes = store.volumes();
-    if (!volumes) {
-        return std::unexpected(volumes.error());
-    }
+    TRY_ASSIGN(auto volumes, store.volumes());
     std::map<VolumeId, std::string> names;
-    for (const auto& v : *volumes) {
+    for (const auto& v : volumes) {
         names[v.record.id] = v.name;
     }
     constexpr std::size_t k_inode_key = sizeof(VolumeId) + sizeof(InodeNumber);
@@ -96,35 +87,23 @@ Result<std::vector<LeakedXattr>> leaked_xattrs(const Store& store) {
 
 Result<StoreStats> collect_stats(const Store& store) {
     StoreStats stats;
-    auto volumes = store.volumes();
-    if (!volumes) {
-        return std::unexpected(volumes.error());
-    }
-    for (const auto& volume : *volumes) {
+    TRY_ASSIGN(auto volumes, store.volumes());
+    for (const auto& volume : volumes) {
         VolumeStats v{volume.name};
-        auto ok = for_each_inode(store, volume.record.id, [&](const InodeRecord& r) {
+        TRY(for_each_inode(store, volume.record.id, [&](const InodeRecord& r) {
             v.files += r.is_reg() ? 1 : 0;
             v.directories += r.is_dir() ? 1 : 0;
             v.symlinks += r.is_symlink() ? 1 : 0;
             v.logical_bytes += r.is_reg() ? r.size : 0;
-        });
-        if (!ok) {
-            return std::unexpected(ok.error());
-        }
+        }));
         stats.volumes.push_back(v);
     }
-    auto pooled = store.pool().for_each([&](const ObjectId&, std::uint64_t size) {
+    TRY(store.pool().for_each([&](const ObjectId&, std::uint64_t size) {
         ++stats.objects;
         stats.stored_bytes += size;
-    });
-    if (!pooled) {
-        return std::unexpected(pooled.error());
-    }
-    auto referenced = referenced_objects(store);
-    if (!referenced) {
-        return std::unexpected(referenced.error());
-    }
-    stats.referenced_objects = referenced->size();
+    }));
+    TRY_ASSIGN(auto referenced, referenced_objects(store));
+    stats.referenced_objects = referenced.size();
     return stats;
 }
 

@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include "store/meta/snapshot_tables.h"
+#include "store/meta/volume_selection.h"
 #include "store/meta/volume_times.h"
 
 namespace fbfs {
@@ -81,26 +82,6 @@ Result<void> delete_volume(LmdbTxn& txn, const Tables& tables, std::string_view 
     return {};
 }
 
-Result<std::vector<VolumeLock>> lock_volumes(const Store& store,
-                                             const std::vector<std::string>& names,
-                                             std::string_view tail) {
-    std::vector<VolumeLock> locks;
-    for (const auto& name : names) {
-        auto lock = VolumeLock::acquire(store.root(), name);
-        if (!lock) {
-            if (lock.error().code != EBUSY) {
-                return std::unexpected(lock.error());
-            }
-            auto pid = VolumeLock::holder(store.root(), name).value_or(0);
-            return std::unexpected(
-                VolumeLock::busy(store.root(), name, pid,
-                                 fmt::format("unmount it with fbfs umount first; {}", tail)));
-        }
-        locks.push_back(std::move(*lock));
-    }
-    return locks;
-}
-
 Result<Removal> remove_volumes(Store& store, std::vector<std::string> names, bool dry_run) {
     std::set<std::string> seen;
     std::erase_if(names, [&](const std::string& n) { return !seen.insert(n).second; });
@@ -124,7 +105,8 @@ Result<Removal> remove_volumes(Store& store, std::vector<std::string> names, boo
         }
     }
     if (!dry_run) {
-        TRY_ASSIGN(locks, lock_volumes(store, names, "nothing was removed"));
+        TRY_ASSIGN(locks, lock_volumes(store, names,
+                                       "unmount it with fbfs umount first; nothing was removed"));
     }
     Removal removal;
     auto plan = [&](LmdbTxn& txn) -> Result<void> {
@@ -180,7 +162,8 @@ Result<std::size_t> copy_volume(Store& store, const std::string& from, const std
     };
     // The names are checked before the lock is taken, so a refusal leaves not even a lock file.
     TRY(store.env().read([&](LmdbTxn& txn) { return check_copy(txn, t, from, to); }));
-    TRY_ASSIGN(auto locks, lock_volumes(store, {to}, "nothing was copied"));
+    TRY_ASSIGN(auto locks,
+               lock_volumes(store, {to}, "unmount it with fbfs umount first; nothing was copied"));
     TRY(store.env().write(copy));
     return copied;
 }

@@ -47,9 +47,4 @@ Result<Removal> remove_volumes(Store& store, std::vector<std::string> names, boo
 // inodes copied.
 Result<std::size_t> copy_volume(Store& store, const std::string& from, const std::string& to);
 
-// Locks every volume of `names`, all or none: EBUSY naming the holder's pid, ending "`tail`".
-Result<std::vector<VolumeLock>> lock_volumes(const Store& store,
-                                             const std::vector<std::string>& names,
-                                             std::string_view tail);
-
 }  // namespace fbfs

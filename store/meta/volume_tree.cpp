@@ -28,7 +28,8 @@ Result<std::vector<Xattr>> read_xattrs(const LmdbTxn& txn, const Tables& t, Volu
         out.push_back({std::string(key.substr(prefix.size())), std::string(value)});
         return true;
     });
-    return walked ? Result<std::vector<Xattr>>(std::move(out)) : std::unexpected(walked.error());
+    TRY(walked);
+    return out;
 }
 
 // An inode whose attributes are full is ENOSPC to the caller, but inside a write transaction it
@@ -82,19 +83,13 @@ public:
             }
             return &*it->second;
         }
-        auto raw = m_txn.get(m_t.inodes, inode_key(m_vol, ino));
+        TRY_ASSIGN(auto raw, m_txn.get(m_t.inodes, inode_key(m_vol, ino)));
         if (!raw) {
-            return std::unexpected(raw.error());
-        }
-        if (!*raw) {
             return make_error(ENOENT, fmt::format("inode {} does not exist", ino));
         }
-        auto record = InodeRecord::decode(**raw);
-        if (!record) {
-            return std::unexpected(record.error());
-        }
-        m_original_objects[ino] = record->object;
-        return &*(m_inodes[ino] = std::move(*record));
+        TRY_ASSIGN(auto record, InodeRecord::decode(*raw));
+        m_original_objects[ino] = record.object;
+        return &*(m_inodes[ino] = std::move(record));
     }
 
     // A directory's record; ENOTDIR if `ino` is something else.
@@ -113,36 +108,27 @@ public:
     void delete_inode(InodeNumber ino) { m_inodes[ino] = std::nullopt; }
 
     Result<std::optional<DirentValue>> entry(InodeNumber parent, std::string_view name) {
-        auto raw = m_txn.get(m_t.dirents, dirent_key(m_vol, parent, name));
+        TRY_ASSIGN(auto raw, m_txn.get(m_t.dirents, dirent_key(m_vol, parent, name)));
         if (!raw) {
-            return std::unexpected(raw.error());
-        }
-        if (!*raw) {
             return std::optional<DirentValue>();
         }
-        auto value = DirentValue::decode(**raw);
-        if (!value) {
-            return std::unexpected(value.error());
-        }
-        return std::optional<DirentValue>(*value);
+        TRY_ASSIGN(auto value, DirentValue::decode(*raw));
+        return std::optional<DirentValue>(value);
     }
     // Like entry(), but ENOENT for a missing entry or a whiteout.
     Result<DirentValue> existing(InodeNumber parent, std::string_view name) {
-        auto value = entry(parent, name);
-        if (!value) {
-            return std::unexpected(value.error());
-        }
-        if (!*value || (*value)->is_whiteout()) {
+        TRY_ASSIGN(auto value, entry(parent, name));
+        if (!value || value->is_whiteout()) {
             return make_error(ENOENT, fmt::format("no entry '{}' in directory {}", name, parent));
         }
-        return **value;
+        return *value;
     }
     Result<void> put_entry(InodeNumber parent, std::string_view name, DirentValue value) {
         return m_txn.put(m_t.dirents, dirent_key(m_vol, parent, name), value.encode());
     }
     Result<void> del_entry(InodeNumber parent, std::string_view name) {
-        auto gone = m_txn.del(m_t.dirents, dirent_key(m_vol, parent, name));
-        return gone ? Result<void>() : std::unexpected(gone.error());
+        TRY(m_txn.del(m_t.dirents, dirent_key(m_vol, parent, name)));
+        return {};
     }
 
     Result<std::vector<Xattr>> xattrs(InodeNumber ino) const {
@@ -150,48 +136,38 @@ public:
     }
     // Writes `xattrs` as all of a new inode's attributes.
     Result<void> add_xattrs(InodeNumber ino, const std::vector<Xattr>& xattrs) {
-        auto rec = inode(ino);
-        auto fit = rec ? check_xattrs_fit(**rec, xattrs) : std::unexpected(rec.error());
-        if (!fit) {
-            return fit;
-        }
+        TRY_ASSIGN(auto rec, inode(ino));
+        TRY(check_xattrs_fit(*rec, xattrs));
         for (const auto& x : xattrs) {
-            if (auto put = m_txn.put(m_t.xattrs, xattr_key(m_vol, ino, x.name), x.value); !put) {
-                return put;
-            }
+            TRY(m_txn.put(m_t.xattrs, xattr_key(m_vol, ino, x.name), x.value));
         }
         return {};
     }
     // Sets one attribute of an existing inode, as setxattr(2) with `mode`.
     Result<void> put_xattr(InodeNumber ino, std::string_view name, std::string_view value,
                            XattrMode mode) {
-        auto rec = inode(ino);
-        auto all = rec ? xattrs(ino) : std::unexpected(rec.error());
-        if (!all) {
-            return std::unexpected(all.error());
-        }
-        auto same = std::find_if(all->begin(), all->end(), [&](auto& x) { return x.name == name; });
-        if (mode == XattrMode::create && same != all->end()) {
+        TRY_ASSIGN(auto rec, inode(ino));
+        TRY_ASSIGN(auto all, xattrs(ino));
+        auto same = std::find_if(all.begin(), all.end(), [&](auto& x) { return x.name == name; });
+        if (mode == XattrMode::create && same != all.end()) {
             return make_error(EEXIST, fmt::format("inode {} has attribute '{}'", ino, name));
         }
-        if (mode == XattrMode::replace && same == all->end()) {
+        if (mode == XattrMode::replace && same == all.end()) {
             return make_error(ENODATA, fmt::format("inode {} has no attribute '{}'", ino, name));
         }
-        if (same == all->end()) {
-            same = all->insert(all->end(), Xattr{std::string(name), {}});
+        if (same == all.end()) {
+            same = all.insert(all.end(), Xattr{std::string(name), {}});
         }
         same->value = std::string(value);
-        if (auto fit = check_xattrs_fit(**rec, *all); !fit) {
-            return fit;
-        }
+        TRY(check_xattrs_fit(*rec, all));
         return m_txn.put(m_t.xattrs, xattr_key(m_vol, ino, name), value);
     }
     Result<void> del_xattr(InodeNumber ino, std::string_view name) {
-        auto gone = m_txn.del(m_t.xattrs, xattr_key(m_vol, ino, name));
-        if (gone && !*gone) {
+        TRY_ASSIGN(auto gone, m_txn.del(m_t.xattrs, xattr_key(m_vol, ino, name)));
+        if (!gone) {
             return make_error(ENODATA, fmt::format("inode {} has no attribute '{}'", ino, name));
         }
-        return gone ? Result<void>() : std::unexpected(gone.error());
+        return {};
     }
 
     // Entries of `dir` other than whiteouts: ENOTEMPTY if any. Whiteouts are deleted with it.
@@ -215,9 +191,7 @@ public:
             return make_error(ENOTEMPTY, fmt::format("directory {} is not empty", dir));
         }
         for (const auto& key : whiteouts) {
-            if (auto gone = m_txn.del(m_t.dirents, key); !gone) {
-                return std::unexpected(gone.error());
-            }
+            TRY(m_txn.del(m_t.dirents, key));
         }
         return {};
     }
@@ -225,15 +199,10 @@ public:
     // Drops one link of `ino` (already removed from its directory). A directory loses all links.
     // With no links left the inode is an orphan if `keep_open`, else deleted.
     Result<Unlinked> unlink_inode(InodeNumber ino, bool keep_open, TimeNs now) {
-        auto rec = inode(ino);
-        if (!rec) {
-            return std::unexpected(rec.error());
-        }
-        InodeRecord& r = **rec;
+        TRY_ASSIGN(auto rec, inode(ino));
+        InodeRecord& r = *rec;
         if (r.is_dir()) {
-            if (auto ok = remove_empty_dir_entries(ino); !ok) {
-                return std::unexpected(ok.error());
-            }
+            TRY(remove_empty_dir_entries(ino));
             r.nlink = 0;
         } else if (r.nlink > 0) {
             --r.nlink;
@@ -241,11 +210,7 @@ public:
         r.ctime = now;
         Unlinked out{ino, r};
         if (r.nlink == 0) {
-            auto marked =
-                keep_open ? m_txn.put(m_t.orphans, inode_key(m_vol, ino), "") : Result<void>();
-            if (!marked) {
-                return std::unexpected(marked.error());
-            }
+            TRY(keep_open ? m_txn.put(m_t.orphans, inode_key(m_vol, ino), "") : Result<void>());
             if (!keep_open) {
                 delete_inode(ino);
             }
@@ -259,12 +224,8 @@ public:
             const auto& before = m_original_objects[ino];
             const std::optional<ObjectId> after = record ? record->object : std::nullopt;
             if (before != after) {
-                if (auto ok = adjust_ref(before, -1); !ok) {
-                    return ok;
-                }
-                if (auto ok = adjust_ref(after, +1); !ok) {
-                    return ok;
-                }
+                TRY(adjust_ref(before, -1));
+                TRY(adjust_ref(after, +1));
             }
             auto written = record ? m_txn.put(m_t.inodes, inode_key(m_vol, ino), record->encode())
                                   : delete_record(ino);
@@ -278,18 +239,11 @@ public:
 private:
     // The inode's record, its orphan mark and its extended attributes.
     Result<void> delete_record(InodeNumber ino) {
-        auto gone = m_txn.del(m_t.inodes, inode_key(m_vol, ino));
-        if (gone) {
-            gone = m_txn.del(m_t.orphans, inode_key(m_vol, ino));
-        }
-        auto attributes = gone ? xattrs(ino) : std::unexpected(gone.error());
-        if (!attributes) {
-            return std::unexpected(attributes.error());
-        }
-        for (const auto& x : *attributes) {
-            if (auto del = m_txn.del(m_t.xattrs, xattr_key(m_vol, ino, x.name)); !del) {
-                return std::unexpected(del.error());
-            }
+        TRY(m_txn.del(m_t.inodes, inode_key(m_vol, ino)));
+        TRY(m_txn.del(m_t.orphans, inode_key(m_vol, ino)));
+        TRY_ASSIGN(auto attributes, xattrs(ino));
+        for (const auto& x : attributes) {
+            TRY(m_txn.del(m_t.xattrs, xattr_key(m_vol, ino, x.name)));
         }
         return {};
     }
@@ -318,11 +272,8 @@ Result<void> publish_if_missing(const ObjectPool& pool, const ObjectId& id, std:
     if (published || pool.contains(id)) {
         return {};
     }
-    auto put = pool.publish(sealed, id, size);
-    if (!put) {
-        return std::unexpected(put.error());
-    }
-    published = !put->deduped;
+    TRY_ASSIGN(auto put, pool.publish(sealed, id, size));
+    published = !put.deduped;
     return {};
 }
 
@@ -450,64 +401,43 @@ Result<InodeRecord> change_inode_xattrs(Store& store, VolumeId volume, InodeNumb
     TimeNs now = now_ns();
     auto ok = xattrs_full_is_enospc(store.env().write([&](LmdbTxn& txn) -> Result<void> {
         TreeTxn tree(txn, store.tables(), volume);
-        auto rec = tree.inode(ino);
-        if (!rec) {
-            return std::unexpected(rec.error());
-        }
-        if (auto changed = change(tree); !changed) {
-            return changed;
-        }
-        (*rec)->ctime = now;
-        out = **rec;
+        TRY_ASSIGN(auto rec, tree.inode(ino));
+        TRY(change(tree));
+        rec->ctime = now;
+        out = *rec;
         return tree.flush();
     }));
-    return ok ? Result<InodeRecord>(std::move(out)) : std::unexpected(ok.error());
+    TRY(ok);
+    return out;
 }
 
 }  // namespace
 
 Result<VolumeTree> VolumeTree::open(Store& store, std::string_view name, std::uint32_t uid,
                                     std::uint32_t gid) {
-    if (auto ok = check_volume_name(name); !ok) {
-        return std::unexpected(ok.error());
-    }
+    TRY(check_volume_name(name));
     const Tables& t = store.tables();
     VolumeId id = 0;
     auto ok = store.env().write([&](LmdbTxn& txn) -> Result<void> {
-        auto existing = txn.get(t.volumes, name);
-        if (!existing) {
-            return std::unexpected(existing.error());
-        }
-        if (*existing) {
-            auto record = VolumeRecord::decode(**existing);
-            if (!record) {
-                return std::unexpected(record.error());
-            }
-            id = record->id;
+        TRY_ASSIGN(auto existing, txn.get(t.volumes, name));
+        if (existing) {
+            TRY_ASSIGN(auto record, VolumeRecord::decode(*existing));
+            id = record.id;
             return {};
         }
-        auto unused = unused_volume_id(txn, t);
-        if (!unused) {
-            return std::unexpected(unused.error());
-        }
-        id = *unused;
+        TRY_ASSIGN(auto unused, unused_volume_id(txn, t));
+        id = unused;
         InodeRecord root;
         root.mode = S_IFDIR | 0755;
         root.uid = uid;
         root.gid = gid;
         root.nlink = 2;
         root.atime = root.mtime = root.ctime = now_ns();
-        if (auto put = txn.put(t.inodes, inode_key(id, k_root_inode), root.encode()); !put) {
-            return put;
-        }
-        if (auto dated = note_volume_created(txn, t, id, root.ctime); !dated) {
-            return dated;
-        }
+        TRY(txn.put(t.inodes, inode_key(id, k_root_inode), root.encode()));
+        TRY(note_volume_created(txn, t, id, root.ctime));
         return txn.put(t.volumes, name, VolumeRecord{id, k_root_inode + 1}.encode());
     });
-    if (!ok) {
-        return std::unexpected(ok.error());
-    }
+    TRY(ok);
     return VolumeTree(store, std::string(name), id);
 }
 
@@ -523,21 +453,15 @@ Result<InodeNumber> VolumeTree::allocate_inode() {
     if (m_next_inode == m_inode_limit) {
         const Tables& t = m_store->tables();
         auto ok = m_store->env().write([&](LmdbTxn& txn) REQUIRES(m_alloc_mutex) -> Result<void> {
-            auto raw = txn.get(t.volumes, m_name);
+            TRY_ASSIGN(auto raw, txn.get(t.volumes, m_name));
             if (!raw) {
-                return std::unexpected(raw.error());
-            }
-            if (!*raw) {
                 return make_error(ENOENT, fmt::format("volume '{}' was removed", m_name));
             }
-            auto record = VolumeRecord::decode(**raw);
-            if (!record) {
-                return std::unexpected(record.error());
-            }
-            m_next_inode = record->next_inode;
-            record->next_inode += k_inode_batch;
-            m_inode_limit = record->next_inode;
-            return txn.put(t.volumes, m_name, record->encode());
+            TRY_ASSIGN(auto record, VolumeRecord::decode(*raw));
+            m_next_inode = record.next_inode;
+            record.next_inode += k_inode_batch;
+            m_inode_limit = record.next_inode;
+            return txn.put(t.volumes, m_name, record.encode());
         });
         if (!ok) {
             m_next_inode = m_inode_limit = 0;
@@ -550,22 +474,14 @@ Result<InodeNumber> VolumeTree::allocate_inode() {
 Result<std::optional<InodeRecord>> VolumeTree::get(InodeNumber ino) const {
     std::optional<InodeRecord> out;
     auto ok = m_store->env().read([&](LmdbTxn& txn) -> Result<void> {
-        auto raw = txn.get(m_store->tables().inodes, inode_key(m_id, ino));
-        if (!raw) {
-            return std::unexpected(raw.error());
-        }
-        if (*raw) {
-            auto record = InodeRecord::decode(**raw);
-            if (!record) {
-                return std::unexpected(record.error());
-            }
-            out = std::move(*record);
+        TRY_ASSIGN(auto raw, txn.get(m_store->tables().inodes, inode_key(m_id, ino)));
+        if (raw) {
+            TRY_ASSIGN(auto record, InodeRecord::decode(*raw));
+            out = std::move(record);
         }
         return {};
     });
-    if (!ok) {
-        return std::unexpected(ok.error());
-    }
+    TRY(ok);
     return out;
 }
 
@@ -577,7 +493,8 @@ Result<std::optional<DirentValue>> VolumeTree::lookup(InodeNumber parent,
         out = tree.entry(parent, name);
         return {};
     });
-    return ok ? out : std::unexpected(ok.error());
+    TRY(ok);
+    return out;
 }
 
 Result<std::vector<NamedEntry>> VolumeTree::list(InodeNumber dir) const {
@@ -596,62 +513,43 @@ Result<std::vector<NamedEntry>> VolumeTree::list(InodeNumber dir) const {
                                    return true;
                                });
     });
-    if (!ok || !decoded) {
-        return std::unexpected(ok ? decoded.error() : ok.error());
-    }
+    TRY(ok);
+    TRY(decoded);
     return out;
 }
 
 Result<NewInode> VolumeTree::create(InodeNumber parent, std::string_view name, InodeRecord record,
                                     const CreateOptions& options) {
-    auto ino = options.ino ? Result<InodeNumber>(*options.ino) : allocate_inode();
-    if (!ino) {
-        return std::unexpected(ino.error());
-    }
+    TRY_ASSIGN(auto ino, options.ino ? Result<InodeNumber>(*options.ino) : allocate_inode());
     TimeNs now = now_ns();
     record.nlink = record.is_dir() ? 2 : 1;
     const ObjectPool& pool = m_store->pool();
     bool published = false;
     auto ok = xattrs_full_is_enospc(m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
         TreeTxn tree(txn, m_store->tables(), m_id);
-        auto dir = tree.dir(parent);
-        if (!dir) {
-            return std::unexpected(dir.error());
-        }
-        auto present = tree.entry(parent, name);
-        if (!present) {
-            return std::unexpected(present.error());
-        }
-        if (*present && !(*present)->is_whiteout()) {
+        TRY_ASSIGN(auto dir, tree.dir(parent));
+        TRY_ASSIGN(auto present, tree.entry(parent, name));
+        if (present && !present->is_whiteout()) {
             return make_error(EEXIST, fmt::format("'{}' exists", name));
         }
         if (options.ino) {
-            auto taken = txn.get(m_store->tables().inodes, inode_key(m_id, *ino));
-            if (!taken || *taken) {
-                return taken ? make_error(EEXIST, fmt::format("inode {} is taken", *ino))
-                             : std::unexpected(taken.error());
+            TRY_ASSIGN(auto taken, txn.get(m_store->tables().inodes, inode_key(m_id, ino)));
+            if (taken) {
+                return make_error(EEXIST, fmt::format("inode {} is taken", ino));
             }
         }
         if (record.object && !options.sealed.empty()) {
-            auto put =
-                publish_if_missing(pool, *record.object, record.size, options.sealed, published);
-            if (!put) {
-                return put;
-            }
+            TRY(publish_if_missing(pool, *record.object, record.size, options.sealed, published));
         }
         if (options.touch_parent) {
-            touch(**dir, now);
+            touch(*dir, now);
         }
         if (record.is_dir()) {
-            ++(*dir)->nlink;
+            ++dir->nlink;
         }
-        tree.add_inode(*ino, record);
-        if (auto put = tree.put_entry(parent, name, {*ino, dirent_type(record.mode)}); !put) {
-            return put;
-        }
-        if (auto put = tree.add_xattrs(*ino, options.xattrs); !put) {
-            return put;
-        }
+        tree.add_inode(ino, record);
+        TRY(tree.put_entry(parent, name, {ino, dirent_type(record.mode)}));
+        TRY(tree.add_xattrs(ino, options.xattrs));
         return tree.flush();
     }));
     if (!ok) {
@@ -660,42 +558,38 @@ Result<NewInode> VolumeTree::create(InodeNumber parent, std::string_view name, I
     if (!options.sealed.empty()) {
         ::unlink(options.sealed.c_str());
     }
-    return NewInode{*ino, std::move(record)};
+    return NewInode{ino, std::move(record)};
 }
 
 Result<std::optional<std::string>> VolumeTree::xattr(InodeNumber ino, std::string_view name) const {
     std::optional<std::string> out;
     auto ok = m_store->env().read([&](LmdbTxn& txn) -> Result<void> {
         const Tables& t = m_store->tables();
-        auto value = txn.get(t.xattrs, xattr_key(m_id, ino, name));
+        TRY_ASSIGN(auto value, txn.get(t.xattrs, xattr_key(m_id, ino, name)));
         if (!value) {
-            return std::unexpected(value.error());
-        }
-        if (!*value) {
             // No value: the inode may be gone too, which is another answer.
-            auto record = txn.get(t.inodes, inode_key(m_id, ino));
-            if (!record || !*record) {
-                return record ? make_error(ENOENT, fmt::format("inode {} does not exist", ino))
-                              : std::unexpected(record.error());
+            TRY_ASSIGN(auto record, txn.get(t.inodes, inode_key(m_id, ino)));
+            if (!record) {
+                return make_error(ENOENT, fmt::format("inode {} does not exist", ino));
             }
         }
-        out = std::move(*value);
+        out = std::move(value);
         return {};
     });
-    return ok ? Result<std::optional<std::string>>(std::move(out)) : std::unexpected(ok.error());
+    TRY(ok);
+    return out;
 }
 
 Result<std::vector<Xattr>> VolumeTree::xattrs(InodeNumber ino) const {
     Result<std::vector<Xattr>> out;
     auto ok = m_store->env().read([&](LmdbTxn& txn) -> Result<void> {
         TreeTxn tree(txn, m_store->tables(), m_id);
-        if (auto record = tree.inode(ino); !record) {
-            return std::unexpected(record.error());
-        }
+        TRY(tree.inode(ino));
         out = tree.xattrs(ino);
         return {};
     });
-    return ok ? out : std::unexpected(ok.error());
+    TRY(ok);
+    return out;
 }
 
 Result<InodeRecord> VolumeTree::set_xattr(InodeNumber ino, std::string_view name,
@@ -712,18 +606,16 @@ Result<InodeRecord> VolumeTree::remove_xattr(InodeNumber ino, std::string_view n
 Result<std::optional<LowerStamp>> VolumeTree::stamp(std::string_view relative_path) const {
     std::optional<LowerStamp> out;
     auto ok = m_store->env().read([&](LmdbTxn& txn) -> Result<void> {
-        auto raw = txn.get(m_store->tables().stamps, stamp_key(m_id, relative_path));
-        if (!raw || !*raw) {
-            return raw ? Result<void>() : std::unexpected(raw.error());
+        TRY_ASSIGN(auto raw, txn.get(m_store->tables().stamps, stamp_key(m_id, relative_path)));
+        if (!raw) {
+            return {};
         }
-        auto decoded = LowerStamp::decode(**raw);
-        if (!decoded) {
-            return std::unexpected(decoded.error());
-        }
-        out = *decoded;
+        TRY_ASSIGN(auto decoded, LowerStamp::decode(*raw));
+        out = decoded;
         return {};
     });
-    return ok ? Result<std::optional<LowerStamp>>(out) : std::unexpected(ok.error());
+    TRY(ok);
+    return out;
 }
 
 Result<void> VolumeTree::put_stamp(std::string_view relative_path, const LowerStamp& stamp) {
@@ -738,34 +630,25 @@ Result<InodeRecord> VolumeTree::link(InodeNumber ino, InodeNumber parent, std::s
     auto ok = m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
         TreeTxn tree(txn, m_store->tables(), m_id);
         auto target = tree.inode(ino);
-        auto dir = target ? tree.dir(parent) : target;
-        if (!dir) {
-            return std::unexpected(dir.error());
-        }
+        TRY_ASSIGN(auto dir, target ? tree.dir(parent) : target);
         if ((*target)->is_dir()) {
             return make_error(EPERM, "hard links to directories are not allowed");
         }
-        auto present = tree.entry(parent, name);
-        if (!present) {
-            return std::unexpected(present.error());
-        }
-        if (*present && !(*present)->is_whiteout()) {
+        TRY_ASSIGN(auto present, tree.entry(parent, name));
+        if (present && !present->is_whiteout()) {
             return make_error(EEXIST, fmt::format("'{}' exists", name));
         }
         ++(*target)->nlink;
         (*target)->ctime = now;
-        touch(**dir, now);
+        touch(*dir, now);
         out = **target;
-        if (auto put = tree.put_entry(parent, name, {ino, dirent_type(out.mode)}); !put) {
-            return put;
-        }
+        TRY(tree.put_entry(parent, name, {ino, dirent_type(out.mode)}));
         // A file linked back from the orphan state is no longer an orphan.
-        if (auto gone = txn.del(m_store->tables().orphans, inode_key(m_id, ino)); !gone) {
-            return std::unexpected(gone.error());
-        }
+        TRY(txn.del(m_store->tables().orphans, inode_key(m_id, ino)));
         return tree.flush();
     });
-    return ok ? Result<InodeRecord>(std::move(out)) : std::unexpected(ok.error());
+    TRY(ok);
+    return out;
 }
 
 Result<Unlinked> VolumeTree::remove(InodeNumber parent, std::string_view name, bool dir,
@@ -774,51 +657,37 @@ Result<Unlinked> VolumeTree::remove(InodeNumber parent, std::string_view name, b
     TimeNs now = now_ns();
     auto ok = m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
         TreeTxn tree(txn, m_store->tables(), m_id);
-        auto parent_rec = tree.dir(parent);
-        if (!parent_rec) {
-            return std::unexpected(parent_rec.error());
-        }
-        auto entry = tree.existing(parent, name);
-        if (!entry) {
-            return std::unexpected(entry.error());
-        }
-        bool is_dir = entry->type == DT_DIR;
+        TRY_ASSIGN(auto parent_rec, tree.dir(parent));
+        TRY_ASSIGN(auto entry, tree.existing(parent, name));
+        bool is_dir = entry.type == DT_DIR;
         if (dir != is_dir) {
             return make_error(dir ? ENOTDIR : EISDIR,
                               fmt::format("'{}' is {}a directory", name, is_dir ? "" : "not "));
         }
-        auto unlinked = tree.unlink_inode(entry->ino, keep_open, now);
-        if (!unlinked) {
-            return std::unexpected(unlinked.error());
-        }
-        out = *unlinked;
-        touch(**parent_rec, now);
+        TRY_ASSIGN(auto unlinked, tree.unlink_inode(entry.ino, keep_open, now));
+        out = unlinked;
+        touch(*parent_rec, now);
         if (is_dir) {
-            --(*parent_rec)->nlink;
+            --parent_rec->nlink;
         }
         auto changed = leave_whiteout ? tree.put_entry(parent, name, {0, DT_WHT})
                                       : tree.del_entry(parent, name);
         return changed ? tree.flush() : changed;
     });
-    return ok ? Result<Unlinked>(std::move(out)) : std::unexpected(ok.error());
+    TRY(ok);
+    return out;
 }
 
 Result<void> VolumeTree::add_whiteout(InodeNumber parent, std::string_view name) {
     TimeNs now = now_ns();
     return m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
         TreeTxn tree(txn, m_store->tables(), m_id);
-        auto parent_rec = tree.dir(parent);
-        if (!parent_rec) {
-            return std::unexpected(parent_rec.error());
-        }
-        auto present = tree.entry(parent, name);
-        if (!present) {
-            return std::unexpected(present.error());
-        }
-        if (*present && !(*present)->is_whiteout()) {
+        TRY_ASSIGN(auto parent_rec, tree.dir(parent));
+        TRY_ASSIGN(auto present, tree.entry(parent, name));
+        if (present && !present->is_whiteout()) {
             return make_error(EEXIST, fmt::format("'{}' exists", name));
         }
-        touch(**parent_rec, now);
+        touch(*parent_rec, now);
         auto put = tree.put_entry(parent, name, {0, DT_WHT});
         return put ? tree.flush() : put;
     });
@@ -854,17 +723,13 @@ Result<InodeRecord> VolumeTree::update(InodeNumber ino,
     InodeRecord out;
     auto ok = m_store->env().write([&](LmdbTxn& txn) -> Result<void> {
         TreeTxn tree(txn, m_store->tables(), m_id);
-        auto rec = tree.inode(ino);
-        if (!rec) {
-            return std::unexpected(rec.error());
-        }
-        if (auto changed = change(**rec); !changed) {
-            return changed;
-        }
-        out = **rec;
+        TRY_ASSIGN(auto rec, tree.inode(ino));
+        TRY(change(*rec));
+        out = *rec;
         return tree.flush();
     });
-    return ok ? Result<InodeRecord>(std::move(out)) : std::unexpected(ok.error());
+    TRY(ok);
+    return out;
 }
 
 Result<InodeRecord> VolumeTree::set_content(InodeNumber ino, const std::optional<ObjectId>& id,
@@ -874,10 +739,7 @@ Result<InodeRecord> VolumeTree::set_content(InodeNumber ino, const std::optional
     bool published = false;
     auto updated = update(ino, [&](InodeRecord& record) -> Result<void> {
         if (id) {
-            auto put = publish_if_missing(pool, *id, size, sealed, published);
-            if (!put) {
-                return put;
-            }
+            TRY(publish_if_missing(pool, *id, size, sealed, published));
         }
         record.object = id;
         record.size = size;
@@ -910,7 +772,7 @@ Result<void> VolumeTree::drop(InodeNumber ino) {
 
 Result<std::size_t> VolumeTree::drop_orphans() {
     std::vector<InodeNumber> orphans;
-    auto listed = m_store->env().read([&](LmdbTxn& txn) -> Result<void> {
+    TRY(m_store->env().read([&](LmdbTxn& txn) -> Result<void> {
         return for_each_prefix(txn, m_store->tables().orphans, volume_prefix(m_id),
                                [&](std::string_view key, std::string_view) {
                                    if (auto ino = inode_of_key(key)) {
@@ -918,14 +780,9 @@ Result<std::size_t> VolumeTree::drop_orphans() {
                                    }
                                    return true;
                                });
-    });
-    if (!listed) {
-        return std::unexpected(listed.error());
-    }
+    }));
     for (InodeNumber ino : orphans) {
-        if (auto dropped = drop(ino); !dropped) {
-            return std::unexpected(dropped.error());
-        }
+        TRY(drop(ino));
     }
     return orphans.size();
 }

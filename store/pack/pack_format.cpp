@@ -351,6 +351,27 @@ Result<std::vector<VolumeSnapshot>> decode_metadata(std::string_view raw,
     return volumes;
 }
 
+Result<void> check_volumes(const std::vector<VolumeSnapshot>& volumes,
+                           const std::vector<PackedObject>& objects) {
+    std::unordered_map<ObjectId, std::uint64_t> sizes;
+    for (const auto& o : objects) {
+        sizes.emplace(o.id, o.size);
+    }
+    std::unordered_set<ObjectId> named;
+    for (const auto& v : volumes) {
+        TRY(check_snapshot(v, sizes));
+        for (const auto& [ino, record] : v.inodes) {
+            if (record.object) {
+                named.insert(*record.object);
+            }
+        }
+    }
+    if (named.size() != sizes.size()) {
+        return make_error(EINVAL, "its object table lists objects that no volume names");
+    }
+    return {};
+}
+
 std::string encode_object_table(const std::vector<PackedObject>& objects) {
     ByteWriter w;
     w.le(static_cast<std::uint64_t>(objects.size()));

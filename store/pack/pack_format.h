@@ -106,6 +106,12 @@ std::string encode_metadata(const std::vector<VolumeSnapshot>& volumes,
 Result<std::vector<VolumeSnapshot>> decode_metadata(std::string_view raw,
                                                     const std::vector<PackedObject>& objects,
                                                     std::uint32_t version);
+// Checks decoded `volumes` against the object table `objects` they were decoded with, as a reader
+// must before it trusts either: each volume through check_snapshot(), and every listed object
+// named by some volume. On failure the Error's message says only what is wrong, for the caller to
+// wrap as damage to what held them (a pack, a manifest).
+Result<void> check_volumes(const std::vector<VolumeSnapshot>& volumes,
+                           const std::vector<PackedObject>& objects);
 
 std::string encode_frame_table(const std::vector<FrameInfo>& frames);
 Result<std::vector<FrameInfo>> decode_frame_table(std::string_view raw);

@@ -9,8 +9,6 @@
 #include <memory>
 #include <optional>
 #include <thread>
-#include <unordered_map>
-#include <unordered_set>
 #include <utility>
 
 #include "store/base/thread_safety.h"
@@ -383,23 +381,8 @@ Result<PackContents> read_contents(Input& in, std::uint32_t version, pack::Foote
     found.metadata_offset = in.offset();
     TRY_ASSIGN(auto metadata, read_section(in, pack::SectionKind::metadata));
     TRY_ASSIGN(auto volumes, pack::decode_metadata(metadata, objects, version));
-    std::unordered_map<ObjectId, std::uint64_t> sizes;
-    for (const auto& o : objects) {
-        sizes.emplace(o.id, o.size);
-    }
-    std::unordered_set<ObjectId> named;
-    for (const auto& v : volumes) {
-        if (auto ok = check_snapshot(v, sizes); !ok) {
-            return damaged(ok.error().message);
-        }
-        for (const auto& [ino, record] : v.inodes) {
-            if (record.object) {
-                named.insert(*record.object);
-            }
-        }
-    }
-    if (named.size() != sizes.size()) {
-        return damaged("its object table lists objects that no volume names");
+    if (auto ok = pack::check_volumes(volumes, objects); !ok) {
+        return damaged(ok.error().message);
     }
     return PackContents{std::move(volumes), std::move(objects)};
 }

@@ -8,7 +8,7 @@
 #include "store/base/fd_io.h"
 #include "store/meta/snapshot_tables.h"
 #include "store/meta/store.h"
-#include "store/meta/volume_lock.h"
+#include "store/meta/volume_selection.h"
 #include "store/pack/frame_writer.h"
 #include "store/pack/pack_format.h"
 
@@ -152,35 +152,10 @@ Result<PackSummary> write_pack(int fd, const std::vector<VolumeSnapshot>& volume
 
 Result<PackSummary> pack_store(Store& store, const std::vector<std::string>& names_in, int fd,
                                const PackOptions& options, const ProgressFn& progress) {
-    TRY_ASSIGN(auto all, store.volumes());
-    std::vector<std::string> names = names_in;
-    std::string known;
-    for (const auto& v : all) {
-        known += (known.empty() ? "" : ", ") + v.name;
-        if (names_in.empty()) {
-            names.push_back(v.name);
-        }
-    }
-    for (const auto& name : names) {
-        auto found = std::find_if(all.begin(), all.end(), [&](auto& v) { return v.name == name; });
-        if (found == all.end()) {
-            return make_error(
-                ENOENT, fmt::format("the store {} has no volume '{}' (it has: {})",
-                                    store.root().string(), name, known.empty() ? "none" : known));
-        }
-    }
-    std::vector<VolumeLock> locks;
-    for (const auto& name : names) {
-        auto lock = VolumeLock::acquire(store.root(), name);
-        if (!lock && lock.error().code == EBUSY) {
-            return std::unexpected(VolumeLock::busy(
-                store.root(), name, VolumeLock::holder(store.root(), name).value_or(0),
-                "unmount it with fbfs umount before packing, so the files open there are in the "
-                "pack"));
-        }
-        TRY(lock);
-        locks.push_back(std::move(*lock));
-    }
+    TRY_ASSIGN(auto names, select_volumes(store, names_in));
+    TRY_ASSIGN(auto locks, lock_volumes(store, names,
+                                        "unmount it with fbfs umount before packing, so the "
+                                        "files open there are in the pack"));
     std::vector<VolumeSnapshot> volumes;
     auto read = store.env().read([&](LmdbTxn& txn) -> Result<void> {
         for (const auto& name : names) {

@@ -2,7 +2,6 @@
 
 #include <charconv>
 #include <optional>
-#include <unordered_map>
 #include <unordered_set>
 
 #include "store/base/byte_codec.h"
@@ -105,23 +104,8 @@ Result<Manifest> decode_manifest(std::string_view bytes) {
     if (!volumes) {
         return damaged(volumes.error().message);
     }
-    std::unordered_map<ObjectId, std::uint64_t> sizes;
-    for (const auto& o : *objects) {
-        sizes.emplace(o.id, o.size);
-    }
-    std::unordered_set<ObjectId> named;
-    for (const auto& v : *volumes) {
-        if (auto ok = check_snapshot(v, sizes); !ok) {
-            return damaged(ok.error().message);
-        }
-        for (const auto& [ino, record] : v.inodes) {
-            if (record.object) {
-                named.insert(*record.object);
-            }
-        }
-    }
-    if (named.size() != sizes.size()) {
-        return damaged("its object table lists objects that no volume names");
+    if (auto ok = pack::check_volumes(*volumes, *objects); !ok) {
+        return damaged(ok.error().message);
     }
     return Manifest{std::move(*volumes), std::move(*objects)};
 }

@@ -9,7 +9,7 @@
 #include "store/meta/remote_objects.h"
 #include "store/meta/snapshot_tables.h"
 #include "store/meta/store.h"
-#include "store/meta/volume_lock.h"
+#include "store/meta/volume_selection.h"
 #include "store/remote/manifest.h"
 #include "store/remote/remote_origin.h"
 
@@ -17,45 +17,10 @@ namespace fbfs {
 
 namespace {
 
-// Locks every volume of `names` against mounts; EBUSY naming the one being served.
-Result<std::vector<VolumeLock>> lock_volumes(const Store& store,
-                                             const std::vector<std::string>& names,
-                                             std::string_view fix) {
-    std::vector<VolumeLock> locks;
-    for (const auto& name : names) {
-        auto lock = VolumeLock::acquire(store.root(), name);
-        if (!lock && lock.error().code == EBUSY) {
-            return std::unexpected(VolumeLock::busy(
-                store.root(), name, VolumeLock::holder(store.root(), name).value_or(0),
-                std::string(fix)));
-        }
-        if (!lock) {
-            return std::unexpected(lock.error());
-        }
-        locks.push_back(std::move(*lock));
-    }
-    return locks;
-}
-
-// The names to push: `asked`, each checked to exist, or every volume if none.
+// The names to push (select_volumes()): ENOENT if that is none.
 Result<std::vector<std::string>> volume_names(const Store& store,
                                               const std::vector<std::string>& asked) {
-    TRY_ASSIGN(auto all, store.volumes());
-    std::vector<std::string> names = asked;
-    std::string known;
-    for (const auto& v : all) {
-        known += (known.empty() ? "" : ", ") + v.name;
-        if (asked.empty()) {
-            names.push_back(v.name);
-        }
-    }
-    for (const auto& name : names) {
-        if (std::none_of(all.begin(), all.end(), [&](auto& v) { return v.name == name; })) {
-            return make_error(
-                ENOENT, fmt::format("the store {} has no volume '{}' (it has: {})",
-                                    store.root().string(), name, known.empty() ? "none" : known));
-        }
-    }
+    TRY_ASSIGN(auto names, select_volumes(store, asked));
     if (names.empty()) {
         return make_error(ENOENT, fmt::format("the store {} has no volumes to push (mount one and "
                                               "build in it first)",

@@ -23,27 +23,25 @@
 #include "store/meta/store.h"
 #include "store/meta/volume_lock.h"
 #include "store/meta/volume_snapshot.h"
-#include "store/meta/volume_tree.h"
 #include "tests/support/must.h"
 #include "tests/support/posix.h"
 #include "tests/support/run.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tree.h"
+#include "tests/support/volume_builder.h"
 
 namespace fs = std::filesystem;
-using fbfs::InodeNumber;
-using fbfs::InodeRecord;
 using fbfs::k_root_inode;
 using fbfs::LmdbTxn;
 using fbfs::ObjectId;
 using fbfs::Result;
 using fbfs::Store;
 using fbfs::VolumeLock;
-using fbfs::VolumeTree;
 using fbfs::test::check_refused;
 using fbfs::test::run_cli;
 using fbfs::test::RunOptions;
 using fbfs::test::TempDir;
+using fbfs::test::VolumeBuilder;
 
 using fbfs::test::must;
 
@@ -56,37 +54,20 @@ std::size_t lines(const std::string& text) {
 // Adds volume `name` to the store at `root` (creating the store): a directory, files with
 // content (two with the same bytes), an empty file, a hard link, a symlink and a whiteout.
 void add_volume(const fs::path& root, const std::string& name, const std::string& flavor) {
-    auto store = must(Store::open(root, Store::Mode::create_if_missing));
-    auto tree = must(VolumeTree::open(*store, name, ::geteuid(), ::getegid()));
-    auto make = [&](InodeNumber parent, const std::string& entry, std::uint32_t mode,
-                    const std::string& content) {
-        InodeRecord r;
-        r.mode = mode;
-        r.uid = ::geteuid();
-        r.gid = ::getegid();
-        r.mtime = 1'700'000'000'000'000'123;
-        if (S_ISLNK(mode)) {
-            r.symlink_target = content;
-            r.size = content.size();
-        } else if (!content.empty()) {
-            r.object = must(store->pool().put_bytes(content)).id;
-            r.size = content.size();
-        }
-        return must(tree.create(parent, entry, r)).ino;
-    };
+    VolumeBuilder volume(root, name);
     std::string text;
     for (int i = 0; i < 50; ++i) {
         text += "line " + std::to_string(i) + " of " + flavor + "\n";
     }
-    auto dir = make(k_root_inode, "src", S_IFDIR | 0755, "");
-    auto file = make(dir, "a.txt", S_IFREG | 0644, text);
-    make(dir, "copy.txt", S_IFREG | 0644, text);
-    make(dir, "data.bin", S_IFREG | 0600,
-         fbfs::test::random_bytes(std::hash<std::string>{}(flavor), 3000));
-    make(k_root_inode, "empty", S_IFREG | 0644, "");
-    make(k_root_inode, "link", S_IFLNK | 0777, "src/a.txt");
-    must(tree.link(file, k_root_inode, "hard.txt"));
-    must(tree.add_whiteout(k_root_inode, "gone"));
+    auto dir = volume.add(k_root_inode, "src", S_IFDIR | 0755);
+    auto file = volume.add(dir, "a.txt", S_IFREG | 0644, text);
+    volume.add(dir, "copy.txt", S_IFREG | 0644, text);
+    volume.add(dir, "data.bin", S_IFREG | 0600,
+               fbfs::test::random_bytes(std::hash<std::string>{}(flavor), 3000));
+    volume.add(k_root_inode, "empty", S_IFREG | 0644);
+    volume.add(k_root_inode, "link", S_IFLNK | 0777, "src/a.txt");
+    must(volume.tree().link(file, k_root_inode, "hard.txt"));
+    must(volume.tree().add_whiteout(k_root_inode, "gone"));
 }
 
 // The volumes of the store at `root`, one line per inode, entry and stamp.

@@ -15,6 +15,7 @@
 #include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
+using fbfs::test::check_refused;
 using fbfs::test::run;
 using fbfs::test::run_cli;
 using fbfs::test::TempDir;
@@ -35,10 +36,6 @@ std::set<std::string> snapshot(const fs::path& dir) {
                    std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec));
     }
     return out;
-}
-
-bool one_line(const std::string& text) {
-    return !text.empty() && std::count(text.begin(), text.end(), '\n') == 1;
 }
 
 // Volume `volume` of the store at `root` gets files named by `files`, each holding its bytes.
@@ -94,6 +91,28 @@ std::string parse_json(const std::string& text) {
     REQUIRE(parsed.status == 0);
     return parsed.out;
 }
+
+// Volumes "a" and "b" of one file each in the store at `root`: what the refusal tests start from.
+struct TwoVolumes {
+    TempDir tmp;
+    fs::path root = tmp / "store";
+
+    TwoVolumes() {
+        add_files(root, "a", {{"f", "a"}});
+        add_files(root, "b", {{"f", "b"}});
+    }
+
+    // Runs fbfs `args` on the store (adding --store) and checks that it was refused
+    // (check_refused(), with `parts`) and left every file of the store as it was.
+    void refused(std::vector<std::string> args,
+                 std::initializer_list<std::string> parts = {}) const {
+        args.insert(args.end(), {"--store", root.string()});
+        INFO(fbfs::test::command_line(args));
+        auto before = snapshot(root);
+        check_refused(run_cli(args), parts);
+        CHECK(snapshot(root) == before);
+    }
+};
 
 }  // namespace
 
@@ -162,59 +181,38 @@ TEST_CASE("cli volume: rm gives back exactly what --dry-run said, as fbfs stat a
 
 TEST_CASE("cli volume: rm of an unknown or busy volume is one line, exit 1, nothing changed",
           "[cli][volumes]") {
-    TempDir tmp;
-    auto root = tmp / "store";
-    add_files(root, "a", {{"f", "a"}});
-    add_files(root, "b", {{"f", "b"}});
-    auto before = snapshot(root);
-    auto unknown = run_cli({"volume", "rm", "a", "nope", "--store", root.string()});
-    CHECK(unknown.status == 1);
-    CHECK(one_line(unknown.err));
-    CHECK_THAT(unknown.err, Catch::Contains("no volume 'nope'") && Catch::Contains("nothing"));
-    CHECK(snapshot(root) == before);
+    TwoVolumes store;
+    store.refused({"volume", "rm", "a", "nope"}, {"no volume 'nope'", "nothing"});
 
-    auto held = fbfs::VolumeLock::acquire(root, "b");
+    auto held = fbfs::VolumeLock::acquire(store.root, "b");
     REQUIRE(held);
     for (bool dry : {true, false}) {
-        std::vector<std::string> args{"volume", "rm", "a", "b", "--store", root.string()};
+        std::vector<std::string> args{"volume", "rm", "a", "b", "--store", store.root.string()};
         if (dry) {
             args.push_back("--dry-run");
         }
-        auto busy = run_cli(args);
-        CHECK(busy.status == 1);
-        CHECK(one_line(busy.err));
-        CHECK_THAT(busy.err, Catch::Contains("pid " + std::to_string(::getpid())));
+        check_refused(run_cli(args), {"pid " + std::to_string(::getpid())});
     }
-    auto list = run_cli({"volume", "list", "--json", "--store", root.string()});
+    auto list = run_cli({"volume", "list", "--json", "--store", store.root.string()});
     CHECK_THAT(parse_json(list.out), Catch::StartsWith("2 ['a', 'b']"));
 }
 
 TEST_CASE("cli volume: cp refuses an existing or missing name in one line, changing nothing",
           "[cli][volumes]") {
-    TempDir tmp;
-    auto root = tmp / "store";
-    add_files(root, "a", {{"f", "a"}});
-    add_files(root, "b", {{"f", "b"}});
-    auto before = snapshot(root);
+    TwoVolumes store;
     for (auto args : {std::vector<std::string>{"a", "b"}, {"nope", "c"}, {"a", "../x"}}) {
-        auto cp = run_cli({"volume", "cp", args[0], args[1], "--store", root.string()});
-        CHECK(cp.status == 1);
-        CHECK(one_line(cp.err));
+        store.refused({"volume", "cp", args[0], args[1]});
     }
-    CHECK(snapshot(root) == before);
-    auto cp = run_cli({"volume", "cp", "a", "c", "--store", root.string()});
+    auto cp = run_cli({"volume", "cp", "a", "c", "--store", store.root.string()});
     CHECK(cp.status == 0);
-    auto list = run_cli({"volume", "list", "--json", "--store", root.string()});
+    auto list = run_cli({"volume", "list", "--json", "--store", store.root.string()});
     // 'a' and 'c' share their object now: neither holds it alone.
     CHECK_THAT(parse_json(list.out), Catch::StartsWith("3 ['a', 'b', 'c'] [0, 1, 0]"));
 }
 
 TEST_CASE("cli gc: bad sizes and durations are one line, exit 1, nothing changed",
           "[cli][volumes]") {
-    TempDir tmp;
-    auto root = tmp / "store";
-    add_files(root, "a", {{"f", "a"}});
-    auto before = snapshot(root);
+    TwoVolumes store;
     for (auto args : {std::vector<std::string>{"--max-size", "10X"},
                       {"--max-size", "G"},
                       {"--max-size", "-5"},
@@ -223,17 +221,10 @@ TEST_CASE("cli gc: bad sizes and durations are one line, exit 1, nothing changed
                       {"--older-than", "d7"},
                       {}}) {
         args.insert(args.begin(), "gc");
-        args.insert(args.end(), {"--store", root.string()});
-        auto gc = run_cli(args);
-        INFO(fbfs::test::command_line(args));
-        CHECK(gc.status == 1);
-        CHECK(one_line(gc.err));
+        store.refused(args);
     }
-    auto mount = run_cli(
-        {"mount", "--max-store-size", "lots", "--store", root.string(), (tmp / "mnt").string()});
-    CHECK(mount.status == 1);
-    CHECK_THAT(mount.err, Catch::Contains("--max-store-size"));
-    CHECK(snapshot(root) == before);
+    store.refused({"mount", "--max-store-size", "lots", (store.tmp / "mnt").string()},
+                  {"--max-store-size"});
 }
 
 TEST_CASE("cli gc: --max-size drops the least recently used volumes, never a --keep one",
@@ -263,9 +254,7 @@ TEST_CASE("cli unpack: --only installs the volumes named and their objects alone
     auto other = tmp / "other";
     auto missing =
         run_cli({"unpack", "--only", "zz", (tmp / "p").string(), "--store", other.string()});
-    CHECK(missing.status == 1);
-    CHECK(one_line(missing.err));
-    CHECK_THAT(missing.err, Catch::Contains("'zz'") && Catch::Contains("a, b"));
+    check_refused(missing, {"'zz'", "a, b"});
     CHECK(!fs::exists(other));
     auto only = run_cli({"unpack", "--only", "b", (tmp / "p").string(), "--store", other.string()});
     REQUIRE(only.status == 0);

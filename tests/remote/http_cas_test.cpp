@@ -66,6 +66,34 @@ std::size_t files_in(const fs::path& dir) {
     return count;
 }
 
+// An empty pool in `dir`/store, to fetch into.
+ObjectPool empty_pool(const fs::path& dir) {
+    fs::create_directories(dir / "store");
+    auto pool = ObjectPool::open(dir / "store");
+    REQUIRE(pool);
+    return std::move(*pool);
+}
+
+// What a test against bad_http_server.py starts from: the server misbehaving as `mode`, a client
+// of it, and a temp dir.
+struct BadServerClient {
+    explicit BadServerClient(const std::string& mode, RemoteOptions options = quick_options())
+        : server(mode), cas(open_cas(server.url(), std::move(options))) {}
+
+    // `count` objects made in the temp dir and uploaded, which must succeed.
+    std::vector<Upload> uploaded(int count) {
+        auto uploads = make_objects(tmp / "files", count);
+        auto put = cas.upload(uploads);
+        INFO((put ? "" : put.error().message));
+        REQUIRE(put);
+        return uploads;
+    }
+
+    BadServer server;
+    TempDir tmp;
+    HttpCas cas;
+};
+
 }  // namespace
 
 TEST_CASE("RemoteUrl: credentials leave the URL and are never shown", "[remote]") {
@@ -117,24 +145,22 @@ TEST_CASE("HttpCas: objects go up to nginx and come back into a pool, checked", 
     CHECK(nginx.requests().size() == 120);
     CHECK(connections.size() <= 8);
 
-    fs::create_directories(tmp / "store");
-    auto pool = ObjectPool::open(tmp / "store");
-    REQUIRE(pool);
-    auto fetched = cas.fetch(ids, *pool);
+    ObjectPool pool = empty_pool(tmp.path());
+    auto fetched = cas.fetch(ids, pool);
     REQUIRE(fetched);
     std::uint64_t total = 0;
     for (const auto& upload : uploads) {
-        CHECK(pool->contains(upload.id));
-        auto ok = pool->verify(upload.id);
+        CHECK(pool.contains(upload.id));
+        auto ok = pool.verify(upload.id);
         CHECK((ok && *ok));
         total += fs::file_size(upload.path);
     }
     CHECK(*fetched == total);
-    CHECK(files_in(pool->tmp_dir()) == 0);
+    CHECK(files_in(pool.tmp_dir()) == 0);
 
     SECTION("a second fetch asks the server nothing") {
         auto before = nginx.requests().size();
-        auto again = cas.fetch(ids, *pool);
+        auto again = cas.fetch(ids, pool);
         REQUIRE(again);
         CHECK(*again == 0);
         CHECK(nginx.requests().size() == before);
@@ -188,15 +214,13 @@ TEST_CASE("HttpCas: a fetch of an object the server lacks stores nothing", "[rem
     auto uploads = make_objects(tmp / "files", 3);
     HttpCas cas = open_cas(nginx.url());
     REQUIRE(cas.upload(std::span(uploads).first(2)));
-    fs::create_directories(tmp / "store");
-    auto pool = ObjectPool::open(tmp / "store");
-    REQUIRE(pool);
-    auto fetched = cas.fetch(ids_of(uploads), *pool);
+    ObjectPool pool = empty_pool(tmp.path());
+    auto fetched = cas.fetch(ids_of(uploads), pool);
     REQUIRE_FALSE(fetched);
     CHECK(fetched.error().code == ENOENT);
     CHECK(fetched.error().message.find(uploads[2].id.hex()) != std::string::npos);
-    CHECK_FALSE(pool->contains(uploads[2].id));
-    CHECK(files_in(pool->tmp_dir()) == 0);
+    CHECK_FALSE(pool.contains(uploads[2].id));
+    CHECK(files_in(pool.tmp_dir()) == 0);
 }
 
 TEST_CASE("HttpCas: a server that is not there is 'connection refused', after bounded retries",
@@ -252,57 +276,44 @@ TEST_CASE("HttpCas: writes need the credentials nginx asks for, and none is ever
 }
 
 TEST_CASE("HttpCas: 403 Forbidden is named, with the fix", "[remote]") {
-    BadServer server("forbidden");
-    HttpCas cas = open_cas(server.url());
-    auto put = cas.put_content("x");
+    BadServerClient c("forbidden");
+    auto put = c.cas.put_content("x");
     REQUIRE_FALSE(put);
     CHECK(put.error().code == EACCES);
     CHECK(put.error().message.find("403 Forbidden") != std::string::npos);
 }
 
 TEST_CASE("HttpCas: wrong bytes from the server are refused by hash and never kept", "[remote]") {
-    BadServer server("wrong-bytes");
-    TempDir tmp;
-    auto uploads = make_objects(tmp / "files", 4);
-    HttpCas cas = open_cas(server.url());
-    REQUIRE(cas.upload(uploads));
-    fs::create_directories(tmp / "store");
-    auto pool = ObjectPool::open(tmp / "store");
-    REQUIRE(pool);
+    BadServerClient c("wrong-bytes");
+    auto uploads = c.uploaded(4);
+    ObjectPool pool = empty_pool(c.tmp.path());
 
-    auto fetched = cas.fetch(ids_of(uploads), *pool);
+    auto fetched = c.cas.fetch(ids_of(uploads), pool);
     REQUIRE_FALSE(fetched);
     CHECK(fetched.error().code == EBADMSG);
     CHECK(fetched.error().message.find("refused") != std::string::npos);
-    CHECK(files_in(pool->root() / "objects") == 0);
-    CHECK(files_in(pool->tmp_dir()) == 0);
+    CHECK(files_in(pool.root() / "objects") == 0);
+    CHECK(files_in(pool.tmp_dir()) == 0);
 
-    auto content = cas.get_content(uploads[0].id, 1 << 20);
+    auto content = c.cas.get_content(uploads[0].id, 1 << 20);
     REQUIRE_FALSE(content);
     CHECK(content.error().code == EBADMSG);
 }
 
 TEST_CASE("HttpCas: a 500 on every third request is retried through", "[remote]") {
-    BadServer server("flaky");
-    TempDir tmp;
-    auto uploads = make_objects(tmp / "files", 12);
-    HttpCas cas = open_cas(server.url());
-    auto put = cas.upload(uploads);
-    INFO((put ? "" : put.error().message));
-    REQUIRE(put);
-    auto lacking = cas.missing(ids_of(uploads));
+    BadServerClient c("flaky");
+    auto uploads = c.uploaded(12);
+    auto lacking = c.cas.missing(ids_of(uploads));
     INFO((lacking ? "" : lacking.error().message));
     REQUIRE(lacking);
     CHECK(lacking->empty());
-    fs::create_directories(tmp / "store");
-    auto pool = ObjectPool::open(tmp / "store");
-    REQUIRE(pool);
-    REQUIRE(cas.fetch(ids_of(uploads), *pool));
+    ObjectPool pool = empty_pool(c.tmp.path());
+    REQUIRE(c.cas.fetch(ids_of(uploads), pool));
     for (const auto& upload : uploads) {
-        CHECK(pool->contains(upload.id));
+        CHECK(pool.contains(upload.id));
     }
     int errors = 0;
-    for (const auto& request : server.requests()) {
+    for (const auto& request : c.server.requests()) {
         errors += request.status == 500 ? 1 : 0;
     }
     CHECK(errors >=
@@ -310,29 +321,23 @@ TEST_CASE("HttpCas: a 500 on every third request is retried through", "[remote]"
 }
 
 TEST_CASE("HttpCas: a body cut short is named and nothing is kept", "[remote]") {
-    BadServer server("cut-short");
-    TempDir tmp;
-    auto uploads = make_objects(tmp / "files", 3);
-    HttpCas cas = open_cas(server.url());
-    REQUIRE(cas.upload(uploads));
-    fs::create_directories(tmp / "store");
-    auto pool = ObjectPool::open(tmp / "store");
-    REQUIRE(pool);
-    auto fetched = cas.fetch(ids_of(uploads), *pool);
+    BadServerClient c("cut-short");
+    auto uploads = c.uploaded(3);
+    ObjectPool pool = empty_pool(c.tmp.path());
+    auto fetched = c.cas.fetch(ids_of(uploads), pool);
     REQUIRE_FALSE(fetched);
     CHECK(fetched.error().code == EPROTO);
     CHECK(fetched.error().message.find("cut short (3 tries)") != std::string::npos);
-    CHECK(files_in(pool->root() / "objects") == 0);
-    CHECK(files_in(pool->tmp_dir()) == 0);
+    CHECK(files_in(pool.root() / "objects") == 0);
+    CHECK(files_in(pool.tmp_dir()) == 0);
 }
 
 TEST_CASE("HttpCas: a server that stalls past the timeout is a timeout", "[remote]") {
-    BadServer server("stall");
     RemoteOptions options = quick_options();
     options.attempts = 2;
-    HttpCas cas = open_cas(server.url(), options);
+    BadServerClient c("stall", options);
     ObjectId id = ObjectId::of(std::string_view("x"));
-    auto lacking = cas.missing(std::span(&id, 1));
+    auto lacking = c.cas.missing(std::span(&id, 1));
     REQUIRE_FALSE(lacking);
     CHECK(lacking.error().code == ETIMEDOUT);
     CHECK(lacking.error().message.find("timed out: nothing moved for 1 s (2 tries)") !=
@@ -340,11 +345,8 @@ TEST_CASE("HttpCas: a server that stalls past the timeout is a timeout", "[remot
 }
 
 TEST_CASE("HttpCas: 507 from a full server is named, with the fix", "[remote]") {
-    BadServer server("full");
-    TempDir tmp;
-    auto uploads = make_objects(tmp / "files", 2);
-    HttpCas cas = open_cas(server.url());
-    auto put = cas.upload(uploads);
+    BadServerClient c("full");
+    auto put = c.cas.upload(make_objects(c.tmp / "files", 2));
     REQUIRE_FALSE(put);
     CHECK(put.error().code == ENOSPC);
     CHECK(put.error().message.find("507 Insufficient Storage") != std::string::npos);

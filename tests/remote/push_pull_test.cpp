@@ -16,6 +16,7 @@
 #include "tests/support/must.h"
 #include "tests/support/run.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/volume_builder.h"
 
 namespace fs = std::filesystem;
 using namespace fbfs;
@@ -28,42 +29,24 @@ using fbfs::test::run_cli;
 using fbfs::test::RunOptions;
 using fbfs::test::RunResult;
 using fbfs::test::TempDir;
+using fbfs::test::VolumeBuilder;
 
 namespace {
 
 // Volume `name` in the store at `root` (created if missing): a directory with `files` files of
 // distinct content, two files with the same bytes, an empty file and a symlink. Returns the ids.
 std::vector<ObjectId> add_volume(const fs::path& root, const std::string& name, int files) {
-    auto store = must(Store::open(root, Store::Mode::create_if_missing));
-    auto tree = must(VolumeTree::open(*store, name, ::geteuid(), ::getegid()));
-    std::vector<ObjectId> ids;
-    auto make = [&](InodeNumber parent, const std::string& entry, std::uint32_t mode,
-                    const std::string& content) {
-        InodeRecord r;
-        r.mode = mode;
-        r.uid = ::geteuid();
-        r.gid = ::getegid();
-        r.mtime = 1'700'000'000'000'000'123;
-        if (S_ISLNK(mode)) {
-            r.symlink_target = content;
-            r.size = content.size();
-        } else if (!content.empty()) {
-            r.object = must(store->pool().put_bytes(content)).id;
-            r.size = content.size();
-            ids.push_back(*r.object);
-        }
-        return must(tree.create(parent, entry, r)).ino;
-    };
-    auto dir = make(k_root_inode, "obj", S_IFDIR | 0755, "");
+    VolumeBuilder volume(root, name);
+    auto dir = volume.add(k_root_inode, "obj", S_IFDIR | 0755);
     for (int i = 0; i < files; ++i) {
-        make(dir, "f" + std::to_string(i) + ".o", S_IFREG | 0644,
-             name + " object " + std::to_string(i) + std::string(1000 + 37 * i, 'z'));
+        volume.add(dir, "f" + std::to_string(i) + ".o", S_IFREG | 0644,
+                   name + " object " + std::to_string(i) + std::string(1000 + 37 * i, 'z'));
     }
-    make(k_root_inode, "same-a", S_IFREG | 0644, "same bytes\n");
-    make(k_root_inode, "same-b", S_IFREG | 0644, "same bytes\n");
-    make(k_root_inode, "empty", S_IFREG | 0644, "");
-    make(k_root_inode, "link", S_IFLNK | 0777, "obj/f0.o");
-    return ids;
+    volume.add(k_root_inode, "same-a", S_IFREG | 0644, "same bytes\n");
+    volume.add(k_root_inode, "same-b", S_IFREG | 0644, "same bytes\n");
+    volume.add(k_root_inode, "empty", S_IFREG | 0644);
+    volume.add(k_root_inode, "link", S_IFLNK | 0777, "obj/f0.o");
+    return volume.objects();
 }
 
 std::string digest(const fs::path& store) {

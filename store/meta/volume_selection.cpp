@@ -30,6 +30,13 @@ Result<std::vector<std::string>> select_volumes(const Store& store,
 Result<std::vector<VolumeLock>> lock_volumes(const Store& store,
                                              const std::vector<std::string>& names,
                                              std::string_view when_mounted) {
+    // Asked first, which makes no file: a refusal leaves the store as it was, without even the
+    // lock files of the volumes before the busy one.
+    for (const auto& name : names) {
+        if (auto pid = VolumeLock::holder(store.root(), name)) {
+            return std::unexpected(VolumeLock::busy(store.root(), name, *pid, when_mounted));
+        }
+    }
     std::vector<VolumeLock> locks;
     for (const auto& name : names) {
         auto lock = VolumeLock::acquire(store.root(), name);

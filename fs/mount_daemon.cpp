@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -41,6 +42,10 @@ namespace {
 
 // How long a new mount's warm-up may delay `fbfs mount`; the rest goes on in the background.
 constexpr std::chrono::milliseconds k_foreground_warm_up{1000};
+// How long --max-store-size's questions to the remote may each wait (one try, no retries), and
+// how many objects it asks about at most: `fbfs umount` waits k_daemon_exit_limit for the daemon.
+constexpr std::chrono::milliseconds k_gc_remote_limit{5000};
+constexpr std::size_t k_gc_remote_objects = 2048;
 // How many files of dead objects the daemon keeps to fill as staging files (64 KiB each at most).
 constexpr std::size_t k_spare_files = 32;
 
@@ -68,11 +73,20 @@ void note_mount(Store& store, const MountRequest& request, bool starts) {
     GcPolicy policy;
     policy.max_bytes = request.max_store_size;
     policy.keep = {request.volume};
+    // `fbfs umount` waits k_daemon_exit_limit for the daemon: the question to the remote must
+    // end well within it, answered or not (then no pooled object goes).
     auto options = RemoteOptions::from_environment();
+    if (options) {
+        options->attempts = 1;
+        options->connect_timeout = std::min(options->connect_timeout, k_gc_remote_limit);
+        options->stall_timeout = std::min(
+            options->stall_timeout, std::chrono::duration_cast<std::chrono::seconds>(k_gc_remote_limit));
+    }
     auto check = options ? origin_missing_check(store, std::move(*options))
                          : Result<RemoteMissingCheck>(std::unexpected(options.error()));
     if (check) {
         policy.remote_missing = std::move(*check);
+        policy.max_fetchable = k_gc_remote_objects;
     } else {
         spdlog::warn("--max-store-size: drops no pooled object: {}", check.error().message);
     }
@@ -88,6 +102,11 @@ void note_mount(Store& store, const MountRequest& request, bool starts) {
     if (!report->remote_error.empty()) {
         spdlog::warn("--max-store-size: dropped no pooled object: cannot ask the remote ({})",
                      report->remote_error);
+    }
+    if (report->fetchable_capped) {
+        spdlog::warn("--max-store-size: more than {} pooled objects the remote holds would have "
+                     "to go; fbfs gc --max-size drops the rest",
+                     k_gc_remote_objects);
     }
     for (const auto& v : report->dropped) {
         spdlog::info("--max-store-size: dropped volume '{}' ({} objects, {} bytes)", v.name,

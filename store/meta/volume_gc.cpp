@@ -98,6 +98,10 @@ Result<void> drop_fetchable(Store& store, const GcPolicy& policy, const ObjectUs
         if (left <= *policy.max_bytes) {
             break;
         }
+        if (policy.max_fetchable && chosen.size() == *policy.max_fetchable) {
+            report.fetchable_capped = true;
+            break;
+        }
         chosen.push_back(c);
         left -= std::min(left, c.size);
     }
@@ -161,6 +165,9 @@ Result<GcReport> collect_garbage(Store& store, const GcPolicy& policy, TimeNs no
     }));
     std::uint64_t bytes = report.bytes_before;
     TRY(drop_fetchable(store, policy, *use, volumes, pooled, bytes, report));
+    if (report.fetchable_capped) {
+        order.clear();  // objects that cost nothing to drop are left: no volume goes this time
+    }
     auto is_pooled = [&](const ObjectId& id) { return pooled.contains(id); };
     use->count_only(is_pooled);
     std::vector<VolumeLock> locks;

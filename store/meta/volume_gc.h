@@ -34,6 +34,9 @@ struct GcPolicy {
     // pooled object is dropped. Unset: gc drops no pooled object, only volumes. A dry run never
     // asks, and counts every object the store lists as the remote's.
     std::function<Result<std::vector<ObjectId>>(std::span<const ObjectId>)> remote_missing;
+    // At most this many pooled objects asked about and dropped in one gc (each is a HEAD). If
+    // more would have to go, no volume is dropped this time: fetchable objects go first.
+    std::optional<std::size_t> max_fetchable;
 };
 
 struct GcVolume {
@@ -46,6 +49,7 @@ struct GcReport {
     Freed fetchable;                 // pooled objects dropped because the remote holds them
     std::uint64_t remote_lacked = 0;  // objects listed as the remote's that it no longer had
     std::string remote_error;        // why the remote could not be asked (then no object went)
+    bool fetchable_capped = false;   // policy.max_fetchable stopped the objects phase
     std::vector<GcVolume> dropped;
     std::vector<std::string> busy;   // volumes it would have dropped but that were in use
     std::uint64_t bytes_before = 0;  // the pool's bytes before and after

@@ -414,6 +414,23 @@ TEST_CASE("gc drops pooled objects the remote holds, least recently read first",
         CHECK(pooled(3));
         CHECK(names(*store).size() == 2);  // metadata untouched: the volume still names f1
     }
+    SECTION("past max_fetchable objects, the rest wait for the next gc and no volume goes") {
+        policy.keep = {"pulled"};  // "local" could go, but dropping fetchable objects comes first
+        policy.max_fetchable = 1;
+        std::size_t asked = 0;
+        policy.remote_missing = [&](std::span<const fbfs::ObjectId> ids)
+            -> fbfs::Result<std::vector<fbfs::ObjectId>> {
+            asked += ids.size();
+            return std::vector<fbfs::ObjectId>{};
+        };
+        auto report = fbfs::collect_garbage(*store, policy, 1000);
+        REQUIRE(report);
+        CHECK(asked == 1);
+        CHECK(report->fetchable_capped);
+        CHECK(report->fetchable.objects == 1);
+        CHECK(report->dropped.empty());
+        CHECK(names(*store).size() == 2);
+    }
     SECTION("an object that leaves the store takes its rows with it") {
         REQUIRE(fbfs::remove_volumes(*store, {"pulled"}, false));
         CHECK_FALSE(listed_as_remote(*store, remote[2]));

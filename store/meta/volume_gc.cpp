@@ -60,7 +60,7 @@ Result<std::optional<VolumeLock>> take_if_free(const Store& store, const std::st
     return lock ? std::optional<VolumeLock>(std::move(*lock)) : std::nullopt;
 }
 
-// Whether a mount other than this process serves volume `id`'s `name`.
+// Whether a process other than this one (a mount, a pack) holds volume `name`.
 bool served_elsewhere(const Store& store, const std::string& name) {
     auto pid = VolumeLock::holder(store.root(), name);
     return pid && *pid != ::getpid();
@@ -82,14 +82,13 @@ Result<void> drop_fetchable(Store& store, const GcPolicy& policy, const ObjectUs
             serving.push_back(v.record.id);
         }
     }
+    auto in_use = [&](const ObjectId& id) {
+        return std::any_of(serving.begin(), serving.end(),
+                           [&](VolumeId v) { return use.names(v, id); });
+    };
     std::vector<Fetchable> candidates;
     TRY(store.env().read([&](LmdbTxn& txn) -> Result<void> {
-        TRY_ASSIGN(candidates, fetchable_objects(txn, store.tables(), pooled,
-                                                 [&](const ObjectId& id) {
-                                                     return std::any_of(
-                                                         serving.begin(), serving.end(),
-                                                         [&](VolumeId v) { return use.names(v, id); });
-                                                 }));
+        TRY_ASSIGN(candidates, fetchable_objects(txn, store.tables(), pooled, in_use));
         return {};
     }));
     std::vector<Fetchable> chosen;

@@ -44,7 +44,7 @@ namespace {
 constexpr std::chrono::milliseconds k_foreground_warm_up{1000};
 // How long --max-store-size's questions to the remote may each wait (one try, no retries), and
 // how many objects it asks about at most: `fbfs umount` waits k_daemon_exit_limit for the daemon.
-constexpr std::chrono::milliseconds k_gc_remote_limit{5000};
+constexpr std::chrono::seconds k_gc_remote_limit{5};
 constexpr std::size_t k_gc_remote_objects = 2048;
 // How many files of dead objects the daemon keeps to fill as staging files (64 KiB each at most).
 constexpr std::size_t k_spare_files = 32;
@@ -78,9 +78,9 @@ void note_mount(Store& store, const MountRequest& request, bool starts) {
     auto options = RemoteOptions::from_environment();
     if (options) {
         options->attempts = 1;
-        options->connect_timeout = std::min(options->connect_timeout, k_gc_remote_limit);
-        options->stall_timeout = std::min(
-            options->stall_timeout, std::chrono::duration_cast<std::chrono::seconds>(k_gc_remote_limit));
+        options->connect_timeout =
+            std::min(options->connect_timeout, std::chrono::milliseconds(k_gc_remote_limit));
+        options->stall_timeout = std::min(options->stall_timeout, k_gc_remote_limit);
     }
     auto check = options ? origin_missing_check(store, std::move(*options))
                          : Result<RemoteMissingCheck>(std::unexpected(options.error()));

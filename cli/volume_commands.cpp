@@ -192,6 +192,10 @@ int gc(const GcArgs& args) {
         return fail(report.error().message);
     }
     const char* verb = args.dry_run ? "would drop" : "dropped";
+    if (report->strays.objects > 0) {
+        fmt::print("{} {} objects ({}) that nothing names, left by a killed pull or unpack\n",
+                   verb, report->strays.objects, human(report->strays.bytes));
+    }
     if (report->fetchable.objects > 0) {
         auto origin = read_remote_origin((*store)->root());
         fmt::print("{} {} pooled objects ({}) that remote {} holds: a mount fetches them again\n",

@@ -218,10 +218,28 @@ Result<std::size_t> Store::remove_dead_objects() {
 }
 
 Result<void> Store::remove_if_unreferenced(const ObjectId& id) {
-    return m_env.write([&](LmdbTxn& txn) -> Result<void> {
-        auto unlinked = remove_unreferenced(txn, id.raw());
-        return unlinked ? Result<void>() : std::unexpected(unlinked.error());
-    });
+    TRY(remove_if_unreferenced(std::span<const ObjectId>(&id, 1)));
+    return {};
+}
+
+Result<std::size_t> Store::remove_if_unreferenced(std::span<const ObjectId> ids) {
+    constexpr std::size_t k_batch = 1024;  // as remove_dead_objects()
+    std::size_t removed = 0;
+    while (!ids.empty()) {
+        auto batch = ids.first(std::min(k_batch, ids.size()));
+        std::size_t now = 0;
+        TRY(m_env.write([&](LmdbTxn& txn) -> Result<void> {
+            now = 0;
+            for (const auto& id : batch) {
+                TRY_ASSIGN(bool unlinked, remove_unreferenced(txn, id.raw()));
+                now += unlinked ? 1 : 0;
+            }
+            return {};
+        }));
+        removed += now;
+        ids = ids.subspan(batch.size());
+    }
+    return removed;
 }
 
 Result<bool> Store::remove_unreferenced(LmdbTxn& txn, std::string_view key) {

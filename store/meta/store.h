@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,8 @@ public:
     Result<std::size_t> remove_dead_objects();
     // Deletes `id` from the pool if no inode names it (same transaction rule).
     Result<void> remove_if_unreferenced(const ObjectId& id);
+    // The same for each of `ids`, in transactions of 1024; returns how many were deleted.
+    Result<std::size_t> remove_if_unreferenced(std::span<const ObjectId> ids);
     // Within a write transaction: deletes object `id`'s file, which inodes still name, because
     // the remote holds it (remote_objects.h) and a mount fetches it again. Every transaction that
     // makes an inode name an object puts the file back if it is missing (VolumeTree::set_content).

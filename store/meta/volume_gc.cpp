@@ -7,6 +7,7 @@
 
 #include "store/meta/fetchable_gc.h"
 #include "store/meta/remote_objects.h"
+#include "store/meta/stray_objects.h"
 #include "store/meta/volume_lock.h"
 #include "store/meta/volume_removal.h"
 
@@ -151,6 +152,16 @@ Result<GcReport> collect_garbage(Store& store, const GcPolicy& policy, TimeNs no
         report.bytes_before += size;
         pooled.emplace(id, size);
     }));
+    TRY_ASSIGN(auto strays, stray_objects(store, pooled, now));
+    std::vector<ObjectId> stray_ids;
+    for (const auto& [id, size] : strays) {
+        stray_ids.push_back(id);
+        report.strays += Freed{1, size};
+        pooled.erase(id);
+    }
+    if (!policy.dry_run && !stray_ids.empty()) {
+        TRY(store.remove_if_unreferenced(stray_ids));
+    }
     const Tables& t = store.tables();
     std::vector<Candidate> order;
     std::vector<VolumeInfo> volumes;
@@ -162,7 +173,7 @@ Result<GcReport> collect_garbage(Store& store, const GcPolicy& policy, TimeNs no
         use = std::move(read);
         return {};
     }));
-    std::uint64_t bytes = report.bytes_before;
+    std::uint64_t bytes = report.bytes_before - report.strays.bytes;
     TRY(drop_fetchable(store, policy, *use, volumes, pooled, bytes, report));
     if (report.fetchable_capped) {
         order.clear();  // objects that cost nothing to drop are left: no volume goes this time
@@ -196,7 +207,7 @@ Result<GcReport> collect_garbage(Store& store, const GcPolicy& policy, TimeNs no
         TRY_ASSIGN(auto now_volumes, read_volumes(txn, t));
         TRY_ASSIGN(auto exact, ObjectUse::read(txn, t, now_volumes));
         exact.count_only(is_pooled);
-        report.bytes_after = report.bytes_before - report.fetchable.bytes;
+        report.bytes_after = report.bytes_before - report.strays.bytes - report.fetchable.bytes;
         for (auto& dropped : report.dropped) {
             auto id = std::find_if(order.begin(), order.end(), [&](const auto& c) {
                           return c.name == dropped.name;

@@ -1,6 +1,7 @@
 // Keeping a store within a size: `fbfs gc` and `fbfs mount --max-store-size`.
 //
-// Over --max-size, gc first drops pooled objects the remote holds, least recently read first
+// gc first deletes objects nothing names that a killed pull or unpack left (stray_objects.h).
+// Over --max-size, it then drops pooled objects the remote holds, least recently read first
 // (fetchable_gc.h): nothing is lost, a mount fetches them again. Then it drops whole volumes, least recently used first (volume_times.h: the last time each was
 // mounted, or made if never mounted), passing over the volumes it is told to keep and any a
 // mount, pack or unpack is using, until the store fits its bound and no volume left is older than
@@ -46,6 +47,7 @@ struct GcVolume {
 };
 
 struct GcReport {
+    Freed strays;                    // objects nothing named, left by a killed pull or unpack
     Freed fetchable;                 // pooled objects dropped because the remote holds them
     std::uint64_t remote_lacked = 0;  // objects listed as the remote's that it no longer had
     std::string remote_error;        // why the remote could not be asked (then no object went)

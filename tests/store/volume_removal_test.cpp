@@ -2,6 +2,7 @@
 // volume_removal and volume_gc.
 #include "store/meta/volume_removal.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
@@ -436,4 +437,30 @@ TEST_CASE("gc drops pooled objects the remote holds, least recently read first",
         CHECK_FALSE(listed_as_remote(*store, remote[2]));
         CHECK(last_read(*store, remote[2]) == std::nullopt);
     }
+}
+
+TEST_CASE("gc deletes objects nothing names once they are an hour old", "[store]") {
+    TempDir tmp;
+    auto store = open_store(tmp / "store");
+    add_file(*store, "a", "f", "named");
+    auto old_stray = store->pool().put_bytes(std::string_view("left by a killed pull"));
+    auto new_stray = store->pool().put_bytes(std::string_view("a pull still running"));
+    REQUIRE(old_stray);
+    REQUIRE(new_stray);
+    auto two_hours_ago = fbfs::now_ns() - 7200LL * 1'000'000'000;
+    struct timespec times[2] = {{two_hours_ago / 1'000'000'000, 0},
+                                {two_hours_ago / 1'000'000'000, 0}};
+    REQUIRE(::utimensat(AT_FDCWD, store->pool().object_path(old_stray->id).c_str(), times, 0) ==
+            0);
+    fbfs::GcPolicy policy;
+    policy.older_than = 365LL * 24 * 3600 * 1'000'000'000;  // no volume is that old
+    policy.dry_run = GENERATE(true, false);
+    auto report = fbfs::collect_garbage(*store, policy, fbfs::now_ns());
+    REQUIRE(report);
+    CHECK(report->strays.objects == 1);
+    CHECK(report->strays.bytes == std::string_view("left by a killed pull").size());
+    CHECK(store->pool().contains(old_stray->id) == policy.dry_run);
+    CHECK(store->pool().contains(new_stray->id));
+    CHECK(store->pool().contains(id_of("named")));
+    CHECK(report->dropped.empty());
 }

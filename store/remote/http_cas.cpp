@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <deque>
 #include <memory>
 
 #include "store/base/fd_io.h"
@@ -128,40 +129,90 @@ Result<std::vector<ObjectId>> HttpCas::missing(std::span<const ObjectId> ids) {
     return lacking;
 }
 
-Result<void> HttpCas::upload(std::span<const Upload> uploads) {
-    // Files are opened as their requests start (at most `parallel` at once) and closed as they
-    // end: a push of 100 000 objects holds no more fds than transfers.
-    std::vector<Request> requests(uploads.size());
-    std::vector<UniqueFd> fds(uploads.size());
-    for (std::size_t i = 0; i < uploads.size(); ++i) {
-        Request& request = requests[i];
-        request.method = Request::Method::put;
-        request.path = cas_path(uploads[i].id);
-        request.restart = [&, i]() -> Result<void> {
-            if (fds[i]) {
-                return {};
-            }
-            const fs::path& path = uploads[i].path;
-            UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-            struct stat st {};
-            if (!fd || ::fstat(fd.get(), &st) != 0) {
-                return errno_error(
-                    fmt::format("cannot open object {} at {}", uploads[i].id.hex(), path.string()));
-            }
-            requests[i].body_fd = fd.get();
-            requests[i].body_size = static_cast<std::uint64_t>(st.st_size);
-            fds[i] = std::move(fd);
+namespace {
+
+// Makes `request` (which must stay where it is until it has run) a PUT of the file at `path` to
+// cas/<id>. The file is opened when the request starts and closed when it ends: a push of 100 000
+// objects holds no more fds than transfers.
+void make_file_put(Request& request, const Transport& transport, const ObjectId& id,
+                   fs::path path) {
+    auto fd = std::make_shared<UniqueFd>();
+    request.method = Request::Method::put;
+    request.path = cas_path(id);
+    request.restart = [&request, fd, id, path = std::move(path)]() -> Result<void> {
+        if (*fd) {
             return {};
-        };
-        request.done = [&, i](long status) -> Result<void> {
-            fds[i].reset();
-            if (put_accepted(status)) {
-                return {};
-            }
-            return std::unexpected(m_transport.status_error(requests[i], status));
-        };
+        }
+        UniqueFd opened(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        struct stat st {};
+        if (!opened || ::fstat(opened.get(), &st) != 0) {
+            return errno_error(fmt::format("cannot open object {} at {}", id.hex(), path.string()));
+        }
+        request.body_fd = opened.get();
+        request.body_size = static_cast<std::uint64_t>(st.st_size);
+        *fd = std::move(opened);
+        return {};
+    };
+    request.done = [&request, &transport, fd](long status) -> Result<void> {
+        fd->reset();
+        if (put_accepted(status)) {
+            return {};
+        }
+        return std::unexpected(transport.status_error(request, status));
+    };
+}
+
+// Makes `request` (which must stay where it is until it has run) a PUT of `body` to `path`.
+void make_bytes_put(Request& request, const Transport& transport, std::string path,
+                    std::string body) {
+    request.method = Request::Method::put;
+    request.path = std::move(path);
+    request.body = std::move(body);
+    request.done = [&request, &transport](long status) -> Result<void> {
+        if (put_accepted(status)) {
+            return {};
+        }
+        return std::unexpected(transport.status_error(request, status));
+    };
+}
+
+}  // namespace
+
+Result<void> HttpCas::upload(std::span<const Upload> uploads) {
+    std::vector<Request> requests(uploads.size());
+    for (std::size_t i = 0; i < uploads.size(); ++i) {
+        make_file_put(requests[i], m_transport, uploads[i].id, uploads[i].path);
     }
     return m_transport.run(requests);
+}
+
+Result<std::vector<ObjectId>> HttpCas::upload_missing(std::span<const ObjectId> ids,
+                                                      const UploadSource& source,
+                                                      std::span<const std::string> contents) {
+    std::deque<Request> puts;
+    for (const std::string& bytes : contents) {
+        make_bytes_put(puts.emplace_back(), m_transport, cas_path(ObjectId::of(bytes)), bytes);
+    }
+    std::vector<ObjectId> uploaded;
+    std::vector<Request> heads(ids.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        heads[i].method = Request::Method::head;
+        heads[i].path = cas_path(ids[i]);
+        heads[i].done = [&, i](long status) -> Result<void> {
+            if (status == 200) {
+                return {};
+            }
+            if (status != 404) {
+                return std::unexpected(m_transport.status_error(heads[i], status));
+            }
+            TRY_ASSIGN(auto path, source(ids[i]));
+            make_file_put(puts.emplace_back(), m_transport, ids[i], std::move(path));
+            uploaded.push_back(ids[i]);
+            return {};
+        };
+    }
+    TRY(m_transport.run(heads, &puts));
+    return uploaded;
 }
 
 Result<std::uint64_t> HttpCas::fetch(std::span<const ObjectId> ids, const ObjectPool& pool) {
@@ -257,15 +308,7 @@ Result<std::string> HttpCas::get_content(const ObjectId& id, std::size_t limit) 
 Result<ObjectId> HttpCas::put_content(std::string_view bytes) {
     ObjectId id = ObjectId::of(bytes);
     Request request;
-    request.method = Request::Method::put;
-    request.path = cas_path(id);
-    request.body = std::string(bytes);
-    request.done = [&](long status) -> Result<void> {
-        if (put_accepted(status)) {
-            return {};
-        }
-        return std::unexpected(m_transport.status_error(request, status));
-    };
+    make_bytes_put(request, m_transport, cas_path(id), std::string(bytes));
     TRY(m_transport.run(std::span(&request, 1)));
     return id;
 }
@@ -276,15 +319,7 @@ Result<std::optional<std::string>> HttpCas::get_entry(const ObjectId& key, std::
 
 Result<void> HttpCas::put_entry(const ObjectId& key, std::string_view value) {
     Request request;
-    request.method = Request::Method::put;
-    request.path = ac_path(key);
-    request.body = std::string(value);
-    request.done = [&](long status) -> Result<void> {
-        if (put_accepted(status)) {
-            return {};
-        }
-        return std::unexpected(m_transport.status_error(request, status));
-    };
+    make_bytes_put(request, m_transport, ac_path(key), std::string(value));
     return m_transport.run(std::span(&request, 1));
 }
 

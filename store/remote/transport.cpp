@@ -43,6 +43,12 @@ bool transient(CURLcode code) {
     }
 }
 
+// Connections to the server, open at once and kept open between batches: one per request in
+// flight, so as many as the larger in-flight limit.
+int connection_limit(const RemoteOptions& options) {
+    return std::max(options.parallel, options.probes);
+}
+
 bool transient_status(long status) {
     return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 ||
            status == 504;
@@ -111,9 +117,9 @@ struct TransportEngine {
     explicit TransportEngine(const RemoteOptions& options) {
         init_curl_once();
         multi = curl_multi_init();
-        curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                          static_cast<long>(options.parallel));
-        curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(options.parallel));
+        auto connections = static_cast<long>(connection_limit(options));
+        curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, connections);
+        curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, connections);
         // No "Expect: 100-continue" round trip before a PUT's body.
         headers = curl_slist_append(headers, "Expect:");
         if (!options.header.empty()) {
@@ -296,11 +302,13 @@ namespace {
 // One run of Transport::run(): the requests waiting, those in flight, and the first failure.
 class Batch {
 public:
-    Batch(const Transport& transport, TransportEngine& engine, std::span<Request> requests)
-        : m_transport(transport), m_engine(engine) {
+    Batch(const Transport& transport, TransportEngine& engine, std::span<Request> requests,
+          std::deque<Request>* later)
+        : m_transport(transport), m_engine(engine), m_later(later) {
         for (Request& request : requests) {
-            m_fresh.push_back({&request, 1, {}});
+            queue(request);
         }
+        take_later();
     }
     ~Batch() {
         for (auto& slot : m_active) {
@@ -312,7 +320,8 @@ public:
     Batch& operator=(const Batch&) = delete;
 
     Result<void> run() {
-        while (!m_failure && (!m_fresh.empty() || !m_retries.empty() || !m_active.empty())) {
+        while (!m_failure && (!m_fresh[0].empty() || !m_fresh[1].empty() || !m_retries.empty() ||
+                              !m_active.empty())) {
             auto now = Clock::now();
             start_ready(now);
             if (m_failure) {
@@ -325,8 +334,10 @@ public:
             }
             int running = 0;
             curl_multi_perform(m_engine.multi, &running);
-            collect();
-            if (running > 0) {
+            bool finished = collect() > 0;
+            take_later();
+            // A finished request leaves room: fill it now, not after the next socket event.
+            if (running > 0 && !finished) {
                 curl_multi_poll(m_engine.multi, nullptr, 0, static_cast<int>(wait), nullptr);
             }
         }
@@ -337,22 +348,44 @@ public:
     }
 
 private:
-    // Starts waiting requests, retries whose backoff is over first, up to `parallel` in flight.
+    // HEADs are probes: no body, a limit of their own (RemoteOptions::probes).
+    static bool probe(const Request& request) { return request.method == Request::Method::head; }
+
+    void queue(Request& request) { m_fresh[probe(request) ? 1 : 0].push_back({&request, 1, {}}); }
+
+    // Queues the requests callbacks appended to `later` since the last look.
+    void take_later() {
+        for (; m_later != nullptr && m_later_taken < m_later->size(); ++m_later_taken) {
+            queue((*m_later)[m_later_taken]);
+        }
+    }
+
+    // Whether one more request of this kind may start: under its own limit and under the
+    // connections.
+    bool room_for(bool is_probe) const {
+        const RemoteOptions& options = m_transport.options();
+        auto limit = static_cast<std::size_t>(is_probe ? options.probes : options.parallel);
+        return m_in_flight[is_probe ? 1 : 0] < limit &&
+               m_active.size() < static_cast<std::size_t>(connection_limit(options));
+    }
+
+    // Starts waiting requests while each kind has room, retries whose backoff is over first.
     void start_ready(Clock::time_point now) {
-        auto limit = static_cast<std::size_t>(m_transport.options().parallel);
-        while (!m_failure && m_active.size() < limit) {
-            auto ready = std::find_if(m_retries.begin(), m_retries.end(),
-                                      [&](const Waiting& w) { return w.not_before <= now; });
-            if (ready != m_retries.end()) {
-                Waiting waiting = *ready;
-                m_retries.erase(ready);
-                start(waiting);
-            } else if (!m_fresh.empty()) {
-                Waiting waiting = m_fresh.front();
-                m_fresh.pop_front();
+        for (auto it = m_retries.begin(); !m_failure && it != m_retries.end();) {
+            if (it->not_before <= now && room_for(probe(*it->request))) {
+                Waiting waiting = *it;
+                it = m_retries.erase(it);
                 start(waiting);
             } else {
-                break;
+                ++it;
+            }
+        }
+        for (bool is_probe : {true, false}) {
+            auto& fresh = m_fresh[is_probe ? 1 : 0];
+            while (!m_failure && !fresh.empty() && room_for(is_probe)) {
+                Waiting waiting = fresh.front();
+                fresh.pop_front();
+                start(waiting);
             }
         }
     }
@@ -382,6 +415,7 @@ private:
         slot->easy = m_engine.take_easy();
         configure(*slot);
         curl_multi_add_handle(m_engine.multi, slot->easy);
+        ++m_in_flight[probe(request) ? 1 : 0];
         m_active.push_back(std::move(slot));
     }
 
@@ -424,13 +458,16 @@ private:
         }
     }
 
-    // Hands every finished transfer to finish() and its easy handle back to the engine.
-    void collect() {
+    // Hands every finished transfer to finish() and its easy handle back to the engine; returns
+    // how many there were.
+    int collect() {
+        int finished = 0;
         int left = 0;
         while (CURLMsg* message = curl_multi_info_read(m_engine.multi, &left)) {
             if (message->msg != CURLMSG_DONE) {
                 continue;
             }
+            ++finished;
             CURL* easy = message->easy_handle;
             CURLcode code = message->data.result;
             auto it = std::find_if(m_active.begin(), m_active.end(),
@@ -442,10 +479,12 @@ private:
             }
             std::unique_ptr<Slot> slot = std::move(*it);
             m_active.erase(it);
+            --m_in_flight[probe(*slot->request) ? 1 : 0];
             if (!m_failure) {
                 finish(*slot, code);
             }
         }
+        return finished;
     }
 
     // A finished try: again later if the fault may pass and tries are left, else judged.
@@ -484,16 +523,19 @@ private:
 
     const Transport& m_transport;
     TransportEngine& m_engine;
-    std::deque<Waiting> m_fresh;
+    std::deque<Request>* m_later = nullptr;
+    std::size_t m_later_taken = 0;   // requests of *m_later queued so far
+    std::deque<Waiting> m_fresh[2];  // never tried: [0] GETs and PUTs, [1] HEADs
     std::vector<Waiting> m_retries;
     std::vector<std::unique_ptr<Slot>> m_active;
+    std::size_t m_in_flight[2] = {0, 0};  // of m_active: [0] GETs and PUTs, [1] HEADs
     std::optional<Error> m_failure;
 };
 
 }  // namespace
 
-Result<void> Transport::run(std::span<Request> requests) {
-    return Batch(*this, *m_engine, requests).run();
+Result<void> Transport::run(std::span<Request> requests, std::deque<Request>* later) {
+    return Batch(*this, *m_engine, requests, later).run();
 }
 
 }  // namespace fbfs

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "store/base/fd_io.h"
+#include "store/base/owned_temp_file.h"
 #include "store/base/unique_fd.h"
 
 namespace fbfs {
@@ -27,8 +28,12 @@ bool put_accepted(long status) {
     return status == 200 || status == 201 || status == 204;
 }
 
-// One object on its way from the server into the pool: a file of the pool's tmp/ and the hash of
-// what it holds so far. Removed on destruction unless published.
+// The name of fetch temp files in a pool's tmp/: "fetch-<pid>-XXXXXX" (owned_temp_file.h).
+constexpr std::string_view k_fetch_prefix = "fetch-";
+
+// One object on its way from the server into the pool: a file of the pool's tmp/, locked while
+// this process has it, and the hash of what it holds so far. Removed on destruction unless
+// published.
 class Fetching {
 public:
     Fetching(const ObjectPool& pool, ObjectId id) : m_pool(pool), m_id(id) {}
@@ -45,14 +50,9 @@ public:
         m_hash = Sha256();
         m_size = 0;
         if (!m_fd) {
-            std::string pattern = (m_pool.tmp_dir() / "fetch-XXXXXX").string();
-            int fd = ::mkostemp(pattern.data(), O_CLOEXEC);
-            if (fd < 0) {
-                return errno_error(
-                    fmt::format("cannot make a file in {}", m_pool.tmp_dir().string()));
-            }
-            m_fd.reset(fd);
-            m_path = pattern;
+            TRY_ASSIGN(auto temp, create_owned_temp(m_pool.tmp_dir(), k_fetch_prefix));
+            m_fd = std::move(temp.fd);
+            m_path = std::move(temp.path);
             return {};
         }
         if (::ftruncate(m_fd.get(), 0) != 0 || ::lseek(m_fd.get(), 0, SEEK_SET) != 0) {
@@ -80,9 +80,10 @@ public:
         if (::fchmod(m_fd.get(), 0444) != 0) {
             return errno_error(fmt::format("cannot chmod {}", m_path.string()));
         }
-        m_fd.reset();
+        // Published with its lock still held: until it is an object, it is ours.
         TRY(m_pool.publish(m_path, m_id, m_size));
         m_path.clear();
+        m_fd.reset();
         return m_size;
     }
 
@@ -96,6 +97,10 @@ private:
 };
 
 }  // namespace
+
+std::size_t remove_abandoned_fetches(const ObjectPool& pool) {
+    return remove_abandoned_temps(pool.tmp_dir(), k_fetch_prefix);
+}
 
 Result<HttpCas> HttpCas::open(std::string_view url, RemoteOptions options) {
     TRY_ASSIGN(auto parsed, RemoteUrl::parse(url));

@@ -36,6 +36,10 @@ struct Upload {
 // The file holding the bytes of an object the server lacks, or an Error (which ends the upload).
 using UploadSource = std::function<Result<std::filesystem::path>(const ObjectId&)>;
 
+// Removes the temp files that fetches into `pool` left when their process was killed (their
+// pid gone, their lock free: owned_temp_file.h); returns how many. Best effort.
+std::size_t remove_abandoned_fetches(const ObjectPool& pool);
+
 class HttpCas {
 public:
     // Parses `url` (RemoteUrl::parse); no request is made yet.

@@ -139,6 +139,8 @@ Result<Manifest> fetch_manifest(HttpCas& cas, std::string_view key, std::uint64_
 }  // namespace
 
 Result<PullSummary> pull_volumes(Store& store, HttpCas& cas, std::string_view key, bool eager) {
+    // Objects a killed fetch (an eager pull's or a mount's) was receiving.
+    remove_abandoned_fetches(store.pool());
     PullSummary summary;
     TRY_ASSIGN(auto manifest, fetch_manifest(cas, key, summary.manifest_bytes));
     for (const auto& v : manifest.volumes) {

@@ -12,6 +12,7 @@
 
 #include "store/meta/store.h"
 #include "store/meta/volume_tree.h"
+#include "tests/support/fetch_temps.h"
 #include "tests/support/http_servers.h"
 #include "tests/support/must.h"
 #include "tests/support/run.h"
@@ -125,6 +126,29 @@ TEST_CASE("push then pull --eager on another store gives the same volumes", "[re
         REQUIRE(again.status == 0);
         CHECK(again.err.find("(0 uploaded") != std::string::npos);
     }
+}
+
+TEST_CASE("pull removes the temp files of fetches that were killed, and no other", "[remote]") {
+    NginxServer nginx;
+    TempDir a;
+    TempDir b;
+    add_volume(a / "store", "build", 3);
+    REQUIRE(run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.url(), "--key",
+                     "main"})
+                .status == 0);
+    std::vector<std::string> pull{
+        "pull", "--store", (b / "store").string(), "--remote", nginx.url(), "--key", "main"};
+    REQUIRE(run_cli(pull).status == 0);
+    test::PlantedFetchTemps planted(b / "store" / "tmp");
+
+    pull.push_back("--eager");
+    auto pulled = run_cli(pull);
+    INFO(pulled.err);
+    REQUIRE(pulled.status == 0);
+    CHECK_FALSE(fs::exists(planted.abandoned));
+    CHECK(fs::exists(planted.locked));
+    CHECK(fs::exists(planted.live));
+    CHECK(digest(b / "store") == digest(a / "store"));
 }
 
 TEST_CASE("extended attributes travel through push and pull", "[remote]") {

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <optional>
 #include <thread>
@@ -80,6 +82,15 @@ Result<RemoteOptions> RemoteOptions::from_environment() {
         }
         return value;
     };
+    if (const char* ca = std::getenv("FBFS_REMOTE_CA"); ca != nullptr && *ca != '\0') {
+        if (::access(ca, R_OK) != 0) {
+            return make_error(EINVAL, fmt::format("$FBFS_REMOTE_CA is {}, which cannot be read: {} "
+                                                  "(give the path of a PEM file of the CA "
+                                                  "certificates to trust)",
+                                                  ca, std::strerror(errno)));
+        }
+        options.ca_bundle = ca;
+    }
     TRY_ASSIGN(auto timeout, number("FBFS_REMOTE_TIMEOUT", 3600));
     TRY_ASSIGN(auto parallel, number("FBFS_REMOTE_PARALLEL", 256));
     if (timeout) {
@@ -96,7 +107,8 @@ struct Slot {
     Request* request = nullptr;
     int attempt = 1;
     CURL* easy = nullptr;
-    std::uint64_t offset = 0;  // next byte of a PUT body
+    char detail[CURL_ERROR_SIZE] = {};  // curl's words for what went wrong, if anything
+    std::uint64_t offset = 0;           // next byte of a PUT body
     std::optional<Error> failure;
 };
 
@@ -251,8 +263,9 @@ Error Transport::status_error(const Request& request, long status) const {
 
 namespace {
 
+// The Error for a request whose last try got no answer; `detail` is curl's error buffer.
 Error transport_error(const Transport& transport, const Request& request, CURLcode code,
-                      long os_errno, int tries) {
+                      long os_errno, int tries, std::string_view detail) {
     std::string after = tries > 1 ? fmt::format(" ({} tries)", tries) : "";
     switch (code) {
         case CURLE_COULDNT_CONNECT:
@@ -282,13 +295,26 @@ Error transport_error(const Transport& transport, const Request& request, CURLco
             return transport.request_error(
                 request, EPROTO, fmt::format("the server's answer was cut short{}", after));
         case CURLE_PEER_FAILED_VERIFICATION:
-        case CURLE_SSL_CACERT_BADFILE:
-        case CURLE_SSL_CONNECT_ERROR:
             return transport.request_error(
                 request, EACCES,
-                fmt::format("TLS: {} (the server's certificate must verify against the system's "
-                            "CA store)",
-                            curl_easy_strerror(code)));
+                fmt::format("TLS certificate verification failed: {} (trust the server's CA "
+                            "with $FBFS_REMOTE_CA=/path/to/ca.pem, or give the server a "
+                            "certificate the system's CA store verifies)",
+                            detail.empty() ? curl_easy_strerror(code) : detail));
+        case CURLE_SSL_CACERT_BADFILE:
+            return transport.request_error(
+                request, EACCES,
+                fmt::format("TLS: cannot use the CA certificates{}: {} ($FBFS_REMOTE_CA must name "
+                            "a PEM file of CA certificates)",
+                            transport.options().ca_bundle.empty()
+                                ? std::string()
+                                : " in " + transport.options().ca_bundle,
+                            detail.empty() ? curl_easy_strerror(code) : detail));
+        case CURLE_SSL_CONNECT_ERROR:
+            return transport.request_error(
+                request, EPROTO,
+                fmt::format("TLS handshake failed: {} (is it an https server?)",
+                            detail.empty() ? curl_easy_strerror(code) : detail));
         default:
             return transport.request_error(request, EIO,
                                            fmt::format("{}{}", curl_easy_strerror(code), after));
@@ -313,7 +339,7 @@ public:
     ~Batch() {
         for (auto& slot : m_active) {
             curl_multi_remove_handle(m_engine.multi, slot->easy);
-            m_engine.idle.push_back(slot->easy);
+            give_back(slot->easy);
         }
     }
     Batch(const Batch&) = delete;
@@ -348,6 +374,12 @@ public:
     }
 
 private:
+    // An easy handle done with its slot, to the idle ones: curl must write no more into the slot.
+    void give_back(CURL* easy) {
+        curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, nullptr);
+        m_engine.idle.push_back(easy);
+    }
+
     // HEADs are probes: no body, a limit of their own (RemoteOptions::probes).
     static bool probe(const Request& request) { return request.method == Request::Method::head; }
 
@@ -433,8 +465,12 @@ private:
         curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
         curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME,
                          static_cast<long>(options.stall_timeout.count()));
-        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
-        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+        if (!options.ca_bundle.empty()) {
+            curl_easy_setopt(easy, CURLOPT_CAINFO, options.ca_bundle.c_str());
+        }
+        curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, slot.detail);
         curl_easy_setopt(easy, CURLOPT_HTTPHEADER, m_engine.headers);
         if (!url.user.empty() || !url.password.empty()) {
             curl_easy_setopt(easy, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
@@ -473,8 +509,8 @@ private:
             auto it = std::find_if(m_active.begin(), m_active.end(),
                                    [&](const auto& slot) { return slot->easy == easy; });
             curl_multi_remove_handle(m_engine.multi, easy);
-            m_engine.idle.push_back(easy);
             if (it == m_active.end()) {
+                give_back(easy);
                 continue;
             }
             std::unique_ptr<Slot> slot = std::move(*it);
@@ -483,6 +519,7 @@ private:
             if (!m_failure) {
                 finish(*slot, code);
             }
+            give_back(easy);
         }
         return finished;
     }
@@ -511,7 +548,8 @@ private:
             return;
         }
         if (code != CURLE_OK) {
-            m_failure = transport_error(m_transport, request, code, os_errno, slot.attempt);
+            m_failure =
+                transport_error(m_transport, request, code, os_errno, slot.attempt, slot.detail);
             return;
         }
         if (request.done) {

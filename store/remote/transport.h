@@ -37,11 +37,15 @@ struct RemoteOptions {
     std::chrono::milliseconds connect_timeout{10'000};
     std::chrono::seconds stall_timeout{30};  // no byte moved for this long: a timeout
     std::string header;                      // one header line sent with every request, or empty
-    bool verify_tls = true;
+    // The CA certificates (a PEM file) an https server's certificate must verify against, instead
+    // of the system's; empty: the system's. TLS is always verified: there is no way to turn
+    // verification off.
+    std::string ca_bundle;
 
     // The defaults, with `header` from $FBFS_REMOTE_HEADER (e.g. "Authorization: Bearer ..."),
-    // `stall_timeout` from $FBFS_REMOTE_TIMEOUT (seconds) and `parallel` from
-    // $FBFS_REMOTE_PARALLEL, where set. EINVAL naming the variable if one is not a number > 0.
+    // `stall_timeout` from $FBFS_REMOTE_TIMEOUT (seconds), `parallel` from $FBFS_REMOTE_PARALLEL
+    // and `ca_bundle` from $FBFS_REMOTE_CA, where set. EINVAL naming the variable if a number is
+    // not a number > 0 or the CA file cannot be read.
     static Result<RemoteOptions> from_environment();
 };
 

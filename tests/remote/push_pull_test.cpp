@@ -273,6 +273,71 @@ TEST_CASE("pull refuses what it cannot install, and leaves the store as it was",
     }
 }
 
+TEST_CASE("over https the server's certificate is verified; its CA is trusted by $FBFS_REMOTE_CA",
+          "[remote]") {
+    test::SelfSignedCertificate certificate;
+    NginxServer nginx(NginxServer::Auth::none, &certificate);
+    TempDir a;
+    TempDir b;
+    add_volume(a / "store", "build", 3);
+    add_volume(b / "store", "own", 2);
+    std::string a_before = digest(a / "store");
+    std::string b_before = digest(b / "store");
+    auto push = [&](const RunOptions& options) {
+        return run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.https_url(),
+                        "--key", "main"},
+                       options);
+    };
+    auto pull = [&](const fs::path& store, const RunOptions& options) {
+        return run_cli({"pull", "--store", store.string(), "--remote", nginx.https_url(), "--key",
+                        "main", "--eager"},
+                       options);
+    };
+
+    SECTION("not trusted: push and pull refuse in one line naming it, and nothing changes") {
+        check_refused(push(quick()), {"TLS certificate verification failed", "self-signed",
+                                      "$FBFS_REMOTE_CA=/path/to/ca.pem"});
+        CHECK(nginx.requests().empty());
+        CHECK(digest(a / "store") == a_before);
+
+        RunOptions trusted = quick();
+        trusted.env["FBFS_REMOTE_CA"] = certificate.certificate().string();
+        REQUIRE(push(trusted).status == 0);
+        auto requests = nginx.requests().size();
+        check_refused(pull(b / "store", quick()),
+                      {"TLS certificate verification failed", "$FBFS_REMOTE_CA"});
+        CHECK(digest(b / "store") == b_before);
+        check_refused(pull(b / "new", quick()), {"TLS certificate verification failed"});
+        CHECK_FALSE(fs::exists(b / "new"));
+        CHECK(nginx.requests().size() == requests);
+    }
+    SECTION("trusted through $FBFS_REMOTE_CA: push and pull go through") {
+        RunOptions trusted = quick();
+        trusted.env["FBFS_REMOTE_CA"] = certificate.certificate().string();
+        auto pushed = push(trusted);
+        INFO(pushed.err);
+        REQUIRE(pushed.status == 0);
+        CHECK(count(nginx.requests(), "PUT", "/ac/") == 1);
+        auto pulled = pull(b / "new", trusted);
+        INFO(pulled.err);
+        REQUIRE(pulled.status == 0);
+        CHECK(digest(b / "new") == a_before);
+    }
+    SECTION("$FBFS_REMOTE_CA naming no file is refused before any request") {
+        RunOptions wrong = quick();
+        wrong.env["FBFS_REMOTE_CA"] = (a / "no-such-ca.pem").string();
+        check_refused(push(wrong), {"$FBFS_REMOTE_CA", "cannot be read", "PEM file"});
+        CHECK(nginx.requests().empty());
+    }
+    SECTION("another CA does not make it trusted") {
+        test::SelfSignedCertificate other;
+        RunOptions wrong = quick();
+        wrong.env["FBFS_REMOTE_CA"] = other.certificate().string();
+        check_refused(push(wrong), {"TLS certificate verification failed"});
+        CHECK(digest(a / "store") == a_before);
+    }
+}
+
 TEST_CASE("push names an object missing from the store", "[remote]") {
     NginxServer nginx;
     TempDir a;

@@ -50,7 +50,8 @@ public:
         m_hash = Sha256();
         m_size = 0;
         if (!m_fd) {
-            TRY_ASSIGN(auto temp, create_owned_temp(m_pool.tmp_dir(), k_fetch_prefix));
+            TRY_ASSIGN(auto temp,
+                       named_if_full(create_owned_temp(m_pool.tmp_dir(), k_fetch_prefix)));
             m_fd = std::move(temp.fd);
             m_path = std::move(temp.path);
             return {};
@@ -64,7 +65,7 @@ public:
     Result<void> receive(std::string_view bytes) {
         m_hash.update(bytes.data(), bytes.size());
         m_size += bytes.size();
-        return write_all(m_fd.get(), bytes, m_path.string());
+        return named_if_full(write_all(m_fd.get(), bytes, m_path.string()));
     }
 
     // Checks the bytes against the id and publishes them. An Error leaves nothing behind.
@@ -88,6 +89,20 @@ public:
     }
 
 private:
+    // A full disk (or quota) named as the store's, with the fix; other results as they are.
+    template <class T>
+    Result<T> named_if_full(Result<T> result) const {
+        if (result || (result.error().code != ENOSPC && result.error().code != EDQUOT)) {
+            return result;
+        }
+        return make_error(
+            result.error().code,
+            fmt::format("cannot fetch object {} into the store {}: {} (free space "
+                        "on its disk; a pull without --eager fetches only what is "
+                        "read)",
+                        m_id.hex(), m_pool.root().string(), std::strerror(result.error().code)));
+    }
+
     const ObjectPool& m_pool;
     ObjectId m_id;
     UniqueFd m_fd;

@@ -1,10 +1,13 @@
 // fbfs push and fbfs pull as runners use them, against real nginx and the misbehaving server:
 // what moves over the wire (from nginx's access log), what the store holds afterwards, and every
 // refusal as one line "fbfs: ...", exit status 1, with the store left as it was.
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -71,6 +74,58 @@ std::size_t objects_in(const fs::path& store) {
         return 0;
     }
     for (const auto& entry : fs::recursive_directory_iterator(store / "objects")) {
+        n += entry.is_regular_file() ? 1 : 0;
+    }
+    return n;
+}
+
+// Volume `name` in the store at `root`: `files` files of `size` distinct bytes each.
+void add_big_volume(const fs::path& root, const std::string& name, int files, std::size_t size) {
+    auto store = must(Store::open(root, Store::Mode::create_if_missing));
+    auto tree = must(VolumeTree::open(*store, name, ::geteuid(), ::getegid()));
+    for (int i = 0; i < files; ++i) {
+        std::string content(size, '\0');
+        for (std::size_t at = 0; at < size; ++at) {
+            content[at] = static_cast<char>((at * 2654435761u + static_cast<std::size_t>(i)) >> 7);
+        }
+        InodeRecord r;
+        r.mode = S_IFREG | 0644;
+        r.uid = ::geteuid();
+        r.gid = ::getegid();
+        r.object = must(store->pool().put_bytes(content)).id;
+        r.size = size;
+        must(tree.create(k_root_inode, "big" + std::to_string(i), r));
+    }
+}
+
+// A tmpfs of `mib` MiB mounted at `path` for one test; unmounted on destruction (detached if
+// something still holds it). Throws if it cannot be mounted (it needs root).
+class Tmpfs {
+public:
+    Tmpfs(fs::path path, int mib) : m_path(std::move(path)) {
+        fs::create_directories(m_path);
+        std::string options = "size=" + std::to_string(mib) + "m,mode=0755";
+        if (::mount("fbfs-test", m_path.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) !=
+            0) {
+            throw std::runtime_error("cannot mount a tmpfs on " + m_path.string() + ": " +
+                                     std::strerror(errno) + " (the test needs root)");
+        }
+    }
+    ~Tmpfs() {
+        if (::umount2(m_path.c_str(), 0) != 0) {
+            ::umount2(m_path.c_str(), MNT_DETACH);
+        }
+    }
+    Tmpfs(const Tmpfs&) = delete;
+    Tmpfs& operator=(const Tmpfs&) = delete;
+
+private:
+    fs::path m_path;
+};
+
+std::size_t files_in(const fs::path& dir) {
+    std::size_t n = 0;
+    for (const auto& entry : fs::recursive_directory_iterator(dir)) {
         n += entry.is_regular_file() ? 1 : 0;
     }
     return n;
@@ -335,6 +390,37 @@ TEST_CASE("over https the server's certificate is verified; its CA is trusted by
         wrong.env["FBFS_REMOTE_CA"] = other.certificate().string();
         check_refused(push(wrong), {"TLS certificate verification failed"});
         CHECK(digest(a / "store") == a_before);
+    }
+}
+
+TEST_CASE("pull --eager onto a full disk is one line naming no space, and the store is as it was",
+          "[remote]") {
+    NginxServer nginx;
+    TempDir a;
+    TempDir b;
+    add_big_volume(a / "store", "build", 6, 2 << 20);
+    REQUIRE(run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.url(), "--key",
+                     "main"})
+                .status == 0);
+    Tmpfs disk(b / "disk", 8);
+    add_volume(b / "disk" / "store", "own", 2);
+    std::string before = digest(b / "disk" / "store");
+    std::size_t objects_before = objects_in(b / "disk" / "store");
+
+    auto pull = [&](const fs::path& store) {
+        return run_cli({"pull", "--store", store.string(), "--remote", nginx.url(), "--key", "main",
+                        "--eager"},
+                       quick());
+    };
+    check_refused(pull(b / "disk" / "store"),
+                  {"No space left on device", b.path().string(), "free space"});
+    CHECK(digest(b / "disk" / "store") == before);
+    CHECK(objects_in(b / "disk" / "store") == objects_before);
+    CHECK(files_in(b / "disk" / "store" / "tmp") == 0);
+
+    SECTION("a store the pull would have made is not left behind") {
+        check_refused(pull(b / "disk" / "new"), {"No space left on device", "free space"});
+        CHECK_FALSE(fs::exists(b / "disk" / "new"));
     }
 }
 

@@ -328,7 +328,7 @@ TEST_CASE("pull refuses what it cannot install, and leaves the store as it was",
     }
 }
 
-TEST_CASE("over https the server's certificate is verified; its CA is trusted by $FBFS_REMOTE_CA",
+TEST_CASE("over https the server's certificate is verified, and its CA trusted by FBFS_REMOTE_CA",
           "[remote]") {
     test::SelfSignedCertificate certificate;
     NginxServer nginx(NginxServer::Auth::none, &certificate);

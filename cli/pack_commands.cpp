@@ -2,11 +2,9 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/display.h"
 #include "cli/store_cleanup.h"
+#include "store/base/owned_temp_file.h"
 #include "store/base/unique_fd.h"
 #include "store/meta/store.h"
 #include "store/pack/pack_writer.h"
@@ -54,40 +53,6 @@ std::string ratio(std::uint64_t logical, std::uint64_t distinct) {
                     : "-";
 }
 
-// True if `name` is a temp file that a pack to `prefix`'s output left when it was killed: it
-// names its writer's pid (".NAME.fbfs-PID-XXXXXX"), that process is gone, and no process holds
-// the file's lock (a writer in another pid namespace does). The pid covers the moment between
-// creating the file and locking it.
-bool is_abandoned_temp(const fs::path& dir, const std::string& name, const std::string& prefix) {
-    if (!name.starts_with(prefix)) {
-        return false;
-    }
-    const char* start = name.data() + prefix.size();
-    const char* end = name.data() + name.size();
-    pid_t pid = 0;
-    auto [after, error] = std::from_chars(start, end, pid);
-    if (error != std::errc() || after == end || *after != '-' || pid <= 0) {
-        return false;  // an older fbfs's temp file, whose writer cannot be told
-    }
-    if (::kill(pid, 0) == 0 || errno == EPERM) {
-        return false;
-    }
-    UniqueFd fd(::open((dir / name).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    return fd && ::flock(fd.get(), LOCK_EX | LOCK_NB) == 0;
-}
-
-// Removes what is_abandoned_temp() finds in `dir`. Best effort: a file that cannot be removed
-// stays for the next pack.
-void remove_abandoned_temps(const fs::path& dir, const std::string& prefix) {
-    std::error_code ec;
-    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-        std::string name = it->path().filename().string();
-        if (is_abandoned_temp(dir, name, prefix)) {
-            ::unlink((dir / name).c_str());
-        }
-    }
-}
-
 // A file next to `target` that becomes `target` only once it is complete. It names this process
 // and is locked while it lives, so the next pack to `target` can tell that a killed pack left it,
 // and removes it.
@@ -96,16 +61,17 @@ public:
     static Result<TempOutput> create(const fs::path& target) {
         fs::path dir = target.parent_path().empty() ? fs::path(".") : target.parent_path();
         std::string prefix = "." + target.filename().string() + ".fbfs-";
+        // A temp file a killed pack left names it (".NAME.fbfs-PID-XXXXXX") and nobody locks it.
         remove_abandoned_temps(dir, prefix);
-        std::string path = (dir / fmt::format("{}{}-XXXXXX", prefix, ::getpid())).string();
-        UniqueFd fd(::mkostemp(path.data(), O_CLOEXEC));
-        if (!fd) {
-            return errno_error(
-                fmt::format("cannot write in {} (give -o a path in a directory "
-                            "that exists and you can write to)",
-                            dir.string()));
+        auto temp = create_owned_temp(dir, prefix);
+        if (!temp) {
+            return sys_error(temp.error().code,
+                             fmt::format("cannot write in {} (give -o a path in a directory "
+                                         "that exists and you can write to)",
+                                         dir.string()));
         }
-        (void)::flock(fd.get(), LOCK_EX | LOCK_NB);  // new and unique: nobody else can hold it
+        UniqueFd fd = std::move(temp->fd);
+        std::string path = temp->path.string();
         mode_t mask = ::umask(0);
         ::umask(mask);
         ::fchmod(fd.get(), 0666 & ~mask);

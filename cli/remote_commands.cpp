@@ -111,7 +111,9 @@ void add_remote_commands(CLI::App& app, Action& action) {
     push->footer(
         "Uploads the objects the cache lacks (HEAD, then parallel PUTs), then the volumes' "
         "metadata, then points the key at it. Credentials: user:password in the URL or "
-        "$FBFS_REMOTE_HEADER (e.g. \"Authorization: Bearer TOKEN\"); never printed.\n"
+        "$FBFS_REMOTE_HEADER (e.g. \"Authorization: Bearer TOKEN\"); never printed. TLS is "
+        "always verified; $FBFS_REMOTE_CA names a PEM file of CA certificates to trust instead "
+        "of the system's.\n"
         "Example: fbfs push --remote https://cache.example:9090/fbfs --key main");
     push->callback([&action] { action = [] { return run_push(push_args); }; });
 

@@ -32,6 +32,7 @@
 #include "store/meta/volume_lock.h"
 #include "store/meta/volume_times.h"
 #include "store/meta/volume_tree.h"
+#include "store/remote/http_cas.h"
 #include "store/remote/origin_check.h"
 
 namespace fbfs {
@@ -147,6 +148,8 @@ Result<void> serve_volume(const MountRequest& request, const std::function<void(
         spdlog::info("removed {} files a previous daemon left open and unlinked", dropped);
     }
     remove_stale_staging(*store, tree.id());
+    // Objects a killed fetch (this mount's or an eager pull's) was receiving.
+    remove_abandoned_fetches(store->pool());
     // Objects a killed daemon freed but had not deleted yet.
     TRY(store->remove_dead_objects());
     // From here on, dead objects' files become this volume's staging files (removed as stale

@@ -4,9 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <deque>
 #include <memory>
 
 #include "store/base/fd_io.h"
+#include "store/base/owned_temp_file.h"
 #include "store/base/unique_fd.h"
 
 namespace fbfs {
@@ -26,8 +28,12 @@ bool put_accepted(long status) {
     return status == 200 || status == 201 || status == 204;
 }
 
-// One object on its way from the server into the pool: a file of the pool's tmp/ and the hash of
-// what it holds so far. Removed on destruction unless published.
+// The name of fetch temp files in a pool's tmp/: "fetch-<pid>-XXXXXX" (owned_temp_file.h).
+constexpr std::string_view k_fetch_prefix = "fetch-";
+
+// One object on its way from the server into the pool: a file of the pool's tmp/, locked while
+// this process has it, and the hash of what it holds so far. Removed on destruction unless
+// published.
 class Fetching {
 public:
     Fetching(const ObjectPool& pool, ObjectId id) : m_pool(pool), m_id(id) {}
@@ -44,14 +50,10 @@ public:
         m_hash = Sha256();
         m_size = 0;
         if (!m_fd) {
-            std::string pattern = (m_pool.tmp_dir() / "fetch-XXXXXX").string();
-            int fd = ::mkostemp(pattern.data(), O_CLOEXEC);
-            if (fd < 0) {
-                return errno_error(
-                    fmt::format("cannot make a file in {}", m_pool.tmp_dir().string()));
-            }
-            m_fd.reset(fd);
-            m_path = pattern;
+            TRY_ASSIGN(auto temp,
+                       named_if_full(create_owned_temp(m_pool.tmp_dir(), k_fetch_prefix)));
+            m_fd = std::move(temp.fd);
+            m_path = std::move(temp.path);
             return {};
         }
         if (::ftruncate(m_fd.get(), 0) != 0 || ::lseek(m_fd.get(), 0, SEEK_SET) != 0) {
@@ -63,7 +65,7 @@ public:
     Result<void> receive(std::string_view bytes) {
         m_hash.update(bytes.data(), bytes.size());
         m_size += bytes.size();
-        return write_all(m_fd.get(), bytes, m_path.string());
+        return named_if_full(write_all(m_fd.get(), bytes, m_path.string()));
     }
 
     // Checks the bytes against the id and publishes them. An Error leaves nothing behind.
@@ -79,13 +81,28 @@ public:
         if (::fchmod(m_fd.get(), 0444) != 0) {
             return errno_error(fmt::format("cannot chmod {}", m_path.string()));
         }
-        m_fd.reset();
+        // Published with its lock still held: until it is an object, it is ours.
         TRY(m_pool.publish(m_path, m_id, m_size));
         m_path.clear();
+        m_fd.reset();
         return m_size;
     }
 
 private:
+    // A full disk (or quota) named as the store's, with the fix; other results as they are.
+    template <class T>
+    Result<T> named_if_full(Result<T> result) const {
+        if (result || (result.error().code != ENOSPC && result.error().code != EDQUOT)) {
+            return result;
+        }
+        return make_error(
+            result.error().code,
+            fmt::format("cannot fetch object {} into the store {}: {} (free space "
+                        "on its disk; a pull without --eager fetches only what is "
+                        "read)",
+                        m_id.hex(), m_pool.root().string(), std::strerror(result.error().code)));
+    }
+
     const ObjectPool& m_pool;
     ObjectId m_id;
     UniqueFd m_fd;
@@ -95,6 +112,10 @@ private:
 };
 
 }  // namespace
+
+std::size_t remove_abandoned_fetches(const ObjectPool& pool) {
+    return remove_abandoned_temps(pool.tmp_dir(), k_fetch_prefix);
+}
 
 Result<HttpCas> HttpCas::open(std::string_view url, RemoteOptions options) {
     TRY_ASSIGN(auto parsed, RemoteUrl::parse(url));
@@ -128,40 +149,90 @@ Result<std::vector<ObjectId>> HttpCas::missing(std::span<const ObjectId> ids) {
     return lacking;
 }
 
-Result<void> HttpCas::upload(std::span<const Upload> uploads) {
-    // Files are opened as their requests start (at most `parallel` at once) and closed as they
-    // end: a push of 100 000 objects holds no more fds than transfers.
-    std::vector<Request> requests(uploads.size());
-    std::vector<UniqueFd> fds(uploads.size());
-    for (std::size_t i = 0; i < uploads.size(); ++i) {
-        Request& request = requests[i];
-        request.method = Request::Method::put;
-        request.path = cas_path(uploads[i].id);
-        request.restart = [&, i]() -> Result<void> {
-            if (fds[i]) {
-                return {};
-            }
-            const fs::path& path = uploads[i].path;
-            UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-            struct stat st {};
-            if (!fd || ::fstat(fd.get(), &st) != 0) {
-                return errno_error(
-                    fmt::format("cannot open object {} at {}", uploads[i].id.hex(), path.string()));
-            }
-            requests[i].body_fd = fd.get();
-            requests[i].body_size = static_cast<std::uint64_t>(st.st_size);
-            fds[i] = std::move(fd);
+namespace {
+
+// Makes `request` (which must stay where it is until it has run) a PUT of the file at `path` to
+// cas/<id>. The file is opened when the request starts and closed when it ends: a push of 100 000
+// objects holds no more fds than transfers.
+void make_file_put(Request& request, const Transport& transport, const ObjectId& id,
+                   fs::path path) {
+    auto fd = std::make_shared<UniqueFd>();
+    request.method = Request::Method::put;
+    request.path = cas_path(id);
+    request.restart = [&request, fd, id, path = std::move(path)]() -> Result<void> {
+        if (*fd) {
             return {};
-        };
-        request.done = [&, i](long status) -> Result<void> {
-            fds[i].reset();
-            if (put_accepted(status)) {
-                return {};
-            }
-            return std::unexpected(m_transport.status_error(requests[i], status));
-        };
+        }
+        UniqueFd opened(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        struct stat st {};
+        if (!opened || ::fstat(opened.get(), &st) != 0) {
+            return errno_error(fmt::format("cannot open object {} at {}", id.hex(), path.string()));
+        }
+        request.body_fd = opened.get();
+        request.body_size = static_cast<std::uint64_t>(st.st_size);
+        *fd = std::move(opened);
+        return {};
+    };
+    request.done = [&request, &transport, fd](long status) -> Result<void> {
+        fd->reset();
+        if (put_accepted(status)) {
+            return {};
+        }
+        return std::unexpected(transport.status_error(request, status));
+    };
+}
+
+// Makes `request` (which must stay where it is until it has run) a PUT of `body` to `path`.
+void make_bytes_put(Request& request, const Transport& transport, std::string path,
+                    std::string body) {
+    request.method = Request::Method::put;
+    request.path = std::move(path);
+    request.body = std::move(body);
+    request.done = [&request, &transport](long status) -> Result<void> {
+        if (put_accepted(status)) {
+            return {};
+        }
+        return std::unexpected(transport.status_error(request, status));
+    };
+}
+
+}  // namespace
+
+Result<void> HttpCas::upload(std::span<const Upload> uploads) {
+    std::vector<Request> requests(uploads.size());
+    for (std::size_t i = 0; i < uploads.size(); ++i) {
+        make_file_put(requests[i], m_transport, uploads[i].id, uploads[i].path);
     }
     return m_transport.run(requests);
+}
+
+Result<std::vector<ObjectId>> HttpCas::upload_missing(std::span<const ObjectId> ids,
+                                                      const UploadSource& source,
+                                                      std::span<const std::string> contents) {
+    std::deque<Request> puts;
+    for (const std::string& bytes : contents) {
+        make_bytes_put(puts.emplace_back(), m_transport, cas_path(ObjectId::of(bytes)), bytes);
+    }
+    std::vector<ObjectId> uploaded;
+    std::vector<Request> heads(ids.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        heads[i].method = Request::Method::head;
+        heads[i].path = cas_path(ids[i]);
+        heads[i].done = [&, i](long status) -> Result<void> {
+            if (status == 200) {
+                return {};
+            }
+            if (status != 404) {
+                return std::unexpected(m_transport.status_error(heads[i], status));
+            }
+            TRY_ASSIGN(auto path, source(ids[i]));
+            make_file_put(puts.emplace_back(), m_transport, ids[i], std::move(path));
+            uploaded.push_back(ids[i]);
+            return {};
+        };
+    }
+    TRY(m_transport.run(heads, &puts));
+    return uploaded;
 }
 
 Result<std::uint64_t> HttpCas::fetch(std::span<const ObjectId> ids, const ObjectPool& pool) {
@@ -257,15 +328,7 @@ Result<std::string> HttpCas::get_content(const ObjectId& id, std::size_t limit) 
 Result<ObjectId> HttpCas::put_content(std::string_view bytes) {
     ObjectId id = ObjectId::of(bytes);
     Request request;
-    request.method = Request::Method::put;
-    request.path = cas_path(id);
-    request.body = std::string(bytes);
-    request.done = [&](long status) -> Result<void> {
-        if (put_accepted(status)) {
-            return {};
-        }
-        return std::unexpected(m_transport.status_error(request, status));
-    };
+    make_bytes_put(request, m_transport, cas_path(id), std::string(bytes));
     TRY(m_transport.run(std::span(&request, 1)));
     return id;
 }
@@ -276,15 +339,7 @@ Result<std::optional<std::string>> HttpCas::get_entry(const ObjectId& key, std::
 
 Result<void> HttpCas::put_entry(const ObjectId& key, std::string_view value) {
     Request request;
-    request.method = Request::Method::put;
-    request.path = ac_path(key);
-    request.body = std::string(value);
-    request.done = [&](long status) -> Result<void> {
-        if (put_accepted(status)) {
-            return {};
-        }
-        return std::unexpected(m_transport.status_error(request, status));
-    };
+    make_bytes_put(request, m_transport, ac_path(key), std::string(value));
     return m_transport.run(std::span(&request, 1));
 }
 

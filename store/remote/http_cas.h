@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -32,6 +33,13 @@ struct Upload {
     std::filesystem::path path;
 };
 
+// The file holding the bytes of an object the server lacks, or an Error (which ends the upload).
+using UploadSource = std::function<Result<std::filesystem::path>(const ObjectId&)>;
+
+// Removes the temp files that fetches into `pool` left when their process was killed (their
+// pid gone, their lock free: owned_temp_file.h); returns how many. Best effort.
+std::size_t remove_abandoned_fetches(const ObjectPool& pool);
+
 class HttpCas {
 public:
     // Parses `url` (RemoteUrl::parse); no request is made yet.
@@ -42,6 +50,13 @@ public:
     Result<std::vector<ObjectId>> missing(std::span<const ObjectId> ids);
     // PUTs every file to cas/<id>, in parallel. Fails if a file cannot be opened.
     Result<void> upload(std::span<const Upload> uploads);
+    // HEADs cas/<id> of every id and PUTs each one the server answers 404 for as soon as it does,
+    // from the file `source` names; `contents` go up alongside (to cas/<their sha256>, no HEAD).
+    // One batch: up to options.probes HEADs and options.parallel PUTs at once. Returns the ids
+    // it PUT, in the order their HEADs answered. On failure, some objects may be up already.
+    Result<std::vector<ObjectId>> upload_missing(std::span<const ObjectId> ids,
+                                                 const UploadSource& source,
+                                                 std::span<const std::string> contents);
     // GETs cas/<id> of every id into `pool`, in parallel, each checked by hash on the way in.
     // Ids the pool holds already are skipped. Returns how many bytes it fetched.
     Result<std::uint64_t> fetch(std::span<const ObjectId> ids, const ObjectPool& pool);

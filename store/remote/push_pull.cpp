@@ -63,31 +63,31 @@ Result<PushSummary> push_volumes(Store& store, HttpCas& cas, const std::vector<s
             }
         }
     }
-    TRY_ASSIGN(auto lacking, cas.missing(ids));
     const ObjectPool& pool = store.pool();
-    PushSummary summary;
-    std::vector<Upload> uploads;
     TRY_ASSIGN(auto origin, read_remote_origin(store.root()));
-    for (const ObjectId& id : lacking) {
-        if (!pool.contains(id)) {
-            const Named& where = named.at(id);
-            std::string fix = origin ? fmt::format(
-                                           "it was pulled lazily from {}: pull it with "
-                                           "--eager first",
-                                           *origin)
-                                     : std::string("run fbfs verify");
-            return make_error(ENOENT,
-                              fmt::format("the store {} lacks object {} (inode {} of volume '{}') "
-                                          "and so does remote {}: cannot push it ({})",
-                                          store.root().string(), id.hex(), where.ino, where.volume,
-                                          cas.shown_url(), fix));
+    auto source = [&](const ObjectId& id) -> Result<std::filesystem::path> {
+        if (pool.contains(id)) {
+            return pool.object_path(id);
         }
-        uploads.push_back({id, pool.object_path(id)});
+        const Named& where = named.at(id);
+        std::string fix = origin ? fmt::format(
+                                       "it was pulled lazily from {}: pull it with "
+                                       "--eager first",
+                                       *origin)
+                                 : std::string("run fbfs verify");
+        return make_error(ENOENT, fmt::format("the store {} lacks object {} (inode {} of volume "
+                                              "'{}') and so does remote {}: cannot push it ({})",
+                                              store.root().string(), id.hex(), where.ino,
+                                              where.volume, cas.shown_url(), fix));
+    };
+    // The manifest goes up with the objects: nothing names it until the key, written last.
+    TRY_ASSIGN(auto manifest, encode_manifest(volumes));
+    ObjectId manifest_id = ObjectId::of(manifest);
+    TRY_ASSIGN(auto uploaded, cas.upload_missing(ids, source, std::span(&manifest, 1)));
+    PushSummary summary;
+    for (const ObjectId& id : uploaded) {
         summary.bytes_uploaded += named.at(id).size;
     }
-    TRY(cas.upload(uploads));
-    TRY_ASSIGN(auto manifest, encode_manifest(volumes));
-    TRY_ASSIGN(auto manifest_id, cas.put_content(manifest));
     TRY(cas.put_entry(manifest_key(key), encode_manifest_ref({manifest_id, manifest.size()})));
     // The remote holds every object of these volumes now. If it is the store's origin (or the
     // store had none, and now has it), gc may drop them from the pool.
@@ -99,7 +99,7 @@ Result<PushSummary> push_volumes(Store& store, HttpCas& cas, const std::vector<s
     }
     summary.volumes = volumes.size();
     summary.objects = ids.size();
-    summary.objects_uploaded = uploads.size();
+    summary.objects_uploaded = uploaded.size();
     summary.manifest_bytes = manifest.size();
     summary.manifest = manifest_id;
     return summary;
@@ -139,6 +139,8 @@ Result<Manifest> fetch_manifest(HttpCas& cas, std::string_view key, std::uint64_
 }  // namespace
 
 Result<PullSummary> pull_volumes(Store& store, HttpCas& cas, std::string_view key, bool eager) {
+    // Objects a killed fetch (an eager pull's or a mount's) was receiving.
+    remove_abandoned_fetches(store.pool());
     PullSummary summary;
     TRY_ASSIGN(auto manifest, fetch_manifest(cas, key, summary.manifest_bytes));
     for (const auto& v : manifest.volumes) {

@@ -1,8 +1,9 @@
 // fbfs push and fbfs pull: a store's volumes to and from a remote HTTP cache (http_cas.h).
 //
-// push uploads every object of the volumes that the cache lacks (HEAD of all, then parallel PUTs
-// of the missing), then the manifest (manifest.h), then points ac/<SHA-256 of the key> at it:
-// the entry is written last, so a runner that finds it finds everything it names.
+// push uploads every object of the volumes that the cache lacks (a HEAD of each, and a PUT of
+// each missing one as soon as its HEAD answers) and the manifest (manifest.h) alongside, then
+// points ac/<SHA-256 of the key> at it: the entry is written last, so a runner that finds it
+// finds everything it names.
 //
 // pull installs the volumes of the manifest a key names, checked as unpack checks a pack, in one
 // LMDB transaction with the volumes locked against mounts: all or nothing. Without `eager` no

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <optional>
 #include <thread>
@@ -43,6 +45,12 @@ bool transient(CURLcode code) {
     }
 }
 
+// Connections to the server, open at once and kept open between batches: one per request in
+// flight, so as many as the larger in-flight limit.
+int connection_limit(const RemoteOptions& options) {
+    return std::max(options.parallel, options.probes);
+}
+
 bool transient_status(long status) {
     return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 ||
            status == 504;
@@ -74,6 +82,15 @@ Result<RemoteOptions> RemoteOptions::from_environment() {
         }
         return value;
     };
+    if (const char* ca = std::getenv("FBFS_REMOTE_CA"); ca != nullptr && *ca != '\0') {
+        if (::access(ca, R_OK) != 0) {
+            return make_error(EINVAL, fmt::format("$FBFS_REMOTE_CA is {}, which cannot be read: {} "
+                                                  "(give the path of a PEM file of the CA "
+                                                  "certificates to trust)",
+                                                  ca, std::strerror(errno)));
+        }
+        options.ca_bundle = ca;
+    }
     TRY_ASSIGN(auto timeout, number("FBFS_REMOTE_TIMEOUT", 3600));
     TRY_ASSIGN(auto parallel, number("FBFS_REMOTE_PARALLEL", 256));
     if (timeout) {
@@ -90,7 +107,8 @@ struct Slot {
     Request* request = nullptr;
     int attempt = 1;
     CURL* easy = nullptr;
-    std::uint64_t offset = 0;  // next byte of a PUT body
+    char detail[CURL_ERROR_SIZE] = {};  // curl's words for what went wrong, if anything
+    std::uint64_t offset = 0;           // next byte of a PUT body
     std::optional<Error> failure;
 };
 
@@ -111,9 +129,9 @@ struct TransportEngine {
     explicit TransportEngine(const RemoteOptions& options) {
         init_curl_once();
         multi = curl_multi_init();
-        curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                          static_cast<long>(options.parallel));
-        curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(options.parallel));
+        auto connections = static_cast<long>(connection_limit(options));
+        curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, connections);
+        curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, connections);
         // No "Expect: 100-continue" round trip before a PUT's body.
         headers = curl_slist_append(headers, "Expect:");
         if (!options.header.empty()) {
@@ -245,8 +263,9 @@ Error Transport::status_error(const Request& request, long status) const {
 
 namespace {
 
+// The Error for a request whose last try got no answer; `detail` is curl's error buffer.
 Error transport_error(const Transport& transport, const Request& request, CURLcode code,
-                      long os_errno, int tries) {
+                      long os_errno, int tries, std::string_view detail) {
     std::string after = tries > 1 ? fmt::format(" ({} tries)", tries) : "";
     switch (code) {
         case CURLE_COULDNT_CONNECT:
@@ -276,13 +295,26 @@ Error transport_error(const Transport& transport, const Request& request, CURLco
             return transport.request_error(
                 request, EPROTO, fmt::format("the server's answer was cut short{}", after));
         case CURLE_PEER_FAILED_VERIFICATION:
-        case CURLE_SSL_CACERT_BADFILE:
-        case CURLE_SSL_CONNECT_ERROR:
             return transport.request_error(
                 request, EACCES,
-                fmt::format("TLS: {} (the server's certificate must verify against the system's "
-                            "CA store)",
-                            curl_easy_strerror(code)));
+                fmt::format("TLS certificate verification failed: {} (trust the server's CA "
+                            "with $FBFS_REMOTE_CA=/path/to/ca.pem, or give the server a "
+                            "certificate the system's CA store verifies)",
+                            detail.empty() ? curl_easy_strerror(code) : detail));
+        case CURLE_SSL_CACERT_BADFILE:
+            return transport.request_error(
+                request, EACCES,
+                fmt::format("TLS: cannot use the CA certificates{}: {} ($FBFS_REMOTE_CA must name "
+                            "a PEM file of CA certificates)",
+                            transport.options().ca_bundle.empty()
+                                ? std::string()
+                                : " in " + transport.options().ca_bundle,
+                            detail.empty() ? curl_easy_strerror(code) : detail));
+        case CURLE_SSL_CONNECT_ERROR:
+            return transport.request_error(
+                request, EPROTO,
+                fmt::format("TLS handshake failed: {} (is it an https server?)",
+                            detail.empty() ? curl_easy_strerror(code) : detail));
         default:
             return transport.request_error(request, EIO,
                                            fmt::format("{}{}", curl_easy_strerror(code), after));
@@ -296,23 +328,26 @@ namespace {
 // One run of Transport::run(): the requests waiting, those in flight, and the first failure.
 class Batch {
 public:
-    Batch(const Transport& transport, TransportEngine& engine, std::span<Request> requests)
-        : m_transport(transport), m_engine(engine) {
+    Batch(const Transport& transport, TransportEngine& engine, std::span<Request> requests,
+          std::deque<Request>* later)
+        : m_transport(transport), m_engine(engine), m_later(later) {
         for (Request& request : requests) {
-            m_fresh.push_back({&request, 1, {}});
+            queue(request);
         }
+        take_later();
     }
     ~Batch() {
         for (auto& slot : m_active) {
             curl_multi_remove_handle(m_engine.multi, slot->easy);
-            m_engine.idle.push_back(slot->easy);
+            give_back(slot->easy);
         }
     }
     Batch(const Batch&) = delete;
     Batch& operator=(const Batch&) = delete;
 
     Result<void> run() {
-        while (!m_failure && (!m_fresh.empty() || !m_retries.empty() || !m_active.empty())) {
+        while (!m_failure && (!m_fresh[0].empty() || !m_fresh[1].empty() || !m_retries.empty() ||
+                              !m_active.empty())) {
             auto now = Clock::now();
             start_ready(now);
             if (m_failure) {
@@ -325,8 +360,10 @@ public:
             }
             int running = 0;
             curl_multi_perform(m_engine.multi, &running);
-            collect();
-            if (running > 0) {
+            bool finished = collect() > 0;
+            take_later();
+            // A finished request leaves room: fill it now, not after the next socket event.
+            if (running > 0 && !finished) {
                 curl_multi_poll(m_engine.multi, nullptr, 0, static_cast<int>(wait), nullptr);
             }
         }
@@ -337,22 +374,50 @@ public:
     }
 
 private:
-    // Starts waiting requests, retries whose backoff is over first, up to `parallel` in flight.
+    // An easy handle done with its slot, to the idle ones: curl must write no more into the slot.
+    void give_back(CURL* easy) {
+        curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, nullptr);
+        m_engine.idle.push_back(easy);
+    }
+
+    // HEADs are probes: no body, a limit of their own (RemoteOptions::probes).
+    static bool probe(const Request& request) { return request.method == Request::Method::head; }
+
+    void queue(Request& request) { m_fresh[probe(request) ? 1 : 0].push_back({&request, 1, {}}); }
+
+    // Queues the requests callbacks appended to `later` since the last look.
+    void take_later() {
+        for (; m_later != nullptr && m_later_taken < m_later->size(); ++m_later_taken) {
+            queue((*m_later)[m_later_taken]);
+        }
+    }
+
+    // Whether one more request of this kind may start: under its own limit and under the
+    // connections.
+    bool room_for(bool is_probe) const {
+        const RemoteOptions& options = m_transport.options();
+        auto limit = static_cast<std::size_t>(is_probe ? options.probes : options.parallel);
+        return m_in_flight[is_probe ? 1 : 0] < limit &&
+               m_active.size() < static_cast<std::size_t>(connection_limit(options));
+    }
+
+    // Starts waiting requests while each kind has room, retries whose backoff is over first.
     void start_ready(Clock::time_point now) {
-        auto limit = static_cast<std::size_t>(m_transport.options().parallel);
-        while (!m_failure && m_active.size() < limit) {
-            auto ready = std::find_if(m_retries.begin(), m_retries.end(),
-                                      [&](const Waiting& w) { return w.not_before <= now; });
-            if (ready != m_retries.end()) {
-                Waiting waiting = *ready;
-                m_retries.erase(ready);
-                start(waiting);
-            } else if (!m_fresh.empty()) {
-                Waiting waiting = m_fresh.front();
-                m_fresh.pop_front();
+        for (auto it = m_retries.begin(); !m_failure && it != m_retries.end();) {
+            if (it->not_before <= now && room_for(probe(*it->request))) {
+                Waiting waiting = *it;
+                it = m_retries.erase(it);
                 start(waiting);
             } else {
-                break;
+                ++it;
+            }
+        }
+        for (bool is_probe : {true, false}) {
+            auto& fresh = m_fresh[is_probe ? 1 : 0];
+            while (!m_failure && !fresh.empty() && room_for(is_probe)) {
+                Waiting waiting = fresh.front();
+                fresh.pop_front();
+                start(waiting);
             }
         }
     }
@@ -382,6 +447,7 @@ private:
         slot->easy = m_engine.take_easy();
         configure(*slot);
         curl_multi_add_handle(m_engine.multi, slot->easy);
+        ++m_in_flight[probe(request) ? 1 : 0];
         m_active.push_back(std::move(slot));
     }
 
@@ -399,8 +465,12 @@ private:
         curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
         curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME,
                          static_cast<long>(options.stall_timeout.count()));
-        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
-        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+        if (!options.ca_bundle.empty()) {
+            curl_easy_setopt(easy, CURLOPT_CAINFO, options.ca_bundle.c_str());
+        }
+        curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, slot.detail);
         curl_easy_setopt(easy, CURLOPT_HTTPHEADER, m_engine.headers);
         if (!url.user.empty() || !url.password.empty()) {
             curl_easy_setopt(easy, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
@@ -424,28 +494,34 @@ private:
         }
     }
 
-    // Hands every finished transfer to finish() and its easy handle back to the engine.
-    void collect() {
+    // Hands every finished transfer to finish() and its easy handle back to the engine; returns
+    // how many there were.
+    int collect() {
+        int finished = 0;
         int left = 0;
         while (CURLMsg* message = curl_multi_info_read(m_engine.multi, &left)) {
             if (message->msg != CURLMSG_DONE) {
                 continue;
             }
+            ++finished;
             CURL* easy = message->easy_handle;
             CURLcode code = message->data.result;
             auto it = std::find_if(m_active.begin(), m_active.end(),
                                    [&](const auto& slot) { return slot->easy == easy; });
             curl_multi_remove_handle(m_engine.multi, easy);
-            m_engine.idle.push_back(easy);
             if (it == m_active.end()) {
+                give_back(easy);
                 continue;
             }
             std::unique_ptr<Slot> slot = std::move(*it);
             m_active.erase(it);
+            --m_in_flight[probe(*slot->request) ? 1 : 0];
             if (!m_failure) {
                 finish(*slot, code);
             }
+            give_back(easy);
         }
+        return finished;
     }
 
     // A finished try: again later if the fault may pass and tries are left, else judged.
@@ -472,7 +548,8 @@ private:
             return;
         }
         if (code != CURLE_OK) {
-            m_failure = transport_error(m_transport, request, code, os_errno, slot.attempt);
+            m_failure =
+                transport_error(m_transport, request, code, os_errno, slot.attempt, slot.detail);
             return;
         }
         if (request.done) {
@@ -484,16 +561,19 @@ private:
 
     const Transport& m_transport;
     TransportEngine& m_engine;
-    std::deque<Waiting> m_fresh;
+    std::deque<Request>* m_later = nullptr;
+    std::size_t m_later_taken = 0;   // requests of *m_later queued so far
+    std::deque<Waiting> m_fresh[2];  // never tried: [0] GETs and PUTs, [1] HEADs
     std::vector<Waiting> m_retries;
     std::vector<std::unique_ptr<Slot>> m_active;
+    std::size_t m_in_flight[2] = {0, 0};  // of m_active: [0] GETs and PUTs, [1] HEADs
     std::optional<Error> m_failure;
 };
 
 }  // namespace
 
-Result<void> Transport::run(std::span<Request> requests) {
-    return Batch(*this, *m_engine, requests).run();
+Result<void> Transport::run(std::span<Request> requests, std::deque<Request>* later) {
+    return Batch(*this, *m_engine, requests, later).run();
 }
 
 }  // namespace fbfs

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "store/base/object_id.h"
+#include "tests/support/fetch_temps.h"
 #include "tests/support/http_servers.h"
 #include "tests/support/make_project.h"
 #include "tests/support/mount.h"
@@ -168,6 +169,23 @@ TEST_CASE("remote mount: a lazily pulled file is fetched on its first read, neve
         CHECK(lost.status == 1);
         CHECK(lost.err.find("missing object") != std::string::npos);
     }
+}
+
+TEST_CASE("remote mount: a mount removes the temp files of fetches that were killed, no other",
+          "[fuse]") {
+    NginxServer nginx;
+    TempDir tmp;
+    push_five_files(tmp / "a", tmp / "mnt", nginx.url());
+    require_ok(run_cli({"pull", "--store", (tmp / "b").string(), "--remote", nginx.url(), "--key",
+                        "main"}),
+               "fbfs pull");
+    fbfs::test::PlantedFetchTemps planted(tmp / "b" / "tmp");
+
+    Mount b(tmp / "b", tmp / "mnt");
+    CHECK_FALSE(fs::exists(planted.abandoned));
+    CHECK(fs::exists(planted.locked));
+    CHECK(fs::exists(planted.live));
+    CHECK(read_outcome(b / "f1").bytes == content_of(1));
 }
 
 TEST_CASE("remote mount: wrong bytes from the cache are refused by hash, EIO, nothing kept",

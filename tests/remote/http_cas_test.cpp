@@ -94,6 +94,26 @@ struct BadServerClient {
     HttpCas cas;
 };
 
+// An UploadSource giving the file of each of `uploads`, and ENOENT for any other id.
+UploadSource source_of(const std::vector<Upload>& uploads) {
+    return [&uploads](const ObjectId& id) -> Result<fs::path> {
+        for (const auto& upload : uploads) {
+            if (upload.id == id) {
+                return upload.path;
+            }
+        }
+        return make_error(ENOENT, "no file for " + id.hex());
+    };
+}
+
+std::size_t connections_of(const std::vector<test::LoggedRequest>& requests) {
+    std::set<std::uint64_t> connections;
+    for (const auto& request : requests) {
+        connections.insert(request.connection);
+    }
+    return connections.size();
+}
+
 }  // namespace
 
 TEST_CASE("RemoteUrl: credentials leave the URL and are never shown", "[remote]") {
@@ -137,13 +157,10 @@ TEST_CASE("HttpCas: objects go up to nginx and come back into a pool, checked", 
     auto after = cas.missing(ids);
     REQUIRE(after);
     CHECK(after->empty());
-    // 120 requests, at most 8 at a time, over connections kept alive: 8 connections at most.
-    std::set<std::uint64_t> connections;
-    for (const auto& request : nginx.requests()) {
-        connections.insert(request.connection);
-    }
+    // 120 requests, at most 32 HEADs or 8 PUTs at a time, over connections kept alive between
+    // batches: 32 connections at most.
     CHECK(nginx.requests().size() == 120);
-    CHECK(connections.size() <= 8);
+    CHECK(connections_of(nginx.requests()) <= 32);
 
     ObjectPool pool = empty_pool(tmp.path());
     auto fetched = cas.fetch(ids, pool);
@@ -164,6 +181,45 @@ TEST_CASE("HttpCas: objects go up to nginx and come back into a pool, checked", 
         REQUIRE(again);
         CHECK(*again == 0);
         CHECK(nginx.requests().size() == before);
+    }
+}
+
+TEST_CASE("HttpCas: upload_missing PUTs only what the server lacks, and the contents with it",
+          "[remote]") {
+    NginxServer nginx;
+    TempDir tmp;
+    auto uploads = make_objects(tmp / "files", 60);
+    auto ids = ids_of(uploads);
+    HttpCas cas = open_cas(nginx.url());
+    REQUIRE(cas.upload(std::span(uploads).first(20)));
+    auto before = nginx.requests().size();
+    std::vector<std::string> contents{"a manifest"};
+    auto uploaded = cas.upload_missing(ids, source_of(uploads), contents);
+    REQUIRE(uploaded);
+    std::set<ObjectId> want(ids.begin() + 20, ids.end());
+    CHECK(std::set<ObjectId>(uploaded->begin(), uploaded->end()) == want);
+    CHECK(uploaded->size() == 40);
+    for (const auto& upload : uploads) {
+        CHECK(test::read_file(nginx.root() / "cache" / "cas" / upload.id.hex()) ==
+              test::read_file(upload.path));
+    }
+    CHECK(test::read_file(nginx.root() / "cache" / "cas" / ObjectId::of(contents[0]).hex()) ==
+          contents[0]);
+    auto requests = nginx.requests();
+    // 60 HEADs, 40 PUTs of objects, 1 of the contents; over connections kept alive.
+    CHECK(requests.size() - before == 101);
+    CHECK(connections_of(requests) <= 32);
+
+    SECTION("an object its source cannot give ends the upload with that error") {
+        auto more = make_objects(tmp / "more", 65);
+        auto lost = more.back().id;
+        more.pop_back();
+        std::vector<ObjectId> asked = ids_of(more);
+        asked.push_back(lost);
+        auto failed = cas.upload_missing(asked, source_of(more), {});
+        REQUIRE_FALSE(failed);
+        CHECK(failed.error().message == "no file for " + lost.hex());
+        CHECK_FALSE(fs::exists(nginx.root() / "cache" / "cas" / lost.hex()));
     }
 }
 

@@ -1,10 +1,13 @@
 // fbfs push and fbfs pull as runners use them, against real nginx and the misbehaving server:
 // what moves over the wire (from nginx's access log), what the store holds afterwards, and every
 // refusal as one line "fbfs: ...", exit status 1, with the store left as it was.
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -12,6 +15,7 @@
 
 #include "store/meta/store.h"
 #include "store/meta/volume_tree.h"
+#include "tests/support/fetch_temps.h"
 #include "tests/support/http_servers.h"
 #include "tests/support/must.h"
 #include "tests/support/run.h"
@@ -75,6 +79,58 @@ std::size_t objects_in(const fs::path& store) {
     return n;
 }
 
+// Volume `name` in the store at `root`: `files` files of `size` distinct bytes each.
+void add_big_volume(const fs::path& root, const std::string& name, int files, std::size_t size) {
+    auto store = must(Store::open(root, Store::Mode::create_if_missing));
+    auto tree = must(VolumeTree::open(*store, name, ::geteuid(), ::getegid()));
+    for (int i = 0; i < files; ++i) {
+        std::string content(size, '\0');
+        for (std::size_t at = 0; at < size; ++at) {
+            content[at] = static_cast<char>((at * 2654435761u + static_cast<std::size_t>(i)) >> 7);
+        }
+        InodeRecord r;
+        r.mode = S_IFREG | 0644;
+        r.uid = ::geteuid();
+        r.gid = ::getegid();
+        r.object = must(store->pool().put_bytes(content)).id;
+        r.size = size;
+        must(tree.create(k_root_inode, "big" + std::to_string(i), r));
+    }
+}
+
+// A tmpfs of `mib` MiB mounted at `path` for one test; unmounted on destruction (detached if
+// something still holds it). Throws if it cannot be mounted (it needs root).
+class Tmpfs {
+public:
+    Tmpfs(fs::path path, int mib) : m_path(std::move(path)) {
+        fs::create_directories(m_path);
+        std::string options = "size=" + std::to_string(mib) + "m,mode=0755";
+        if (::mount("fbfs-test", m_path.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) !=
+            0) {
+            throw std::runtime_error("cannot mount a tmpfs on " + m_path.string() + ": " +
+                                     std::strerror(errno) + " (the test needs root)");
+        }
+    }
+    ~Tmpfs() {
+        if (::umount2(m_path.c_str(), 0) != 0) {
+            ::umount2(m_path.c_str(), MNT_DETACH);
+        }
+    }
+    Tmpfs(const Tmpfs&) = delete;
+    Tmpfs& operator=(const Tmpfs&) = delete;
+
+private:
+    fs::path m_path;
+};
+
+std::size_t files_in(const fs::path& dir) {
+    std::size_t n = 0;
+    for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+        n += entry.is_regular_file() ? 1 : 0;
+    }
+    return n;
+}
+
 // Quick faults: one second of silence is a timeout.
 RunOptions quick() {
     RunOptions options;
@@ -125,6 +181,29 @@ TEST_CASE("push then pull --eager on another store gives the same volumes", "[re
         REQUIRE(again.status == 0);
         CHECK(again.err.find("(0 uploaded") != std::string::npos);
     }
+}
+
+TEST_CASE("pull removes the temp files of fetches that were killed, and no other", "[remote]") {
+    NginxServer nginx;
+    TempDir a;
+    TempDir b;
+    add_volume(a / "store", "build", 3);
+    REQUIRE(run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.url(), "--key",
+                     "main"})
+                .status == 0);
+    std::vector<std::string> pull{
+        "pull", "--store", (b / "store").string(), "--remote", nginx.url(), "--key", "main"};
+    REQUIRE(run_cli(pull).status == 0);
+    test::PlantedFetchTemps planted(b / "store" / "tmp");
+
+    pull.push_back("--eager");
+    auto pulled = run_cli(pull);
+    INFO(pulled.err);
+    REQUIRE(pulled.status == 0);
+    CHECK_FALSE(fs::exists(planted.abandoned));
+    CHECK(fs::exists(planted.locked));
+    CHECK(fs::exists(planted.live));
+    CHECK(digest(b / "store") == digest(a / "store"));
 }
 
 TEST_CASE("extended attributes travel through push and pull", "[remote]") {
@@ -246,6 +325,102 @@ TEST_CASE("pull refuses what it cannot install, and leaves the store as it was",
         check_refused(pulled, {"404 Not Found"});
         CHECK(digest(b / "store") == was);
         CHECK(objects_in(b / "store") == objects_before);
+    }
+}
+
+TEST_CASE("over https the server's certificate is verified, and its CA trusted by FBFS_REMOTE_CA",
+          "[remote]") {
+    test::SelfSignedCertificate certificate;
+    NginxServer nginx(NginxServer::Auth::none, &certificate);
+    TempDir a;
+    TempDir b;
+    add_volume(a / "store", "build", 3);
+    add_volume(b / "store", "own", 2);
+    std::string a_before = digest(a / "store");
+    std::string b_before = digest(b / "store");
+    auto push = [&](const RunOptions& options) {
+        return run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.https_url(),
+                        "--key", "main"},
+                       options);
+    };
+    auto pull = [&](const fs::path& store, const RunOptions& options) {
+        return run_cli({"pull", "--store", store.string(), "--remote", nginx.https_url(), "--key",
+                        "main", "--eager"},
+                       options);
+    };
+
+    SECTION("not trusted: push and pull refuse in one line naming it, and nothing changes") {
+        check_refused(push(quick()), {"TLS certificate verification failed", "self-signed",
+                                      "$FBFS_REMOTE_CA=/path/to/ca.pem"});
+        CHECK(nginx.requests().empty());
+        CHECK(digest(a / "store") == a_before);
+
+        RunOptions trusted = quick();
+        trusted.env["FBFS_REMOTE_CA"] = certificate.certificate().string();
+        REQUIRE(push(trusted).status == 0);
+        auto requests = nginx.requests().size();
+        check_refused(pull(b / "store", quick()),
+                      {"TLS certificate verification failed", "$FBFS_REMOTE_CA"});
+        CHECK(digest(b / "store") == b_before);
+        check_refused(pull(b / "new", quick()), {"TLS certificate verification failed"});
+        CHECK_FALSE(fs::exists(b / "new"));
+        CHECK(nginx.requests().size() == requests);
+    }
+    SECTION("trusted through $FBFS_REMOTE_CA: push and pull go through") {
+        RunOptions trusted = quick();
+        trusted.env["FBFS_REMOTE_CA"] = certificate.certificate().string();
+        auto pushed = push(trusted);
+        INFO(pushed.err);
+        REQUIRE(pushed.status == 0);
+        CHECK(count(nginx.requests(), "PUT", "/ac/") == 1);
+        auto pulled = pull(b / "new", trusted);
+        INFO(pulled.err);
+        REQUIRE(pulled.status == 0);
+        CHECK(digest(b / "new") == a_before);
+    }
+    SECTION("$FBFS_REMOTE_CA naming no file is refused before any request") {
+        RunOptions wrong = quick();
+        wrong.env["FBFS_REMOTE_CA"] = (a / "no-such-ca.pem").string();
+        check_refused(push(wrong), {"$FBFS_REMOTE_CA", "cannot be read", "PEM file"});
+        CHECK(nginx.requests().empty());
+    }
+    SECTION("another CA does not make it trusted") {
+        test::SelfSignedCertificate other;
+        RunOptions wrong = quick();
+        wrong.env["FBFS_REMOTE_CA"] = other.certificate().string();
+        check_refused(push(wrong), {"TLS certificate verification failed"});
+        CHECK(digest(a / "store") == a_before);
+    }
+}
+
+TEST_CASE("pull --eager onto a full disk is one line naming no space, and the store is as it was",
+          "[remote]") {
+    NginxServer nginx;
+    TempDir a;
+    TempDir b;
+    add_big_volume(a / "store", "build", 6, 2 << 20);
+    REQUIRE(run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.url(), "--key",
+                     "main"})
+                .status == 0);
+    Tmpfs disk(b / "disk", 8);
+    add_volume(b / "disk" / "store", "own", 2);
+    std::string before = digest(b / "disk" / "store");
+    std::size_t objects_before = objects_in(b / "disk" / "store");
+
+    auto pull = [&](const fs::path& store) {
+        return run_cli({"pull", "--store", store.string(), "--remote", nginx.url(), "--key", "main",
+                        "--eager"},
+                       quick());
+    };
+    check_refused(pull(b / "disk" / "store"),
+                  {"No space left on device", b.path().string(), "free space"});
+    CHECK(digest(b / "disk" / "store") == before);
+    CHECK(objects_in(b / "disk" / "store") == objects_before);
+    CHECK(files_in(b / "disk" / "store" / "tmp") == 0);
+
+    SECTION("a store the pull would have made is not left behind") {
+        check_refused(pull(b / "disk" / "new"), {"No space left on device", "free space"});
+        CHECK_FALSE(fs::exists(b / "disk" / "new"));
     }
 }
 

@@ -87,6 +87,15 @@ ServerProcess& ServerProcess::operator=(ServerProcess&& other) noexcept {
     return *this;
 }
 
+int ServerProcess::wait() {
+    int status = -1;
+    if (m_pid > 0 && ::waitpid(m_pid, &status, 0) == m_pid) {
+        m_pid = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    return -1;
+}
+
 void ServerProcess::stop() {
     if (m_pid > 0) {
         ::kill(m_pid, SIGKILL);
@@ -124,7 +133,21 @@ void wait_for_port(int port, pid_t server) {
     throw std::runtime_error("the test server did not listen on port " + std::to_string(port));
 }
 
-NginxServer::NginxServer(Auth auth) : m_dir(m_tmp.path()) {
+SelfSignedCertificate::SelfSignedCertificate() {
+    std::vector<std::string> argv{
+        "openssl",  "req",           "-x509",   "-newkey",
+        "rsa:2048", "-nodes",        "-days",   "2",
+        "-subj",    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        "-keyout",  key().string(),  "-out",    certificate().string()};
+    ServerProcess openssl(argv, m_tmp / "openssl.out");
+    int status = openssl.wait();
+    if (status != 0 || !fs::exists(certificate())) {
+        throw std::runtime_error("openssl could not make a test certificate: " +
+                                 read_file(m_tmp / "openssl.out"));
+    }
+}
+
+NginxServer::NginxServer(Auth auth, const SelfSignedCertificate* tls) : m_dir(m_tmp.path()) {
     fs::create_directories(m_dir / "root" / "cache");
     fs::create_directories(m_dir / "temp");
     write_file(m_dir / "htpasswd", "ci:{PLAIN}secret\n");
@@ -136,6 +159,13 @@ NginxServer::NginxServer(Auth auth) : m_dir(m_tmp.path()) {
     // A port can be taken between free_port() and nginx's bind: a few tries.
     for (int attempt = 0; attempt < 5; ++attempt) {
         m_port = free_port();
+        std::string tls_listen;
+        if (tls != nullptr) {
+            m_tls_port = free_port();
+            tls_listen = "    listen 127.0.0.1:" + std::to_string(m_tls_port) +
+                         " ssl;\n    ssl_certificate " + tls->certificate().string() +
+                         ";\n    ssl_certificate_key " + tls->key().string() + ";\n";
+        }
         std::string d = m_dir.string();
         std::string config =
             "daemon off;\nmaster_process off;\npid " + d + "/nginx.pid;\nerror_log " + d +
@@ -161,10 +191,7 @@ NginxServer::NginxServer(Auth auth) : m_dir(m_tmp.path()) {
             "/temp/scgi;\n"
             "  server {\n"
             "    listen 127.0.0.1:" +
-            std::to_string(m_port) +
-            ";\n"
-            "    root " +
-            d +
+            std::to_string(m_port) + ";\n" + tls_listen + "    root " + d +
             "/root;\n"
             "    location = /nginx-status { stub_status; access_log off; }\n"
             "    location / {\n"
@@ -180,6 +207,9 @@ NginxServer::NginxServer(Auth auth) : m_dir(m_tmp.path()) {
                               m_dir / "nginx.out");
         try {
             wait_for_port(m_port, process.pid());
+            if (m_tls_port != 0) {
+                wait_for_port(m_tls_port, process.pid());
+            }
             m_process = std::move(process);
             return;
         } catch (const std::runtime_error&) {
@@ -193,6 +223,13 @@ NginxServer::NginxServer(Auth auth) : m_dir(m_tmp.path()) {
 
 std::string NginxServer::url() const {
     return "http://127.0.0.1:" + std::to_string(m_port) + "/cache";
+}
+
+std::string NginxServer::https_url() const {
+    if (m_tls_port == 0) {
+        throw std::logic_error("this nginx was started without a certificate");
+    }
+    return "https://127.0.0.1:" + std::to_string(m_tls_port) + "/cache";
 }
 
 std::string NginxServer::url_with(const std::string& user, const std::string& password) const {

@@ -109,8 +109,10 @@ void add_remote_commands(CLI::App& app, Action& action) {
     push->add_option("--key", push_args.key, "The name runners pull it by")->capture_default_str();
     push->add_option("--volume", push_args.volumes, "A volume to push (repeat; default: all)");
     push->footer(
-        "Uploads the objects the cache lacks (HEAD, then parallel PUTs), then the volumes' "
-        "metadata, then points the key at it. Credentials: user:password in the URL or "
+        "Asks the cache which objects it lacks (parallel HEADs) and uploads each as soon as "
+        "the answer comes (parallel PUTs), with the volumes' metadata; then points the key at "
+        "it. The cache becomes the store's origin if it had none, so gc may later drop objects "
+        "the cache holds. Credentials: user:password in the URL or "
         "$FBFS_REMOTE_HEADER (e.g. \"Authorization: Bearer TOKEN\"); never printed. TLS is "
         "always verified; $FBFS_REMOTE_CA names a PEM file of CA certificates to trust instead "
         "of the system's.\n"

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <mutex>
 
 namespace fbfs {
 
@@ -245,27 +244,32 @@ std::size_t LmdbEnv::last_txnid() const {
 
 Result<void> LmdbEnv::sync() {
     SyncState& state = *m_sync;
-    std::unique_lock lock(state.mutex);
-    // Every transaction this caller committed has an id up to this one.
-    const std::size_t needed = last_txnid();
-    auto covering = [&] { return !state.flushing.empty() && *state.flushing.rbegin() >= needed; };
-    while (state.durable_txnid < needed && covering()) {
-        state.done.wait(lock);
+    std::multiset<std::size_t>::iterator mine;
+    std::size_t covered = 0;
+    {
+        LockGuard lock(state.mutex);
+        // Every transaction this caller committed has an id up to this one.
+        const std::size_t needed = last_txnid();
+        while (state.durable_txnid < needed && state.flush_covers(needed)) {
+            state.done.wait(state.mutex);
+        }
+        if (state.durable_txnid >= needed) {
+            return {};  // a flush that began after those commits has finished
+        }
+        // Commits finish writing their pages before the meta page names them, so a flush that
+        // starts now covers every transaction up to this id.
+        covered = last_txnid();
+        mine = state.flushing.insert(covered);
     }
-    if (state.durable_txnid >= needed) {
-        return {};  // a flush that began after those commits has finished
-    }
-    // Commits finish writing their pages before the meta page names them, so a flush that
-    // starts now covers every transaction up to this id.
-    const std::size_t covered = last_txnid();
-    auto mine = state.flushing.insert(covered);
-    lock.unlock();
     int rc = mdb_env_sync(m_env, 1);
-    lock.lock();
-    state.flushing.erase(mine);
-    if (rc == 0) {
-        state.durable_txnid = std::max(state.durable_txnid, covered);
+    {
+        LockGuard lock(state.mutex);
+        state.flushing.erase(mine);
+        if (rc == 0) {
+            state.durable_txnid = std::max(state.durable_txnid, covered);
+        }
     }
+    // The state changed under the lock, so a waiter that checks it after this cannot miss it.
     state.done.notify_all();
     if (rc != 0) {
         return lmdb_error(rc, "syncing the metadata database");

@@ -18,7 +18,6 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -93,13 +92,20 @@ private:
     std::filesystem::path m_reserve;
     // Set while the reserve is given up or could not be made; write() makes it again.
     std::unique_ptr<std::atomic<bool>> m_reserve_missing;
-    // Guards the group-commit state of sync(): the transactions each flush under way covers,
-    // and those every finished flush covered. Never held across the flush itself.
+    // The group-commit state of sync(): the transactions each flush under way covers, and those
+    // every finished flush covered. `mutex` is never held across the flush itself, nor together
+    // with m_resize.
     struct SyncState {
-        std::mutex mutex;
-        std::condition_variable done;
-        std::multiset<std::size_t> flushing;  // the last txnid each flush under way covers
-        std::size_t durable_txnid = 0;
+        Mutex mutex;
+        std::condition_variable_any done;  // waited on with `mutex`
+        // The last txnid each flush under way covers.
+        std::multiset<std::size_t> flushing GUARDED_BY(mutex);
+        std::size_t durable_txnid GUARDED_BY(mutex) = 0;
+
+        // Whether a flush under way covers every transaction up to `txnid`.
+        bool flush_covers(std::size_t txnid) const REQUIRES(mutex) {
+            return !flushing.empty() && *flushing.rbegin() >= txnid;
+        }
     };
     std::unique_ptr<SyncState> m_sync;
     // Guards the map size: transactions hold it shared, set_map_size() (growing the map or

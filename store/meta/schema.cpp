@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "store/base/byte_codec.h"
+#include "store/base/printable.h"
 
 namespace fbfs {
 
@@ -156,7 +157,7 @@ Result<void> check_volume_name(std::string_view name) {
         return make_error(EINVAL,
                           fmt::format("invalid volume name '{}' (use 1-128 letters, digits, "
                                       "'.', '_' or '-', not starting with '.')",
-                                      name));
+                                      printable(name)));
     }
     return {};
 }

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "store/base/printable.h"
 #include "store/meta/volume_times.h"
 
 namespace fbfs {
@@ -166,7 +167,7 @@ Result<VolumeSnapshot> read_snapshot(const LmdbTxn& txn, const Tables& tables,
                                      std::string_view name) {
     TRY_ASSIGN(auto raw, txn.get(tables.volumes, name));
     if (!raw) {
-        return make_error(ENOENT, fmt::format("the store has no volume '{}'", name));
+        return make_error(ENOENT, fmt::format("the store has no volume '{}'", printable(name)));
     }
     TRY_ASSIGN(auto record, VolumeRecord::decode(*raw));
     VolumeSnapshot s;

@@ -4,6 +4,7 @@
 #include <set>
 #include <unordered_set>
 
+#include "store/base/printable.h"
 #include "store/meta/snapshot_tables.h"
 #include "store/meta/volume_selection.h"
 #include "store/meta/volume_times.h"
@@ -15,7 +16,7 @@ namespace {
 std::unexpected<Error> no_such_volume(std::string_view name, std::string_view nothing_done) {
     return make_error(ENOENT, fmt::format("the store has no volume '{}' (fbfs volume list shows "
                                           "its volumes); {}",
-                                          name, nothing_done));
+                                          printable(name), nothing_done));
 }
 
 // Removes the logs a volume's daemons left (<store>/log/<volume>.*).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "store/base/printable.h"
 #include "store/meta/store.h"
 
 namespace fbfs {
@@ -12,16 +13,16 @@ Result<std::vector<std::string>> select_volumes(const Store& store,
     std::vector<std::string> names = asked;
     std::string known;
     for (const auto& v : all) {
-        known += (known.empty() ? "" : ", ") + v.name;
+        known += (known.empty() ? "" : ", ") + printable(v.name);
         if (asked.empty()) {
             names.push_back(v.name);
         }
     }
     for (const auto& name : names) {
         if (std::none_of(all.begin(), all.end(), [&](auto& v) { return v.name == name; })) {
-            return make_error(
-                ENOENT, fmt::format("the store {} has no volume '{}' (it has: {})",
-                                    store.root().string(), name, known.empty() ? "none" : known));
+            return make_error(ENOENT, fmt::format("the store {} has no volume '{}' (it has: {})",
+                                                  store.root().string(), printable(name),
+                                                  known.empty() ? "none" : known));
         }
     }
     return names;

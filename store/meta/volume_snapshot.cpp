@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <tuple>
 
+#include "store/base/printable.h"
+
 namespace fbfs {
 
 namespace {
@@ -13,7 +15,7 @@ namespace {
 using ObjectSizes = std::unordered_map<ObjectId, std::uint64_t>;
 
 std::unexpected<Error> bad(const VolumeSnapshot& s, const std::string& what) {
-    return make_error(EINVAL, fmt::format("volume '{}': {}", s.name, what));
+    return make_error(EINVAL, fmt::format("volume '{}': {}", printable(s.name), what));
 }
 
 // The shape the entries give the tree, gathered by check_entries() for the checks after it.
@@ -158,11 +160,11 @@ Result<void> check_entry_place(const VolumeSnapshot& s, const SnapshotEntry& e,
     if (!is_entry_name(e.name)) {
         return bad(s, fmt::format("directory inode {} has an entry named \"{}\", which is "
                                   "not a file name",
-                                  e.parent, e.name.substr(0, e.name.find('\0'))));
+                                  e.parent, printable(e.name)));
     }
     if (previous && std::tie(e.parent, e.name) <= std::tie(previous->parent, previous->name)) {
         return bad(s, fmt::format("directory inode {} names \"{}\" twice or out of order", e.parent,
-                                  e.name));
+                                  printable(e.name)));
     }
     return {};
 }
@@ -170,7 +172,8 @@ Result<void> check_entry_place(const VolumeSnapshot& s, const SnapshotEntry& e,
 // A whiteout names no inode.
 Result<void> check_whiteout(const VolumeSnapshot& s, const SnapshotEntry& e) {
     if (e.value.ino != 0) {
-        return bad(s, fmt::format("whiteout \"{}\" names inode {}", e.name, e.value.ino));
+        return bad(s,
+                   fmt::format("whiteout \"{}\" names inode {}", printable(e.name), e.value.ino));
     }
     return {};
 }
@@ -179,11 +182,11 @@ Result<void> check_whiteout(const VolumeSnapshot& s, const SnapshotEntry& e) {
 Result<void> check_entry_target(const VolumeSnapshot& s, const SnapshotEntry& e) {
     auto child = s.inodes.find(e.value.ino);
     if (child == s.inodes.end() || e.value.ino == k_root_inode) {
-        return bad(
-            s, fmt::format("entry \"{}\" names inode {}, which it cannot", e.name, e.value.ino));
+        return bad(s, fmt::format("entry \"{}\" names inode {}, which it cannot", printable(e.name),
+                                  e.value.ino));
     }
     if (e.value.type != IFTODT(child->second.mode)) {
-        return bad(s, fmt::format("entry \"{}\" has the wrong file type", e.name));
+        return bad(s, fmt::format("entry \"{}\" has the wrong file type", printable(e.name)));
     }
     return {};
 }
@@ -271,10 +274,10 @@ Result<void> check_stamps(const VolumeSnapshot& s) {
     for (const auto& stamp : s.stamps) {
         if (!is_relative_path(stamp.path)) {
             return bad(s, fmt::format("a stamp has the path \"{}\", which is not relative",
-                                      stamp.path.substr(0, stamp.path.find('\0'))));
+                                      printable(stamp.path)));
         }
         if (!previous.empty() && stamp.path <= previous) {
-            return bad(s, fmt::format("stamps are out of order at \"{}\"", stamp.path));
+            return bad(s, fmt::format("stamps are out of order at \"{}\"", printable(stamp.path)));
         }
         previous = stamp.path;
     }
@@ -283,16 +286,6 @@ Result<void> check_stamps(const VolumeSnapshot& s) {
 
 // ---- Extended attributes ------------------------------------------------------------------
 
-// An attribute's name as a message shows it: up to its first NUL and k_xattr_name_max bytes,
-// each control byte as '?', so a hostile name cannot break the message's one line.
-std::string shown_xattr_name(std::string_view name) {
-    std::string shown(name.substr(0, std::min(name.find('\0'), k_xattr_name_max)));
-    std::replace_if(
-        shown.begin(), shown.end(),
-        [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }, '?');
-    return shown;
-}
-
 // An attribute is one a mount could have set: of an inode of the volume, under a name a volume
 // stores (a `user.` one only on a regular file or directory), after the one before it in
 // (inode, name) order.
@@ -300,7 +293,7 @@ Result<void> check_xattr(const VolumeSnapshot& s, const SnapshotXattr& x,
                          const SnapshotXattr* previous) {
     auto inode = s.inodes.find(x.ino);
     std::string_view name = x.xattr.name;
-    std::string shown = shown_xattr_name(name);
+    std::string shown = printable(name);
     if (inode == s.inodes.end()) {
         return bad(
             s, fmt::format("attribute '{}' is of inode {}, which the volume lacks", shown, x.ino));

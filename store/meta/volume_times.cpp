@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "store/base/byte_codec.h"
+#include "store/base/printable.h"
 #include "store/meta/store.h"
 
 namespace fbfs {
@@ -47,7 +48,7 @@ Result<void> note_volume_mounted(Store& store, std::string_view name, TimeNs now
     return store.env().write([&](LmdbTxn& txn) -> Result<void> {
         TRY_ASSIGN(auto raw, txn.get(t.volumes, name));
         if (!raw) {
-            return make_error(ENOENT, fmt::format("the store has no volume '{}'", name));
+            return make_error(ENOENT, fmt::format("the store has no volume '{}'", printable(name)));
         }
         TRY_ASSIGN(auto record, VolumeRecord::decode(*raw));
         TRY_ASSIGN(auto times, read_volume_times(txn, t, record.id));

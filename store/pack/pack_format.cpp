@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "store/base/byte_codec.h"
+#include "store/base/printable.h"
 #include "store/pack/zstd_decoder.h"
 #include "store/pack/zstd_encoder.h"
 
@@ -152,7 +153,8 @@ Result<void> decode_volume(ByteReader& in, VolumeSnapshot& v,
             return short_metadata();
         }
         if (!v.inodes.empty() && ino <= v.inodes.rbegin()->first) {
-            return damaged(fmt::format("volume '{}' lists inode {} out of order", v.name, ino));
+            return damaged(
+                fmt::format("volume '{}' lists inode {} out of order", printable(v.name), ino));
         }
         v.inodes.emplace_hint(v.inodes.end(), ino, std::move(record));
     }
@@ -340,7 +342,7 @@ Result<std::vector<VolumeSnapshot>> decode_metadata(std::string_view raw,
         TRY(decode_volume(in, v, objects, version));
         for (const auto& other : volumes) {
             if (other.name == v.name) {
-                return damaged(fmt::format("volume '{}' is in it twice", v.name));
+                return damaged(fmt::format("volume '{}' is in it twice", printable(v.name)));
             }
         }
         volumes.push_back(std::move(v));

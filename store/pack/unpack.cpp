@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "store/base/fd_io.h"
+#include "store/base/printable.h"
 #include "store/base/unique_fd.h"
 #include "store/meta/snapshot_tables.h"
 #include "store/meta/store.h"
@@ -242,11 +243,11 @@ private:
                              [&](const auto& v) { return v.name == name; })) {
                 std::string held;
                 for (const auto& v : contents.volumes) {
-                    held += (held.empty() ? "" : ", ") + v.name;
+                    held += (held.empty() ? "" : ", ") + printable(v.name);
                 }
                 return make_error(ENOENT, fmt::format("the pack has no volume '{}' (it holds: {}); "
                                                       "nothing was unpacked",
-                                                      name, held));
+                                                      printable(name), held));
             }
         }
         return {};
@@ -275,10 +276,10 @@ private:
     Store& m_store;
     const std::vector<std::string>& m_only;  // --only: the volumes to unpack; empty: all
     std::vector<bool> m_needed;              // per object: named by a volume unpacked
-    std::optional<WorkDir> m_work;     // from begin() on
-    std::vector<std::string> m_temps;  // per object: its temp file until the pool has it
-    UniqueFd m_file;                   // the temp file being written
-    std::uint64_t m_size = 0;          // the bytes of its object received so far
+    std::optional<WorkDir> m_work;           // from begin() on
+    std::vector<std::string> m_temps;        // per object: its temp file until the pool has it
+    UniqueFd m_file;                         // the temp file being written
+    std::uint64_t m_size = 0;                // the bytes of its object received so far
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "store/base/printable.h"
 #include "store/meta/remote_objects.h"
 #include "store/meta/snapshot_tables.h"
 #include "store/meta/store.h"
@@ -112,26 +113,26 @@ Result<Manifest> fetch_manifest(HttpCas& cas, std::string_view key, std::uint64_
     if (!entry) {
         return make_error(ENOENT, fmt::format("remote {} has no entry named '{}' (push one with "
                                               "fbfs push --remote URL --key {})",
-                                              cas.shown_url(), key, key));
+                                              cas.shown_url(), printable(key), printable(key)));
     }
     auto ref = decode_manifest_ref(*entry);
     if (!ref) {
         return make_error(EINVAL, fmt::format("remote {}: the entry named '{}' is not an fbfs "
                                               "manifest reference (push it again with fbfs push)",
-                                              cas.shown_url(), key));
+                                              cas.shown_url(), printable(key)));
     }
     if (ref->size > k_max_manifest) {
         return make_error(EFBIG, fmt::format("remote {}: the manifest named '{}' claims {} bytes, "
                                              "more than fbfs accepts",
-                                             cas.shown_url(), key, ref->size));
+                                             cas.shown_url(), printable(key), ref->size));
     }
     TRY_ASSIGN(auto bytes, cas.get_content(ref->id, ref->size));
     size = bytes.size();
     auto manifest = decode_manifest(bytes);
     if (!manifest) {
-        return make_error(
-            manifest.error().code,
-            fmt::format("remote {}, key '{}': {}", cas.shown_url(), key, manifest.error().message));
+        return make_error(manifest.error().code,
+                          fmt::format("remote {}, key '{}': {}", cas.shown_url(), printable(key),
+                                      manifest.error().message));
     }
     return manifest;
 }

@@ -360,6 +360,13 @@ TEST_CASE("cli pack: pack --volume the store lacks names it and writes nothing",
     check_refused(result, {"'nope'", "app", "lib"});
     check_unchanged(before, state_of(f.tmp.path(), {f.src}));
     CHECK(fbfs::test::names_in(f.out).empty());
+    // A name holding an escape sequence and a line break is shown escaped, on the one line.
+    auto hostile = run_cli({"pack", "--store", f.src.string(), "--volume", "v\x1b[2J\nx", "-o",
+                            (f.out / "x.pack").string()});
+    check_refused(hostile, {"'v\\x1b[2J\\x0ax'"});
+    CHECK(hostile.err.find('\x1b') == std::string::npos);
+    check_unchanged(before, state_of(f.tmp.path(), {f.src}));
+    CHECK(fbfs::test::names_in(f.out).empty());
 }
 
 TEST_CASE("cli pack: pack -o into a directory that does not exist is refused", "[cli][pack]") {

@@ -325,6 +325,9 @@ void check_message(const Error& e, std::initializer_list<std::string_view> parts
     CHECK_FALSE(e.message.empty());
     CHECK(e.message.find('\n') == std::string::npos);
     CHECK(e.message.find('\0') == std::string::npos);
+    // Nothing from the pack reaches a terminal as a control byte (an escape sequence).
+    CHECK(std::none_of(e.message.begin(), e.message.end(),
+                       [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }));
     for (auto part : parts) {
         CHECK_THAT(e.message, Catch::Contains(std::string(part), Catch::CaseSensitive::No));
     }
@@ -1313,7 +1316,8 @@ TEST_CASE("pack: entry names that are not one path component are refused", "[sto
         {".", "\".\""},
         {"..", "\"..\""},
         {"a/b", "\"a/b\""},
-        {std::string("a\0b", 3), "\"a"},
+        {std::string("a\0b", 3), "\"a\\x00b\""},
+        {"a/\x1b[2J\nb", "\"a/\\x1b[2J\\x0ab\""},
         {"../../escape", "\"../../escape\""},
         {std::string(256, 'n'), "not a file name"},
     };
@@ -1552,6 +1556,43 @@ TEST_CASE("pack: inconsistent inodes and stamps are refused", "[store][pack]") {
     }
 }
 
+TEST_CASE("pack: names with escape sequences or line breaks are refused on one line, escaped",
+          "[store][pack]") {
+    // Each of these names is refused for another reason; the message names it, and must not
+    // hand its bytes to the terminal that shows the error.
+    Target target;
+    const std::string hostile = "x\x1b]0;owned\x07\x1b[2J\nfbfs: fake line\r";
+    const std::string shown = "x\\x1b]0;owned\\x07\\x1b[2J\\x0afbfs: fake line\\x0d";
+    SECTION("an entry whose type is not its inode's") {
+        auto v = base_volume();
+        add_empty_file(v, 4, hostile);
+        for (auto& e : v.entries) {
+            if (e.name == hostile) {
+                e.value.type = DT_DIR;
+            }
+        }
+        check_message(target.refused(pack_snapshots({v}, base_objects())),
+                      {"damaged", "\"" + shown + "\"", "wrong file type"});
+    }
+    SECTION("a whiteout naming an inode") {
+        auto v = base_volume();
+        v.entries.push_back({k_root_inode, hostile, {2, DT_WHT}});
+        v.inodes[2].nlink = 2;
+        check_message(target.refused(pack_snapshots({v}, base_objects())),
+                      {"damaged", "whiteout", "\"" + shown + "\""});
+    }
+    SECTION("a stamp whose path climbs out") {
+        auto v = base_volume();
+        v.stamps.push_back({"../" + hostile, LowerStamp{ObjectId::of("x"), 1, k_time}});
+        check_message(target.refused(pack_snapshots({v}, base_objects())),
+                      {"damaged", "stamp", "\"../" + shown + "\""});
+    }
+    SECTION("a volume name") {
+        check_message(target.refused(pack_snapshots({base_volume(hostile)}, base_objects())),
+                      {"damaged", "invalid volume name", "'" + shown + "'"});
+    }
+}
+
 // ---- extended attributes ------------------------------------------------------------------------
 
 TEST_CASE("pack: attributes a mount would have refused are refused and change nothing",
@@ -1572,7 +1613,8 @@ TEST_CASE("pack: attributes a mount would have refused are refused and change no
         refused_with({{2, {"system.posix_acl_access", "1"}}},
                      {"damaged", "inode 2", "system.posix_acl_access"});
         refused_with({{2, {"other.x", "1"}}}, {"damaged", "inode 2", "'other.x'"});
-        refused_with({{2, {std::string("user.a\0b", 8), "1"}}}, {"damaged", "inode 2", "'user.a'"});
+        refused_with({{2, {std::string("user.a\0b", 8), "1"}}},
+                     {"damaged", "inode 2", "'user.a\\x00b'"});
         refused_with({{2, {"user." + std::string(251, 'n'), "1"}}}, {"damaged", "inode 2"});
     }
     SECTION("a user. attribute on what is no file or directory") {
@@ -1593,7 +1635,7 @@ TEST_CASE("pack: attributes a mount would have refused are refused and change no
         refused_with({{3, {"user.a", "1"}}, {2, {"user.b", "2"}}}, {"damaged", "inode 2", "order"});
         // A name that breaks no rule but its order still gives a one-line message.
         refused_with({{2, {"user.a\nb", "1"}}, {2, {"user.a\nb", "2"}}},
-                     {"damaged", "inode 2", "'user.a?b'", "twice"});
+                     {"damaged", "inode 2", "'user.a\\x0ab'", "twice"});
     }
     SECTION("a record cut short inside a sealed metadata section") {
         v.xattrs = {{2, {"user.a", "value"}}};

@@ -15,7 +15,8 @@ namespace {
 constexpr std::size_t k_name_max = 255;
 // From this size on a file's st_blocks is what its content takes on the store's disk, holes
 // excluded, so `du`, `cp --sparse=auto` and `tar -S` (which look for holes only in files with
-// fewer blocks than their size) see a sparse file as sparse. Smaller files skip the stat.
+// fewer blocks than their size) see a sparse file as sparse. Smaller files skip the lookup; the
+// pool stats each object once (ObjectPool::allocated_blocks).
 constexpr std::uint64_t k_sparse_min = 64 * 1024;
 
 Result<void> check_name(std::string_view name) {
@@ -86,11 +87,7 @@ std::optional<std::uint64_t> Filesystem::stored_blocks(InodeNumber ino,
     if (auto open = m_inodes.find_open(ino)) {
         return open->allocated_blocks();
     }
-    struct stat st {};
-    if (!r.object || ::stat(pool().object_path(*r.object).c_str(), &st) != 0) {
-        return std::nullopt;
-    }
-    return static_cast<std::uint64_t>(st.st_blocks);
+    return r.object ? pool().allocated_blocks(*r.object) : std::nullopt;
 }
 
 Filesystem::~Filesystem() {

@@ -202,9 +202,20 @@ Result<off_t> OpenInode::seek(off_t offset, int whence) const {
 }
 
 std::optional<std::uint64_t> OpenInode::allocated_blocks() const {
-    auto fd = data_fd();
+    SharedFd fd;
+    std::optional<ObjectId> object;
+    {
+        LockGuard lock(m_mutex);
+        fd = m_staging_fd ? m_staging_fd : m_sealed_fd;
+        object = m_object;
+    }
+    if (!fd) {
+        // The committed content: what the pool remembers of its object, which neither opens
+        // nor fetches it (a getattr must not).
+        return object ? m_pool.allocated_blocks(*object) : std::nullopt;
+    }
     struct stat st {};
-    if (!fd || !*fd || ::fstat((*fd)->get(), &st) != 0) {
+    if (::fstat(fd->get(), &st) != 0) {
         return std::nullopt;
     }
     return static_cast<std::uint64_t>(st.st_blocks);

@@ -249,7 +249,8 @@ ObjectPool::ObjectPool(fs::path root, fs::path objects, fs::path tmp)
     : m_root(std::move(root)),
       m_objects(std::move(objects)),
       m_tmp(std::move(tmp)),
-      m_spares(std::make_shared<SpareFiles>(m_tmp)) {}
+      m_spares(std::make_shared<SpareFiles>(m_tmp)),
+      m_blocks(std::make_shared<ObjectBlocks>()) {}
 
 Result<ObjectPool> ObjectPool::open(const fs::path& root) {
     struct stat st {};
@@ -420,13 +421,30 @@ Result<std::uint64_t> ObjectPool::size(const ObjectId& id) const {
     return static_cast<std::uint64_t>(st.st_size);
 }
 
+std::optional<std::uint64_t> ObjectPool::allocated_blocks(const ObjectId& id) const {
+    auto known = m_blocks->find(id);
+    if (known.known) {
+        return known.blocks;
+    }
+    struct stat st {};
+    std::optional<std::uint64_t> blocks;
+    if (::stat(object_path(id).c_str(), &st) == 0) {
+        blocks = static_cast<std::uint64_t>(st.st_blocks);
+    } else if (errno != ENOENT) {
+        return std::nullopt;  // not remembered: the next call tries again
+    }
+    m_blocks->remember(id, blocks, known.generation);
+    return blocks;
+}
+
 Result<void> ObjectPool::remove(const ObjectId& id) const {
     auto path = object_path(id);
-    if (m_spares->keep(path)) {
-        return {};
-    }
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-        return errno_error(fmt::format("cannot remove object {}", path.string()));
+    bool kept = m_spares->keep(path);
+    int rc = kept ? 0 : ::unlink(path.c_str());
+    int error = errno;
+    m_blocks->forget(id);  // after the object went, so no stat under way remembers it
+    if (rc != 0 && error != ENOENT) {
+        return sys_error(error, fmt::format("cannot remove object {}", path.string()));
     }
     return {};
 }
@@ -506,6 +524,11 @@ Result<PutResult> ObjectPool::publish(const fs::path& temp, const ObjectId& id,
         TRY(make_dir(target.parent_path()));
         rc = move();
     }
+    int error = errno;
+    // What this process remembered of the object (absent, say) may be out of date now; a stat
+    // under way since before the move is not remembered either.
+    m_blocks->forget(id);
+    errno = error;
     if (rc == 0) {
         return PutResult{id, size, false};
     }

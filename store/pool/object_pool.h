@@ -7,19 +7,22 @@
 //
 // Puts stream (no whole-file buffering). Putting bytes already present drops the new copy and
 // reports `deduped`. Concurrent puts of the same content, from threads or processes, end with one
-// intact object. All methods are thread-safe; the pool holds no mutable state besides the files.
+// intact object. All methods are thread-safe; besides the files the pool keeps only the spares
+// (keep_spares()) and what each object takes on disk (allocated_blocks()), shared by its copies.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 
 #include "store/base/error.h"
 #include "store/base/object_id.h"
 #include "store/base/unique_fd.h"
+#include "store/pool/object_blocks.h"
 #include "store/pool/object_fetcher.h"
 #include "store/pool/read_observer.h"
 #include "store/pool/spare_files.h"
@@ -99,6 +102,10 @@ public:
         m_reads = std::move(observer);
     }
     Result<std::uint64_t> size(const ObjectId& id) const;
+    // The 512-byte blocks the object takes on disk (st_blocks: holes take none), stat'ed once and
+    // then remembered (ObjectBlocks), so a caller may ask on every getattr. nullopt if the pool
+    // lacks the object or it cannot be stat'ed.
+    std::optional<std::uint64_t> allocated_blocks(const ObjectId& id) const;
     // Removes an object (keeping its file as a spare, see keep_spares()); removing a missing
     // object is not an error.
     Result<void> remove(const ObjectId& id) const;
@@ -119,9 +126,10 @@ private:
     std::filesystem::path m_root;
     std::filesystem::path m_objects;
     std::filesystem::path m_tmp;
-    std::shared_ptr<ObjectFetcher> m_fetcher;  // none unless set_fetcher()
+    std::shared_ptr<ObjectFetcher> m_fetcher;     // none unless set_fetcher()
     std::shared_ptr<ObjectReadObserver> m_reads;  // none unless set_read_observer()
-    std::shared_ptr<SpareFiles> m_spares;  // shared by copies of this pool
+    std::shared_ptr<SpareFiles> m_spares;         // shared by copies of this pool
+    std::shared_ptr<ObjectBlocks> m_blocks;       // likewise
 };
 
 }  // namespace fbfs

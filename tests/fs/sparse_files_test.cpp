@@ -124,6 +124,16 @@ bool small(off_t stored) {
     return stored < k_sparse_size / 10;
 }
 
+// The file's st_blocks as the daemon's getattr gives it now: AT_STATX_FORCE_SYNC makes the kernel
+// ask rather than answer from its attribute cache.
+off_t blocks_asked(const fs::path& path) {
+    struct statx stx {};
+    if (::statx(AT_FDCWD, path.c_str(), AT_STATX_FORCE_SYNC, STATX_BLOCKS, &stx) != 0) {
+        throw sys_error("statx " + path.string());
+    }
+    return static_cast<off_t>(stx.stx_blocks);
+}
+
 }  // namespace
 
 // ---- holes ------------------------------------------------------------------------------------
@@ -162,6 +172,23 @@ TEST_CASE("Mount: a file that is almost all hole stays small through the mount a
         CHECK(extents_of(m / "f") == holes);
         CHECK(small(stored_bytes(m / "f")));
     }
+}
+
+TEST_CASE("Mount: a stored file's blocks are stat'ed from its object once, then remembered",
+          "[fuse]") {
+    // A build stats files by the thousand; a stat of the pool object per getattr was a system
+    // call each. Hiding the object after the first getattr shows that later ones make none.
+    MountedStore m;
+    make_sparse(m / "f");
+    const off_t blocks = blocks_asked(m / "f");
+    CHECK(small(blocks * 512));
+    auto objects = objects_of_size(m.store(), k_sparse_size);
+    REQUIRE(objects.size() == 1);
+    CHECK(blocks == stat_of(objects[0]).st_blocks);
+    fs::rename(objects[0], m.tmp / "hidden");
+    const off_t later = blocks_asked(m / "f");
+    fs::rename(m.tmp / "hidden", objects[0]);
+    CHECK(later == blocks);
 }
 
 TEST_CASE(

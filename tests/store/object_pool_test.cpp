@@ -454,3 +454,46 @@ TEST_CASE(
     }
     CHECK(fbfs::test::names_in(tmp).empty());
 }
+
+TEST_CASE("ObjectPool: allocated_blocks stats an object once, and forgets it when it is removed",
+          "[pool]") {
+    TempDir dir;
+    auto pool = open_pool(dir);
+    const std::string bytes = random_bytes(200000, 7);
+    auto put = pool.put_bytes(bytes);
+    REQUIRE(put);
+    const fs::path path = pool.object_path(put->id);
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    auto blocks = pool.allocated_blocks(put->id);
+    REQUIRE(blocks);
+    CHECK(*blocks == static_cast<std::uint64_t>(st.st_blocks));
+
+    SECTION("later calls answer from memory: an object taken away behind the pool's back") {
+        fs::rename(path, dir / "away");
+        CHECK(pool.allocated_blocks(put->id) == blocks);
+        fs::rename(dir / "away", path);
+    }
+    SECTION("a removed object has none, and has them again once put back") {
+        REQUIRE(pool.remove(put->id));
+        CHECK_FALSE(pool.allocated_blocks(put->id));
+        REQUIRE(pool.put_bytes(bytes));
+        CHECK(pool.allocated_blocks(put->id) == blocks);
+    }
+    SECTION("an object the pool lacks has none until it is published") {
+        const std::string other = random_bytes(100000, 8);
+        const auto id = ObjectId::of(other);
+        CHECK_FALSE(pool.allocated_blocks(id));
+        write_file(pool.tmp_dir() / "fetched", other);
+        REQUIRE(pool.adopt(pool.tmp_dir() / "fetched"));
+        auto now = pool.allocated_blocks(id);
+        REQUIRE(now);
+        CHECK(*now > 0);
+    }
+    SECTION("copies of the pool share what it remembers") {
+        ObjectPool copy = pool;
+        fs::rename(path, dir / "away");
+        CHECK(copy.allocated_blocks(put->id) == blocks);
+        fs::rename(dir / "away", path);
+    }
+}

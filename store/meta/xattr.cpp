@@ -26,4 +26,8 @@ bool is_user_xattr_name(std::string_view name) {
     return name.starts_with("user.");
 }
 
+bool is_privileged_xattr_name(std::string_view name) {
+    return name.starts_with("trusted.") || name.starts_with("security.");
+}
+
 }  // namespace fbfs

@@ -42,4 +42,8 @@ bool is_stored_xattr_name(std::string_view name);
 // directories.
 bool is_user_xattr_name(std::string_view name);
 
+// True for names in the `trusted.` and `security.` namespaces, which on ext4 only a privileged
+// caller sets (CAP_SYS_ADMIN; CAP_SETFCAP for security.capability): so only root unpacks them.
+bool is_privileged_xattr_name(std::string_view name);
+
 }  // namespace fbfs

@@ -18,6 +18,7 @@
 #include "store/meta/snapshot_tables.h"
 #include "store/meta/store.h"
 #include "store/meta/volume_lock.h"
+#include "store/meta/xattr.h"
 #include "store/pack/pack_reader.h"
 
 namespace fbfs {
@@ -99,6 +100,7 @@ public:
 
     Result<std::vector<bool>> begin(const PackContents& contents) override {
         TRY(check_only(contents));
+        TRY(check_privileged_xattrs(contents));
         for (const auto& v : contents.volumes) {
             if (!selected(v.name)) {
                 continue;
@@ -235,6 +237,29 @@ private:
     }
 
     static constexpr std::size_t k_block = 4096;
+
+    // ext4 lets only a privileged caller set `trusted.` and `security.` attributes, and the
+    // kernel holds a mount to the same rule: a user other than root could not have made them.
+    // So such a user's unpack refuses a selected volume that has one, rather than install it.
+    Result<void> check_privileged_xattrs(const PackContents& contents) const {
+        if (::geteuid() == 0) {
+            return {};
+        }
+        for (const auto& v : contents.volumes) {
+            auto privileged = std::find_if(v.xattrs.begin(), v.xattrs.end(), [](const auto& x) {
+                return is_privileged_xattr_name(x.xattr.name);
+            });
+            if (selected(v.name) && privileged != v.xattrs.end()) {
+                return make_error(
+                    EPERM, fmt::format("volume '{}' of the pack has attribute '{}' on inode {}, "
+                                       "which only root may set (unpack as root, or name the "
+                                       "other volumes with --only); nothing was unpacked",
+                                       printable(v.name), printable(privileged->xattr.name),
+                                       privileged->ino));
+            }
+        }
+        return {};
+    }
 
     // A name of --only that the pack lacks is an error naming the volumes it has.
     Result<void> check_only(const PackContents& contents) const {

@@ -9,7 +9,9 @@
 // runs: a killed unpack leaves its directory, and the next unpack of the store removes it.
 //
 // Ownership: as root, files keep the owners recorded in the pack (as tar does); any other user
-// becomes the owner of everything unpacked, so the mount lets them write to it.
+// becomes the owner of everything unpacked, so the mount lets them write to it. Attributes: such
+// a user's unpack refuses (EPERM) a selected volume with a `trusted.` or `security.` attribute,
+// which ext4 lets only a privileged caller set.
 #pragma once
 
 #include <cstdint>

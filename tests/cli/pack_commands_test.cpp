@@ -607,3 +607,63 @@ TEST_CASE("cli pack: unpack into a --store that is a file or somebody's director
     check_refused(into_dir, {(f.tmp / "docs").string(), "not an fbfs store"});
     check_unchanged(before, state_of(f.tmp.path(), {f.src}));
 }
+
+TEST_CASE("cli pack: unpack as a user other than root refuses trusted. and security. attributes",
+          "[cli][pack]") {
+    // Root packs volumes with attributes: "app" a trusted. one, "sec" a security. one, "lib" only
+    // a user. one. Through a mount nobody could have set the first two (ext4 wants a privileged
+    // caller), so nobody's unpack must not install them either.
+    TempDir tmp;
+    auto src = tmp / "src";
+    add_volume(src, "app", "app");
+    add_volume(src, "lib", "lib");
+    add_volume(src, "sec", "sec");
+    auto set = [&](const std::string& volume, const std::string& name) {
+        VolumeBuilder builder(src, volume);
+        auto& tree = builder.tree();
+        auto entry = must(tree.lookup(k_root_inode, "empty"));
+        REQUIRE(entry);
+        must(tree.set_xattr(entry->ino, "user.note", "1", fbfs::XattrMode::any));
+        if (!name.empty()) {
+            must(tree.set_xattr(entry->ino, name, "2", fbfs::XattrMode::any));
+        }
+    };
+    set("app", "trusted.origin");
+    set("lib", "");
+    set("sec", "security.label");
+    auto pack = tmp / "all.pack";
+    REQUIRE(run_cli({"pack", "--store", src.string(), "-o", pack.string()}).status == 0);
+    fs::permissions(pack, fs::perms::others_read, fs::perm_options::add);
+    fs::permissions(tmp.path(), fs::perms::others_exec, fs::perm_options::add);
+    auto home = tmp / "home";
+    fs::create_directory(home);
+    REQUIRE(::chown(home.c_str(), 65534, 65534) == 0);
+    auto as_nobody = [&](std::vector<std::string> args) {
+        std::vector<std::string> argv{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                      FBFS_BINARY};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return fbfs::test::run(argv);
+    };
+    auto store = home / "store";
+
+    // Only user. attributes: nobody unpacks them.
+    auto lib = as_nobody({"unpack", "--store", store.string(), "--only", "lib", pack.string()});
+    INFO(lib.err);
+    REQUIRE(lib.status == 0);
+    auto before = state_of(tmp.path(), {src, store});
+    auto all = as_nobody({"unpack", "--store", store.string(), pack.string()});
+    check_refused(all,
+                  {"'app'", "'trusted.origin'", "only root", "--only", "nothing was unpacked"});
+    check_unchanged(before, state_of(tmp.path(), {src, store}));
+    auto sec = as_nobody({"unpack", "--store", store.string(), "--only", "sec", pack.string()});
+    check_refused(sec, {"'sec'", "'security.label'", "only root"});
+    check_unchanged(before, state_of(tmp.path(), {src, store}));
+    // A store the refused unpack would have made is not left behind.
+    auto fresh = as_nobody({"unpack", "--store", (home / "fresh").string(), pack.string()});
+    check_refused(fresh, {"'trusted.origin'"});
+    CHECK_FALSE(fs::exists(home / "fresh"));
+    // Root keeps them.
+    auto as_root = run_cli({"unpack", "--store", (tmp / "root-store").string(), pack.string()});
+    INFO(as_root.err);
+    CHECK(as_root.status == 0);
+}

@@ -89,6 +89,16 @@ TEST_CASE("Xattr names: user., trusted. and security. with a name after, at most
     CHECK_FALSE(is_stored_xattr_name(std::string("user.a\0b", 8)));
 }
 
+TEST_CASE("Xattr names: trusted. and security. ones need privilege to set, user. ones do not",
+          "[store][xattr]") {
+    using fbfs::is_privileged_xattr_name;
+    CHECK(is_privileged_xattr_name("trusted.overlay.opaque"));
+    CHECK(is_privileged_xattr_name("security.capability"));
+    CHECK(is_privileged_xattr_name("security.selinux"));
+    CHECK_FALSE(is_privileged_xattr_name("user.trusted.a"));
+    CHECK_FALSE(is_privileged_xattr_name("trustedx.a"));
+}
+
 TEST_CASE("VolumeTree: an attribute is set, read, listed in name order and removed",
           "[store][xattr]") {
     Fixture f;

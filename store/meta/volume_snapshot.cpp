@@ -338,6 +338,12 @@ bool is_entry_name(std::string_view name) {
            name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
 }
 
+const SnapshotXattr* privileged_xattr(const VolumeSnapshot& snapshot) {
+    auto found = std::find_if(snapshot.xattrs.begin(), snapshot.xattrs.end(),
+                              [](const auto& x) { return is_privileged_xattr_name(x.xattr.name); });
+    return found != snapshot.xattrs.end() ? &*found : nullptr;
+}
+
 std::uint64_t logical_bytes(const VolumeSnapshot& snapshot) {
     std::uint64_t total = 0;
     for (const auto& [ino, record] : snapshot.inodes) {

@@ -56,6 +56,11 @@ struct VolumeSnapshot {
 Result<void> check_snapshot(const VolumeSnapshot& snapshot,
                             const std::unordered_map<ObjectId, std::uint64_t>& object_sizes);
 
+// The first of its attributes that only a privileged caller may set (`trusted.`, `security.`:
+// is_privileged_xattr_name), or nullptr. A user other than root could not have made one through
+// a mount, so unpack and pull refuse to install it for such a user.
+const SnapshotXattr* privileged_xattr(const VolumeSnapshot& snapshot);
+
 // The bytes of its regular files, each inode counted once.
 std::uint64_t logical_bytes(const VolumeSnapshot& snapshot);
 

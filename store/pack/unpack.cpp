@@ -246,10 +246,8 @@ private:
             return {};
         }
         for (const auto& v : contents.volumes) {
-            auto privileged = std::find_if(v.xattrs.begin(), v.xattrs.end(), [](const auto& x) {
-                return is_privileged_xattr_name(x.xattr.name);
-            });
-            if (selected(v.name) && privileged != v.xattrs.end()) {
+            const SnapshotXattr* privileged = privileged_xattr(v);
+            if (selected(v.name) && privileged != nullptr) {
                 return make_error(
                     EPERM, fmt::format("volume '{}' of the pack has attribute '{}' on inode {}, "
                                        "which only root may set (unpack as root, or name the "

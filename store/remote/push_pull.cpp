@@ -147,6 +147,17 @@ Result<PullSummary> pull_volumes(Store& store, HttpCas& cas, std::string_view ke
     for (const auto& v : manifest.volumes) {
         summary.names.push_back(v.name);
     }
+    // As unpack: a user other than root could not have set these through a mount.
+    for (const auto& v : manifest.volumes) {
+        const SnapshotXattr* privileged = privileged_xattr(v);
+        if (::geteuid() != 0 && privileged != nullptr) {
+            return make_error(
+                EPERM, fmt::format("volume '{}' of key '{}' has attribute '{}' on inode {}, which "
+                                   "only root may set (pull as root); nothing was pulled",
+                                   printable(v.name), printable(key),
+                                   printable(privileged->xattr.name), privileged->ino));
+        }
+    }
     constexpr std::string_view fix = "unmount it with fbfs umount before pulling";
     // Refused before anything is fetched; locked again for the transaction.
     TRY(lock_volumes(store, summary.names, fix));

@@ -230,6 +230,52 @@ TEST_CASE("extended attributes travel through push and pull", "[remote]") {
     CHECK(attributes[0].value == "kept");
 }
 
+TEST_CASE("pull as a user other than root refuses trusted. and security. attributes",
+          "[remote]") {
+    // Through a mount only a privileged caller could have set them (ext4's rule), as for unpack.
+    NginxServer nginx;
+    TempDir a;
+    add_volume(a / "store", "app", 2);
+    {
+        auto store = must(Store::open(a / "store", Store::Mode::open_existing));
+        auto tree = must(VolumeTree::open(*store, "app", ::geteuid(), ::getegid()));
+        must(tree.set_xattr(k_root_inode, "trusted.origin", "ci", XattrMode::any));
+    }
+    REQUIRE(run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.url(), "--key",
+                     "main"})
+                .status == 0);
+    TempDir home;
+    fs::permissions(home.path(), fs::perms::others_all, fs::perm_options::add);
+    auto store = home / "store";
+    fs::create_directory(store);
+    REQUIRE(::chown(store.c_str(), 65534, 65534) == 0);
+    auto as_nobody = [&](std::vector<std::string> args) {
+        std::vector<std::string> argv{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                      FBFS_BINARY};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return fbfs::test::run(argv);
+    };
+    for (const char* how : {"--eager", "--store"}) {
+        std::vector<std::string> args{"pull", "--store", store.string(), "--remote", nginx.url(),
+                                      "--key", "main"};
+        if (std::string(how) == "--eager") {
+            args.push_back(how);
+        }
+        auto before = nginx.requests().size();
+        check_refused(as_nobody(args),
+                      {"'app'", "'trusted.origin'", "only root", "nothing was pulled"});
+        auto all = nginx.requests();
+        auto log = std::vector<LoggedRequest>(all.begin() + static_cast<std::ptrdiff_t>(before),
+                                              all.end());
+        CHECK(count(log, "GET", "/cas/") == 1);  // the manifest, and no object
+        CHECK(fs::is_empty(store));
+    }
+    auto as_root = run_cli({"pull", "--store", (a / "root").string(), "--remote", nginx.url(),
+                            "--key", "main"});
+    INFO(as_root.err);
+    CHECK(as_root.status == 0);
+}
+
 TEST_CASE("pull without --eager moves only the manifest and records where objects are",
           "[remote]") {
     NginxServer nginx;

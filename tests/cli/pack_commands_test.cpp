@@ -24,6 +24,7 @@
 #include "store/meta/volume_lock.h"
 #include "store/meta/volume_snapshot.h"
 #include "tests/support/must.h"
+#include "tests/support/nobody.h"
 #include "tests/support/posix.h"
 #include "tests/support/run.h"
 #include "tests/support/temp_dir.h"
@@ -39,6 +40,7 @@ using fbfs::Store;
 using fbfs::VolumeLock;
 using fbfs::test::check_refused;
 using fbfs::test::run_cli;
+const auto as_nobody = fbfs::test::run_fbfs_as_nobody;
 using fbfs::test::RunOptions;
 using fbfs::test::TempDir;
 using fbfs::test::VolumeBuilder;
@@ -638,12 +640,6 @@ TEST_CASE("cli pack: unpack as a user other than root refuses trusted. and secur
     auto home = tmp / "home";
     fs::create_directory(home);
     REQUIRE(::chown(home.c_str(), 65534, 65534) == 0);
-    auto as_nobody = [&](std::vector<std::string> args) {
-        std::vector<std::string> argv{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                                      FBFS_BINARY};
-        argv.insert(argv.end(), args.begin(), args.end());
-        return fbfs::test::run(argv);
-    };
     auto store = home / "store";
 
     // Only user. attributes: nobody unpacks them.

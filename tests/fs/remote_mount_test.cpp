@@ -105,6 +105,14 @@ void push_five_files(const fs::path& a, const fs::path& mountpoint, const std::s
                "fbfs push");
 }
 
+// Store `b` pulled lazily from `url`'s "main", pushed from `a` by push_five_files.
+void pull_five_files(const fs::path& a, const fs::path& b, const fs::path& mountpoint,
+                     const std::string& url) {
+    push_five_files(a, mountpoint, url);
+    require_ok(run_cli({"pull", "--store", b.string(), "--remote", url, "--key", "main"}),
+               "fbfs pull");
+}
+
 bool tmp_has_fetch_files(const fs::path& store) {
     for (const auto& entry : fs::directory_iterator(store / "tmp")) {
         if (entry.path().filename().string().starts_with("fetch-")) {
@@ -120,10 +128,7 @@ TEST_CASE("remote mount: a lazily pulled file is fetched on its first read, neve
           "[fuse]") {
     NginxServer nginx;
     TempDir tmp;
-    push_five_files(tmp / "a", tmp / "mnt", nginx.url());
-    require_ok(run_cli({"pull", "--store", (tmp / "b").string(), "--remote", nginx.url(), "--key",
-                        "main"}),
-               "fbfs pull");
+    pull_five_files(tmp / "a", tmp / "b", tmp / "mnt", nginx.url());
     auto verified = run_cli({"verify", "--store", (tmp / "b").string()});
     CHECK(verified.status == 0);
     CHECK(verified.out.find("5 objects remote, not fetched yet") != std::string::npos);
@@ -175,10 +180,7 @@ TEST_CASE("remote mount: a mount removes the temp files of fetches that were kil
           "[fuse]") {
     NginxServer nginx;
     TempDir tmp;
-    push_five_files(tmp / "a", tmp / "mnt", nginx.url());
-    require_ok(run_cli({"pull", "--store", (tmp / "b").string(), "--remote", nginx.url(), "--key",
-                        "main"}),
-               "fbfs pull");
+    pull_five_files(tmp / "a", tmp / "b", tmp / "mnt", nginx.url());
     fbfs::test::PlantedFetchTemps planted(tmp / "b" / "tmp");
 
     Mount b(tmp / "b", tmp / "mnt");
@@ -397,11 +399,9 @@ TEST_CASE("remote gc: pooled objects the remote holds go least recently read fir
     NginxServer nginx;
     TempDir tmp;
     auto b = tmp / "b";
-    push_five_files(tmp / "a", tmp / "mnt", nginx.url());
+    pull_five_files(tmp / "a", b, tmp / "mnt", nginx.url());
     // A push makes the remote the origin of a store that had none.
     CHECK(read_file(tmp / "a" / "remote-origin") == nginx.url() + "\n");
-    require_ok(run_cli({"pull", "--store", b.string(), "--remote", nginx.url(), "--key", "main"}),
-               "fbfs pull");
     {
         Mount m(b, tmp / "mnt");
         for (int i = 0; i < 5; ++i) {

@@ -18,6 +18,7 @@
 #include "tests/support/fetch_temps.h"
 #include "tests/support/http_servers.h"
 #include "tests/support/must.h"
+#include "tests/support/nobody.h"
 #include "tests/support/run.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/volume_builder.h"
@@ -32,6 +33,7 @@ using fbfs::test::NginxServer;
 using fbfs::test::run_cli;
 using fbfs::test::RunOptions;
 using fbfs::test::RunResult;
+const auto as_nobody = fbfs::test::run_fbfs_as_nobody;
 using fbfs::test::TempDir;
 using fbfs::test::VolumeBuilder;
 
@@ -131,6 +133,22 @@ std::size_t files_in(const fs::path& dir) {
     return n;
 }
 
+// Sets attribute `name` of the root directory of `volume` in the store at `root`.
+void set_root_xattr(const fs::path& root, const std::string& volume, const std::string& name,
+                    const std::string& value) {
+    auto store = must(Store::open(root, Store::Mode::open_existing));
+    auto tree = must(VolumeTree::open(*store, volume, ::geteuid(), ::getegid()));
+    must(tree.set_xattr(k_root_inode, name, value, XattrMode::any));
+}
+
+// Pushes the store at `root` to `nginx` as "main"; the push must succeed.
+void push_main(const fs::path& root, const NginxServer& nginx) {
+    auto pushed =
+        run_cli({"push", "--store", root.string(), "--remote", nginx.url(), "--key", "main"});
+    INFO(pushed.err);
+    REQUIRE(pushed.status == 0);
+}
+
 // Quick faults: one second of silence is a timeout.
 RunOptions quick() {
     RunOptions options;
@@ -188,9 +206,7 @@ TEST_CASE("pull removes the temp files of fetches that were killed, and no other
     TempDir a;
     TempDir b;
     add_volume(a / "store", "build", 3);
-    REQUIRE(run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.url(), "--key",
-                     "main"})
-                .status == 0);
+    push_main(a / "store", nginx);
     std::vector<std::string> pull{
         "pull", "--store", (b / "store").string(), "--remote", nginx.url(), "--key", "main"};
     REQUIRE(run_cli(pull).status == 0);
@@ -211,11 +227,7 @@ TEST_CASE("extended attributes travel through push and pull", "[remote]") {
     TempDir a;
     TempDir b;
     add_volume(a / "store", "build", 2);
-    {
-        auto store = must(Store::open(a / "store", Store::Mode::open_existing));
-        auto tree = must(VolumeTree::open(*store, "build", ::geteuid(), ::getegid()));
-        must(tree.set_xattr(k_root_inode, "user.fbfs.test", "kept", XattrMode::any));
-    }
+    set_root_xattr(a / "store", "build", "user.fbfs.test", "kept");
     REQUIRE(
         run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.url(), "--key", "x"})
             .status == 0);
@@ -236,25 +248,13 @@ TEST_CASE("pull as a user other than root refuses trusted. and security. attribu
     NginxServer nginx;
     TempDir a;
     add_volume(a / "store", "app", 2);
-    {
-        auto store = must(Store::open(a / "store", Store::Mode::open_existing));
-        auto tree = must(VolumeTree::open(*store, "app", ::geteuid(), ::getegid()));
-        must(tree.set_xattr(k_root_inode, "trusted.origin", "ci", XattrMode::any));
-    }
-    REQUIRE(run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.url(), "--key",
-                     "main"})
-                .status == 0);
+    set_root_xattr(a / "store", "app", "trusted.origin", "ci");
+    push_main(a / "store", nginx);
     TempDir home;
     fs::permissions(home.path(), fs::perms::others_all, fs::perm_options::add);
     auto store = home / "store";
     fs::create_directory(store);
     REQUIRE(::chown(store.c_str(), 65534, 65534) == 0);
-    auto as_nobody = [&](std::vector<std::string> args) {
-        std::vector<std::string> argv{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                                      FBFS_BINARY};
-        argv.insert(argv.end(), args.begin(), args.end());
-        return fbfs::test::run(argv);
-    };
     for (const char* how : {"--eager", "--store"}) {
         std::vector<std::string> args{"pull", "--store", store.string(), "--remote", nginx.url(),
                                       "--key", "main"};
@@ -282,9 +282,7 @@ TEST_CASE("pull without --eager moves only the manifest and records where object
     TempDir a;
     TempDir b;
     add_volume(a / "store", "build", 10);
-    REQUIRE(run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.url(), "--key",
-                     "main"})
-                .status == 0);
+    push_main(a / "store", nginx);
     auto before = nginx.requests().size();
     auto pulled = run_cli(
         {"pull", "--store", (b / "store").string(), "--remote", nginx.url(), "--key", "main"});
@@ -319,9 +317,7 @@ TEST_CASE("pull refuses what it cannot install, and leaves the store as it was",
     TempDir a;
     TempDir b;
     add_volume(a / "store", "build", 4);
-    REQUIRE(run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.url(), "--key",
-                     "main"})
-                .status == 0);
+    push_main(a / "store", nginx);
 
     SECTION("an unknown key") {
         auto pulled = run_cli(
@@ -445,9 +441,7 @@ TEST_CASE("pull --eager onto a full disk is one line naming no space, and the st
     TempDir a;
     TempDir b;
     add_big_volume(a / "store", "build", 6, 2 << 20);
-    REQUIRE(run_cli({"push", "--store", (a / "store").string(), "--remote", nginx.url(), "--key",
-                     "main"})
-                .status == 0);
+    push_main(a / "store", nginx);
     Tmpfs disk(b / "disk", 8);
     add_volume(b / "disk" / "store", "own", 2);
     std::string before = digest(b / "disk" / "store");

@@ -10,6 +10,13 @@
 
 namespace fbfs::test {
 
+RunResult run_fbfs_as_nobody(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                  FBFS_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv);
+}
+
 namespace fs = std::filesystem;
 
 std::string shell_quoted(const std::string& s) {

@@ -22,6 +22,10 @@ namespace fbfs::test {
 
 inline constexpr uid_t k_nobody_uid = 65534;
 
+// fbfs `args` run as nobody (setpriv, no supplementary groups), outside any NobodyMachine: for
+// what a user other than root may do with a store nobody can write.
+RunResult run_fbfs_as_nobody(const std::vector<std::string>& args);
+
 // `s` quoted for /bin/sh.
 std::string shell_quoted(const std::string& s);
 

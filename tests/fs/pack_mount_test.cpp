@@ -33,6 +33,7 @@
 #include "store/base/unique_fd.h"
 #include "store/meta/volume_lock.h"
 #include "tests/support/make_project.h"
+#include "tests/support/compiler_log.h"
 #include "tests/support/mount.h"
 #include "tests/support/posix.h"
 #include "tests/support/run.h"
@@ -41,6 +42,8 @@
 #include "tests/support/umask.h"
 
 namespace fs = std::filesystem;
+using fbfs::test::CompilerLog;
+using fbfs::test::make_in;
 using fbfs::ObjectId;
 using fbfs::test::at;
 using fbfs::test::check_refused;
@@ -364,58 +367,6 @@ std::set<std::string> write_make_project(const fs::path& root) {
     sources.insert("src/main.c");
     write_file(root / "Makefile", std::string(fbfs::test::k_depfile_makefile));
     return sources;
-}
-
-// What the logging launcher saw: the sources compiled (the argument after -c) and other runs.
-struct CompilerRuns {
-    std::multiset<std::string> compiled;
-    int links = 0;
-    std::string log;
-};
-
-// A launcher that appends each command line to a log outside the mount, then runs it.
-class CompilerLog {
-public:
-    explicit CompilerLog(const fs::path& dir) : m_launcher(dir / "logrun"), m_log(dir / "cc.log") {
-        write_file(m_launcher,
-                   "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '" + m_log.string() + "'\nexec \"$@\"\n");
-        fs::permissions(m_launcher, fs::perms::owner_all, fs::perm_options::add);
-        write_file(m_log, "");
-    }
-
-    std::string cc() const { return "CC=" + m_launcher.string() + " gcc"; }
-
-    // The runs logged since the last take(), and an empty log for the next.
-    CompilerRuns take() const {
-        CompilerRuns runs;
-        runs.log = read_file(m_log);
-        write_file(m_log, "");
-        std::istringstream lines(runs.log);
-        for (std::string line; std::getline(lines, line);) {
-            std::istringstream words(line);
-            bool compile = false;
-            for (std::string word; words >> word;) {
-                if (word == "-c" && words >> word) {
-                    runs.compiled.insert(word);
-                    compile = true;
-                }
-            }
-            runs.links += compile ? 0 : 1;
-        }
-        return runs;
-    }
-
-private:
-    fs::path m_launcher;
-    fs::path m_log;
-};
-
-RunResult make_in(const fs::path& dir, const CompilerLog& cc, std::vector<std::string> args = {}) {
-    std::vector<std::string> argv{"make", cc.cc()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    RunOptions options;
-    options.cwd = dir.string();
-    return fbfs::test::run_tool(argv, options);
 }
 
 // Runs make in `dir` and requires that it compiled exactly `expected` and linked once.

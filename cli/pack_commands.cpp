@@ -12,13 +12,12 @@
 #include "cli/commands.h"
 #include "cli/display.h"
 #include "cli/store_cleanup.h"
+#include "fs/remote_objects.h"
 #include "store/base/owned_temp_file.h"
 #include "store/base/unique_fd.h"
 #include "store/meta/store.h"
 #include "store/pack/pack_writer.h"
 #include "store/pack/unpack.h"
-#include "store/remote/remote_fetcher.h"
-#include "store/remote/remote_origin.h"
 
 namespace fbfs::cli {
 
@@ -104,17 +103,6 @@ private:
     fs::path m_target;
 };
 
-Result<void> fetch_from_origin(Store& store) {
-    TRY_ASSIGN(auto origin, read_remote_origin(store.root()));
-    if (!origin) {
-        return {};
-    }
-    TRY_ASSIGN(auto options, RemoteOptions::from_environment());
-    TRY_ASSIGN(auto fetcher, RemoteFetcher::open(*origin, std::move(options)));
-    store.set_object_fetcher(std::move(fetcher));
-    return {};
-}
-
 int run_pack(const PackArgs& args) {
     bool to_stdout = args.output == "-";
     if (to_stdout && ::isatty(STDOUT_FILENO)) {
@@ -129,7 +117,7 @@ int run_pack(const PackArgs& args) {
     }
     // Objects a lazy pull did not fetch, or gc dropped because the remote holds them, come from
     // the store's origin as the pack needs them.
-    if (auto attached = fetch_from_origin(**store); !attached) {
+    if (auto attached = attach_remote(**store, ""); !attached) {
         return fail(attached.error().message);
     }
     std::optional<TempOutput> file;

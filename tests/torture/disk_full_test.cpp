@@ -16,6 +16,7 @@
 #include <cstring>
 #include <mutex>
 #include <random>
+#include <chrono>
 #include <thread>
 
 #include "store/base/object_id.h"
@@ -273,6 +274,11 @@ TEST_CASE(
         INFO("unlink " << victim << " through the mount on the full disk");
         CHECK(outcome(::unlink(victim.c_str())) == "ok");
         build.closed.erase(victim);
+    }
+    // Their objects go once the kernel forgets the unlinked inodes, which it does on its own
+    // time after the unlinks return: wait for that, 10 s at most.
+    for (int tries = 0; tries < 100 && free_bytes(disk.path()) < full + (2 << 20); ++tries) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     CHECK(free_bytes(disk.path()) >= full + (2 << 20));  // their objects went
     write_file(mountpoint / "after", "written after the deletes\n");
